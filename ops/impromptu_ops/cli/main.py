@@ -1,0 +1,129 @@
+"""The ``impromptu-ops`` entry point: global options, lazy command groups, one error catch.
+
+Command groups are imported only when invoked (``hvac`` alone costs ~160 ms to import), so
+``impromptu-ops health`` pays only for what it uses. Each group lives in its own module;
+register it in :data:`COMMANDS`.
+
+Errors: every :class:`~impromptu_ops.errors.OpsError` becomes one redacted line on stderr
+and its exit code; a click usage error exits 2 (or the command's own ``usage_exit_code``,
+which Nagios-style checks set to 3); anything else is a bug: one line plus a pointer to
+``--debug``, exit 70 (EX_SOFTWARE). Tracebacks only with ``--debug``, and redacted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from impromptu_ops import __version__
+from impromptu_ops.cli.app import App
+from impromptu_ops.errors import OpsError
+from impromptu_ops.logs import configure
+from impromptu_ops.secret import REDACTOR
+
+log = logging.getLogger(__name__)
+
+# name -> "module:attribute". Keep sorted; one line per command group.
+COMMANDS: dict[str, str] = {
+    "config": "impromptu_ops.cli.config:config",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        cmd = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="impromptu-ops")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Config file (default: $XDG_CONFIG_HOME/impromptu-ops/config.toml).")
+@click.option("--api-url", help="Platform base URL (default: env IMPROMPTU_API_URL, config).")
+@click.option("--debug", is_flag=True, help="Show (redacted) tracebacks.")
+@click.option("--log-format", type=click.Choice(["auto", "human", "json"]), default="auto",
+              show_default=True, help="Logs on stderr: human on a TTY, JSON lines otherwise.")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, api_url: str | None, debug: bool,
+        log_format: str, verbose: int) -> None:
+    """Operate AI agents on the Impromptu platform safely.
+
+    Start with `impromptu-ops quickstart`: the whole lifecycle against the local sandbox.
+    """
+    level = "debug" if verbose >= 2 or debug else "info" if verbose == 1 else "warning"
+    configure(level, log_format)
+    app = ctx.ensure_object(App)
+    app.debug = debug
+    app.config_file = config_file
+    if api_url:
+        app.overrides["platform.api_url"] = api_url
+
+
+def _usage_exit_code(exc: click.ClickException) -> int:
+    ctx = getattr(exc, "ctx", None)
+    while ctx is not None:
+        code = getattr(ctx.command, "usage_exit_code", None)
+        if isinstance(code, int):
+            return code
+        ctx = ctx.parent
+    return exc.exit_code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (never raises, never prints a raw traceback)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        rv: Any = cli.main(args=argv, prog_name="impromptu-ops", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except OpsError as exc:
+        if debug:
+            click.echo(REDACTOR.redact(traceback.format_exc()), err=True)
+        click.echo(REDACTOR.redact(f"impromptu-ops: {exc.diagnostics()}"), err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("impromptu-ops: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return _usage_exit_code(exc) if isinstance(exc, click.UsageError) else exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("impromptu-ops: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:  # a bug: still one line, and no secret in it
+        if debug:
+            click.echo(REDACTOR.redact(traceback.format_exc()), err=True)
+        click.echo(
+            REDACTOR.redact(
+                f"impromptu-ops: internal error: {type(exc).__name__}: {exc}"
+                " (run again with --debug for details)"
+            ),
+            err=True,
+        )
+        return 70
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,1 @@
+"""Registration proof-of-work: the challenge format, pure verification and the solver."""

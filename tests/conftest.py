@@ -1,0 +1,32 @@
+"""Shared test fixtures.
+
+Every test runs with HOME and the XDG folders in a temporary directory and with no
+IMPROMPTU_* / VAULT_* variables from the developer's shell, so no test can read or write
+a real config, store or key. Area-specific fixtures live in ``tests/fixtures_*.py`` plugins
+listed below (one per area, each owned by that area's tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins: list[str] = [
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    for key in list(os.environ):
+        if key.startswith(("IMPROMPTU_", "VAULT_", "OPENROUTER_")):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local/share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local/state"))
+    yield home
