@@ -18,6 +18,7 @@ namespaced internal name (``_rotation/openrouter``); backends reject path tricks
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,14 +99,14 @@ class SecretStore(Protocol):
         """Replace the custom metadata of ``name`` without touching any other field."""
         ...
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         ...
 
-    def delete(self, name: str, versions: list[int] | None = None) -> None:
+    def delete(self, name: str, versions: builtins.list[int] | None = None) -> None:
         """Soft-delete the given versions (default: the current one)."""
         ...
 
-    def undelete(self, name: str, versions: list[int]) -> None:
+    def undelete(self, name: str, versions: builtins.list[int]) -> None:
         ...
 
     def rollback(self, name: str, version: int) -> int:
