@@ -74,6 +74,7 @@ class PowSettings:
     workers: int = 0  # 0 = one per core
     max_rounds: int = 64
     calibration_seconds: float = 1.0
+    backend: str = "auto"  # auto (measured order) | libsodium | cryptography | argon2-cffi
 
 
 @dataclass(frozen=True)
