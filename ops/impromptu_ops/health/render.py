@@ -119,38 +119,28 @@ def as_json(report: Report) -> str:
     )
 
 
-def _label_value(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _metric_name(label: str) -> str:
     name = re.sub(r"[^a-zA-Z0-9_]", "_", label)
     return name if re.match(r"^[a-zA-Z_]", name) else f"_{name}"
 
 
 def prometheus(report: Report) -> str:
-    """Text exposition format; one gauge family per kind of sample."""
-    out = [
-        "# HELP impromptu_health_status Overall health (0 ok, 1 warning, 2 critical, 3 unknown).",
-        "# TYPE impromptu_health_status gauge",
-        f"impromptu_health_status {int(report.status)}",
-        "# HELP impromptu_health_check_status Status per check (0 ok, 1 warning, 2 critical, "
-        "3 unknown).",
-        "# TYPE impromptu_health_check_status gauge",
-    ]
-    out += [f'impromptu_health_check_status{{check="{_label_value(r.name)}"}} {int(r.status)}'
-            for r in report.results]
-    out += ["# HELP impromptu_health_check_duration_seconds Time each check took.",
-            "# TYPE impromptu_health_check_duration_seconds gauge"]
-    out += [f'impromptu_health_check_duration_seconds{{check="{_label_value(r.name)}"}} '
-            f"{r.duration:.6f}" for r in report.results]
-    values = [(r, p) for r in report.results for p in r.perf if not math.isnan(p.value)]
-    if values:
-        out += ["# HELP impromptu_health_value Measured values (perfdata), by check and label.",
-                "# TYPE impromptu_health_value gauge"]
-        out += [f'impromptu_health_value{{check="{_label_value(r.name)}",'
-                f'metric="{_metric_name(p.label)}"}} {p.value:g}' for r, p in values]
-    return "\n".join(out) + "\n"
+    """Text exposition format (through :mod:`impromptu_ops.metrics`, the one writer)."""
+    from impromptu_ops.metrics import Sample
+    from impromptu_ops.metrics import render as render_samples
+
+    codes = "(0 ok, 1 warning, 2 critical, 3 unknown)"
+    samples = [Sample("impromptu_health_status", int(report.status), f"Overall health {codes}.")]
+    samples += [Sample("impromptu_health_check_status", int(r.status), f"Status per check {codes}.",
+                       labels={"check": r.name}) for r in report.results]
+    samples += [Sample("impromptu_health_check_duration_seconds", round(r.duration, 6),
+                       "Time each check took.", labels={"check": r.name})
+                for r in report.results]
+    samples += [Sample("impromptu_health_value", p.value,
+                       "Measured values (perfdata), by check and metric.",
+                       labels={"check": r.name, "metric": _metric_name(p.label)})
+                for r in report.results for p in r.perf if not math.isnan(p.value)]
+    return render_samples(samples)
 
 
 def legacy(report: Report) -> str:

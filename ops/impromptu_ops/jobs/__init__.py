@@ -1,0 +1,1 @@
+"""Scheduled jobs (the heartbeat) and their local state."""
