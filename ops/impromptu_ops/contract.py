@@ -160,6 +160,11 @@ SECRET_ENV: Final = {
 }
 
 
+# Response members that carry a secret (registration, key creation; OpenRouter's `key` is
+# wrapped by its own client): wrapped in ``Secret`` the moment the JSON is parsed.
+RESPONSE_SECRET_FIELDS: Final = frozenset({"apiKey", "walletPrivateKey", "privateKey"})
+
+
 def show_tx_hash(tx_hash: str) -> str:
     """Abbreviate a 32-byte hash for display (and so that the redactor leaves it alone)."""
     return f"{tx_hash[:6]}…{tx_hash[-4:]}" if len(tx_hash) > 12 else tx_hash
