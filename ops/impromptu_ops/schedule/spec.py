@@ -1,0 +1,139 @@
+"""What a scheduled heartbeat needs, in one value, derived from the settings.
+
+The spec carries only non-secret values: the command line, folders, and the *paths* of
+credential files. Secrets reach the job through the store (the local key file, or a Vault
+AppRole secret-id file delivered by systemd ``LoadCredential``), never through the
+environment or an env file. A Vault token that exists only in the environment cannot be
+scheduled safely, so :func:`build_spec` refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from impromptu_ops.errors import ConfigError
+from impromptu_ops.settings import Settings, env_name
+
+SCHEDULERS = ("systemd", "cron", "launchd", "kubernetes")
+JOB_NAME = "impromptu-heartbeat"
+LAUNCHD_LABEL = "ai.impromptu.heartbeat"
+INTERVAL_MINUTES = 30  # the skill's advice: every 30 minutes
+RANDOM_DELAY_SECONDS = 300  # spread agents so they do not all call at :00 and :30
+TIMEOUT_MARGIN_SECONDS = 60  # start-up, lock, state and textfile writes beyond the deadline
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A file the scheduler hands to the job (systemd ``LoadCredential=name:path``).
+
+    ``env`` is the setting's environment name; the job reads the file from the scheduler's
+    credentials folder (``%d/name``) instead of the original path.
+    """
+
+    name: str
+    path: Path
+    env: str
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    argv: tuple[str, ...]
+    interval_minutes: int
+    random_delay_seconds: int
+    timeout_seconds: int
+    minute_offset: int  # a fixed pseudo-random minute, for cron and Kubernetes
+    state_dir: Path
+    config_dir: Path
+    data_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)  # non-secret values only
+    credentials: tuple[Credential, ...] = ()
+    scope: str = "user"  # systemd: user or system
+    user: str = ""  # systemd system scope: the account that runs the job
+    image: str = "impromptu-ops:latest"  # kubernetes
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "heartbeat.log"
+
+    @property
+    def cron_lock(self) -> Path:
+        # Not the job's own lock file: flock(1) holding that one would make the job
+        # itself see "busy". Two locks, one per layer, same meaning (exit 75).
+        return self.state_dir / "heartbeat.cron.lock"
+
+
+def stable_offset(seed: str, modulo: int) -> int:
+    """A fixed pseudo-random offset: the same host always gets the same minute."""
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % modulo
+
+
+def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
+               scope: str = "user", user: str = "", image: str = "impromptu-ops:latest"
+               ) -> ScheduleSpec:
+    """Derive the schedule from the settings.
+
+    Args:
+        settings: the effective settings.
+        command: the program to run (``(/repo/.venv/bin/impromptu-ops,)``); ``heartbeat``
+            arguments are appended.
+        seed: what makes the random offset stable (user@host).
+        scope, user, image: scheduler-specific choices.
+
+    Raises:
+        ConfigError: a credential the job would need only exists in the environment.
+    """
+    env: dict[str, str] = {
+        env_name("paths.state_dir"): str(settings.paths.state_dir),
+        env_name("paths.config_dir"): str(settings.paths.config_dir),
+        env_name("paths.data_dir"): str(settings.paths.data_dir),
+    }
+    if settings.sources.get("platform.api_url"):
+        env["IMPROMPTU_API_URL"] = settings.platform.api_url
+    creds: list[Credential] = []
+    if settings.store_backend == "local":
+        env[env_name("store.local_path")] = str(settings.local_store_path)
+        creds.append(Credential("impromptu-store-key", settings.local_key_path,
+                                env_name("store.local_key_file")))
+    else:
+        env["VAULT_ADDR"] = settings.store.vault_addr
+        if settings.store.vault_namespace:
+            env["VAULT_NAMESPACE"] = settings.store.vault_namespace
+        if settings.store.vault_ca_cert:
+            env["VAULT_CACERT"] = str(settings.store.vault_ca_cert)
+        if settings.store.vault_role_id and settings.store.vault_secret_id_file:
+            env[env_name("store.vault_role_id")] = settings.store.vault_role_id
+            creds.append(Credential("vault-secret-id", settings.store.vault_secret_id_file,
+                                    env_name("store.vault_secret_id_file")))
+        elif settings.store.vault_token_file:
+            creds.append(Credential("vault-token", settings.store.vault_token_file,
+                                    env_name("store.vault_token_file")))
+        else:
+            raise ConfigError(
+                "a scheduled job cannot use a Vault token from the environment",
+                hint="configure AppRole (store.vault_role_id + store.vault_secret_id_file) "
+                     "or store.vault_token_file",
+            )
+    deadline = int(settings.jobs.heartbeat_deadline)
+    argv = (*command, "heartbeat", "--json")
+    if settings.jobs.metrics_file:
+        argv += ("--metrics-file", str(settings.jobs.metrics_file))
+    return ScheduleSpec(
+        name=JOB_NAME,
+        argv=argv,
+        interval_minutes=INTERVAL_MINUTES,
+        random_delay_seconds=RANDOM_DELAY_SECONDS,
+        timeout_seconds=deadline + TIMEOUT_MARGIN_SECONDS,
+        minute_offset=stable_offset(seed, INTERVAL_MINUTES),
+        state_dir=settings.paths.state_dir,
+        config_dir=settings.paths.config_dir,
+        data_dir=settings.paths.data_dir,
+        env=env,
+        credentials=tuple(creds),
+        scope=scope,
+        user=user,
+        image=image,
+    )
