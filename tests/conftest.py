@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 pytest_plugins: list[str] = [
+    "tests.fixtures_chain",
+    "tests.fixtures_vault",
 ]
 
 

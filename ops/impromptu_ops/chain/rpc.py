@@ -1,0 +1,339 @@
+"""A lean, typed Ethereum JSON-RPC client over httpx.
+
+This module owns the wire: one POST per call (or per batch), response size cap, JSON-RPC
+error decoding into :class:`RpcError`, and back-off on rate limiting (HTTP 429, or a
+JSON-RPC error that says "rate limit"): it sleeps (``Retry-After`` when given, else full
+jitter) and retries instead of letting the caller split a log query. It does not know what
+a log range limit is (see :mod:`.scan`) nor what a Transfer is (see :mod:`.erc20`).
+
+Why not web3.py: we need eight methods, exact integers and errors we can classify; web3.py
+brings ~30 MB of dependencies (eth-account, pycryptodome, websockets...) for that.
+
+Numbers on the wire are ``0x`` hex quantities; this module converts them to ``int`` at the
+edge so nothing above it handles hex strings for amounts or block numbers.
+
+Errors (all :class:`~impromptu_ops.errors.ChainError`, exit 69)::
+
+    ChainError
+    └── RpcError            the node answered with a JSON-RPC error (.code, .message, .data)
+        └── RpcRateLimited  429 / rate-limit errors still failing after the retries
+
+The RPC URL may carry a provider key in its path (``.../v2/<key>``): messages name only
+the scheme and host (:func:`safe_endpoint`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from impromptu_ops.errors import ChainError
+
+Params = Sequence[Any]
+
+
+class RpcError(ChainError):
+    """A JSON-RPC error answer (or an HTTP error status with a JSON-RPC body).
+
+    Attributes:
+        code: the JSON-RPC error code (or the HTTP status when the body had none).
+        rpc_message: the node's message, verbatim (providers put range hints in it).
+        data: the error's ``data`` member, if any.
+        method: the RPC method that failed.
+        http_status: the HTTP status of the answer.
+    """
+
+    def __init__(self, method: str, code: int, rpc_message: str, data: Any = None,
+                 http_status: int = 200, endpoint: str = "") -> None:
+        where = f" at {endpoint}" if endpoint else ""
+        super().__init__(f"{method}{where}: RPC error {code}: {rpc_message[:300]}")
+        self.method = method
+        self.code = code
+        self.rpc_message = rpc_message
+        self.data = data
+        self.http_status = http_status
+
+
+class RpcRateLimited(RpcError):
+    """The provider kept rate limiting after every retry."""
+
+
+def safe_endpoint(url: str) -> str:
+    """``scheme://host[:port]`` only: provider keys live in URL paths and queries."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}"
+
+
+def to_int(value: Any, what: str = "quantity") -> int:
+    """A ``0x`` hex quantity -> int.
+
+    Raises:
+        ChainError: not a hex quantity.
+    """
+    if isinstance(value, str) and value.startswith(("0x", "0X")) and len(value) <= 80:
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise ChainError(f"the node sent {what} {str(value)[:80]!r}, not a hex quantity")
+
+
+def to_hex(value: int) -> str:
+    return hex(value)
+
+
+def is_rate_limit(status: int, code: int | None, message: str) -> bool:
+    """Whether an answer means "slow down" (back off) rather than "ask for less" (split)."""
+    text = message.lower()
+    return status == 429 or code == 429 or "rate limit" in text or "too many requests" in text \
+        or "rate-limit" in text or "exceeded daily" in text or "throughput" in text
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After in seconds or as an HTTP date; ``None`` when absent or unusable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class Block:
+    """The few block fields the reconciliation needs."""
+
+    number: int
+    hash: str
+    timestamp: int
+
+
+class JsonRpcClient:
+    """Typed calls to one Ethereum JSON-RPC endpoint.
+
+    Args:
+        url: the endpoint (http or https).
+        timeout: per-request timeout in seconds.
+        max_response_bytes: larger answers are refused (a hostile or broken node).
+        rate_limit_retries: how many times to back off and retry a rate-limited call.
+        backoff_base, backoff_cap: full-jitter back-off bounds in seconds.
+        max_retry_after: never sleep longer than this on one ``Retry-After``.
+        transport: an httpx transport (tests); ``sleeper`` and ``rng`` are injected too.
+
+    Attributes:
+        calls: HTTP requests made so far (a batch counts once): the benchmark reads it.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 20.0, max_response_bytes: int = 32 << 20,
+                 rate_limit_retries: int = 5, backoff_base: float = 0.5,
+                 backoff_cap: float = 30.0, max_retry_after: float = 60.0,
+                 transport: httpx.BaseTransport | None = None,
+                 sleeper: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ChainError(f"chain RPC URL {safe_endpoint(url) or '(empty)'} is not http(s)",
+                             hint="set chain.rpc_url (env IMPROMPTU_CHAIN_RPC)")
+        self.url = url
+        self.endpoint = safe_endpoint(url)
+        self.max_response_bytes = max_response_bytes
+        self.rate_limit_retries = rate_limit_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self._sleep = sleeper
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._http = httpx.Client(timeout=timeout, transport=transport,
+                                  headers={"Content-Type": "application/json"})
+        self._next_id = 0
+        self.calls = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> JsonRpcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- wire ---------------------------------------------------------------------------
+    def _post(self, payload: Any, method: str) -> tuple[int, Mapping[str, str], Any]:
+        body = json.dumps(payload).encode()
+        self.calls += 1
+        try:
+            with self._http.stream("POST", self.url, content=body) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise ChainError(f"{method} at {self.endpoint}: answer larger than "
+                                         f"{self.max_response_bytes} bytes",
+                                         hint="raise chain.max_response_bytes or scan less")
+                    chunks.append(chunk)
+                status, headers = resp.status_code, dict(resp.headers)
+        except httpx.HTTPError as exc:
+            raise ChainError(f"{method} at {self.endpoint}: {type(exc).__name__}",
+                             hint="is the chain RPC reachable? (chain.rpc_url)") from None
+        raw = b"".join(chunks)
+        try:
+            decoded = json.loads(raw) if raw.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            decoded = None
+        return status, headers, decoded
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            delay = min(retry_after, self.max_retry_after)
+        else:
+            delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+        self._sleep(delay)
+
+    def _error_of(self, method: str, status: int, answer: Any) -> RpcError | None:
+        err = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(err, dict):
+            code = err.get("code")
+            msg = str(err.get("message", ""))
+            code_i = code if isinstance(code, int) and not isinstance(code, bool) else status
+            cls = RpcRateLimited if is_rate_limit(status, code_i, msg) else RpcError
+            return cls(method, code_i, msg, err.get("data"), status, self.endpoint)
+        if status == 429:
+            return RpcRateLimited(method, 429, "rate limited", None, status, self.endpoint)
+        if status >= 400:
+            return RpcError(method, status, f"HTTP {status}", None, status, self.endpoint)
+        return None
+
+    def request(self, method: str, params: Params = ()) -> Any:
+        """One JSON-RPC call; returns ``result``.
+
+        Raises:
+            RpcRateLimited: still rate limited after ``rate_limit_retries`` back-offs.
+            RpcError: the node answered with an error.
+            ChainError: transport failure, oversize or malformed answer.
+        """
+        attempt = 0
+        while True:
+            self._next_id += 1
+            payload = {"jsonrpc": "2.0", "id": self._next_id, "method": method,
+                       "params": list(params)}
+            status, headers, answer = self._post(payload, method)
+            error = self._error_of(method, status, answer)
+            if isinstance(error, RpcRateLimited) and attempt < self.rate_limit_retries:
+                self._backoff(attempt, parse_retry_after(headers.get("retry-after"), time.time()))
+                attempt += 1
+                continue
+            if error is not None:
+                raise error
+            if not isinstance(answer, dict) or "result" not in answer:
+                raise ChainError(f"{method} at {self.endpoint}: not a JSON-RPC answer")
+            return answer["result"]
+
+    def batch(self, calls: Sequence[tuple[str, Params]]) -> list[Any]:
+        """Several calls in one HTTP request (JSON-RPC batch); results in call order.
+
+        Raises:
+            RpcError: any member failed (the first error is raised).
+        """
+        if not calls:
+            return []
+        attempt = 0
+        while True:
+            base = self._next_id
+            payload = [{"jsonrpc": "2.0", "id": base + i + 1, "method": m, "params": list(p)}
+                       for i, (m, p) in enumerate(calls)]
+            self._next_id += len(calls)
+            status, headers, answer = self._post(payload, "batch")
+            if not isinstance(answer, list):
+                error = self._error_of("batch", status, answer) or ChainError(
+                    f"batch at {self.endpoint}: not a JSON-RPC batch answer")
+                if isinstance(error, RpcRateLimited) and attempt < self.rate_limit_retries:
+                    self._backoff(attempt, parse_retry_after(headers.get("retry-after"),
+                                                             time.time()))
+                    attempt += 1
+                    continue
+                raise error
+            by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
+            results: list[Any] = []
+            for i, (method, _) in enumerate(calls):
+                item = by_id.get(base + i + 1)
+                if item is None:
+                    raise ChainError(f"batch at {self.endpoint}: no answer for {method}")
+                item_error = self._error_of(method, status, item)
+                if item_error is not None:
+                    raise item_error
+                results.append(item.get("result"))
+            return results
+
+    # --- typed calls ----------------------------------------------------------------------
+    def chain_id(self) -> int:
+        return to_int(self.request("eth_chainId"), "chain id")
+
+    def block_number(self) -> int:
+        return to_int(self.request("eth_blockNumber"), "block number")
+
+    def get_block(self, which: int | str) -> Block | None:
+        """A block by number or tag (``latest``, ``safe``, ``finalized``); None if unknown."""
+        tag = to_hex(which) if isinstance(which, int) else which
+        return parse_block(self.request("eth_getBlockByNumber", [tag, False]))
+
+    def get_blocks(self, numbers: Sequence[int]) -> list[Block | None]:
+        """Many blocks in one batch request."""
+        answers = self.batch([("eth_getBlockByNumber", [to_hex(n), False]) for n in numbers])
+        return [parse_block(a) for a in answers]
+
+    def get_logs(self, *, from_block: int, to_block: int, address: str | None = None,
+                 topics: Sequence[str | None] = ()) -> list[dict[str, Any]]:
+        """``eth_getLogs`` over an inclusive block range."""
+        flt: dict[str, Any] = {"fromBlock": to_hex(from_block), "toBlock": to_hex(to_block)}
+        if address:
+            flt["address"] = address
+        if topics:
+            flt["topics"] = list(topics)
+        result = self.request("eth_getLogs", [flt])
+        if not isinstance(result, list) or not all(isinstance(x, dict) for x in result):
+            raise ChainError(f"eth_getLogs at {self.endpoint}: not a list of logs")
+        return result
+
+    def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        result = self.request("eth_getTransactionReceipt", [tx_hash])
+        if result is not None and not isinstance(result, dict):
+            raise ChainError(f"eth_getTransactionReceipt at {self.endpoint}: not an object")
+        return result
+
+    def call(self, to: str, data: str, block: str = "latest") -> str:
+        """``eth_call``; returns the ``0x`` hex output."""
+        result = self.request("eth_call", [{"to": to, "data": data}, block])
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise ChainError(f"eth_call at {self.endpoint}: not hex output")
+        return result
+
+    def send_transaction(self, tx: Mapping[str, Any]) -> str:
+        """``eth_sendTransaction`` (dev nodes with unlocked accounts only); returns the hash."""
+        result = self.request("eth_sendTransaction", [dict(tx)])
+        if not isinstance(result, str):
+            raise ChainError(f"eth_sendTransaction at {self.endpoint}: no transaction hash")
+        return result
+
+
+def parse_block(value: Any) -> Block | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ChainError("the node sent a block that is not an object")
+    block_hash = value.get("hash")
+    if not isinstance(block_hash, str):
+        raise ChainError("the node sent a block without a hash")
+    return Block(number=to_int(value.get("number"), "block number"), hash=block_hash.lower(),
+                 timestamp=to_int(value.get("timestamp"), "block timestamp"))

@@ -1,0 +1,128 @@
+"""Chain fixtures: a real anvil (chain id 8453) on a free loopback port, and a deployed token.
+
+``anvil`` is module-scoped (one node per test module, ~0.3 s to start); tests isolate
+themselves with ``evm_snapshot``/``evm_revert`` through ``chain`` (function scope), which
+also deploys a fresh test token inside the snapshot. The binary comes from env
+``IMPROMPTU_TEST_ANVIL`` (``scripts/test`` sets it), falling back to
+``.cache/npm/node_modules/.bin/anvil``; a missing binary FAILS the test, it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from impromptu_ops.chain.rpc import JsonRpcClient
+from impromptu_ops.sandbox.contracts import token as token_ops
+
+REPO = Path(__file__).resolve().parents[1]
+CHAIN_ID = 8453
+DECIMALS = 18
+SUPPLY = 10**9 * 10**DECIMALS
+
+
+def anvil_binary() -> Path:
+    env = os.environ.get("IMPROMPTU_TEST_ANVIL")
+    path = Path(env) if env else REPO / ".cache" / "npm" / "node_modules" / ".bin" / "anvil"
+    if not path.exists():
+        pytest.fail(f"anvil not found at {path}: run scripts/test (it installs "
+                    "@foundry-rs/anvil into .cache/npm) or set IMPROMPTU_TEST_ANVIL")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Anvil:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def rpc(self) -> JsonRpcClient:
+        return JsonRpcClient(self.url, rate_limit_retries=0)
+
+
+def start_anvil(extra: tuple[str, ...] = ()) -> Anvil:
+    binary = anvil_binary()
+    for _ in range(3):  # a port can be taken between choosing and binding it
+        port = free_port()
+        proc = subprocess.Popen(
+            [str(binary), "--chain-id", str(CHAIN_ID), "--host", "127.0.0.1",
+             "--port", str(port), "--silent", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                      "params": []}, timeout=1).raise_for_status()
+                return Anvil(url, proc)
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        stop_anvil(Anvil(url, proc))
+    pytest.fail("anvil did not start")
+
+
+def stop_anvil(node: Anvil) -> None:
+    node.process.terminate()
+    try:
+        node.process.wait(5)
+    except subprocess.TimeoutExpired:
+        node.process.kill()
+        node.process.wait(5)
+    if node.process.stderr is not None:
+        node.process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    node = start_anvil()
+    try:
+        yield node
+    finally:
+        stop_anvil(node)
+
+
+@dataclass
+class Chain:
+    """A snapshot-isolated view of the module's anvil with a freshly deployed token."""
+
+    url: str
+    rpc: JsonRpcClient
+    token: str
+    treasury: str  # dev account 0: deployer, holds the supply, pays out
+    accounts: list[str]
+
+    def pay(self, to: str, amount: int, *, sender: str | None = None,
+            token: str | None = None) -> token_ops.Receipt:
+        sender = sender or self.treasury
+        return token_ops.transfer(self.rpc, token or self.token, sender, to, amount,
+                                  impersonate=sender not in self.accounts)
+
+    def mine(self, blocks: int) -> None:
+        self.rpc.request("anvil_mine", [hex(blocks)])
+
+
+@pytest.fixture
+def chain(anvil: Anvil) -> Iterator[Chain]:
+    rpc = anvil.rpc()
+    snap = rpc.request("evm_snapshot")
+    try:
+        accounts = token_ops.dev_accounts(rpc)
+        address = token_ops.deploy_token(rpc, accounts[0], decimals=DECIMALS, supply=SUPPLY)
+        yield Chain(anvil.url, rpc, address, accounts[0], accounts)
+    finally:
+        rpc.request("evm_revert", [snap])
+        rpc.close()
