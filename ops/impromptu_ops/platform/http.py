@@ -293,6 +293,11 @@ class HttpCore:
             else:
                 if resp.rate_limit is not None:
                     self.last_rate_limit = resp.rate_limit
+                if 300 <= resp.status < 400 and resp.status not in answers:
+                    raise MalformedResponse(
+                        f"{method} {path}: the server answered a redirect (HTTP"
+                        f" {resp.status}); redirects are not followed, so the key stays here",
+                        hint="check platform.api_url (scheme, host, trailing path)")
                 if resp.status < 400 or resp.status in answers:
                     return resp
                 error = self._error_for(resp)
