@@ -30,7 +30,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 # Beyond 2**62 the window is capped anyway; bounding the exponent avoids float overflow.
 _MAX_EXPONENT = 62
-_DELTA_SECONDS = re.compile(r"^\s*(\d{1,12})(?:\.(\d{1,9}))?\s*$", re.ASCII)
+_DELTA_SECONDS = re.compile(r"^\s*(\d{1,18})(?:\.(\d{1,9}))?\s*$", re.ASCII)
 
 
 def backoff_window(attempt: int, base: float, cap: float) -> float:
