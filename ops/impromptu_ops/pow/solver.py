@@ -56,6 +56,8 @@ class Plan:
     concurrency: int
     estimate: Estimate
     seconds_left: float
+    difficulties: tuple[int, ...]
+    memory_kib: int
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,8 @@ def solve(challenge: Challenge, caps: PowSettings, *, backend: str = "auto",
     now = now or datetime.now(UTC)
     check_time(challenge, est, now)
     seconds_left = (challenge.expires_at - now).total_seconds()
-    plan = Plan(chosen.name, workers, est, seconds_left)
+    plan = Plan(chosen.name, workers, est, seconds_left,
+                tuple(r.difficulty for r in challenge.rounds), challenge.params.memory_kib)
     if on_plan:
         on_plan(plan)
     started = clock()

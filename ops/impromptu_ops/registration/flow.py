@@ -1,0 +1,386 @@
+"""The registration loop: follow the server's answers until the agent exists, keep its secrets.
+
+:func:`register_agent` sends the registration, and on each answer does what the server
+asks (contract §3.1): 428 -> fetch a challenge, check it against the caps, solve it;
+402 -> check the payment transaction's receipt (when a chain RPC is configured) and attach
+it, or stop and say what to pay; 201 -> hand every secret to :mod:`.keeping` *before
+anything else*. Terms are accepted only when the request says so (the CLI asks the
+operator on a TTY). :func:`accept_terms` is the separate accept step for a PENDING agent.
+
+Every stop leaves a :mod:`.journal` record and an error whose hint says how to continue.
+The register POST is never resent once it may have reached the server (see :mod:`.api`):
+if its answer is lost, the record says so instead of guessing.
+
+This module never prints; the CLI renders the returned :class:`Registration`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impromptu_ops import contract
+from impromptu_ops.errors import (
+    InputError,
+    MalformedResponse,
+    PlatformError,
+    PolicyDenied,
+    RegistrationRefused,
+    SecretNotFound,
+    TransportError,
+)
+from impromptu_ops.pow.challenge import parse_challenge
+from impromptu_ops.pow.solver import Plan, Progress, SolveResult, solve
+from impromptu_ops.registration.api import NEEDS_PAYMENT, NEEDS_POW, RegistrationApi
+from impromptu_ops.registration.journal import Entry, Journal
+from impromptu_ops.registration.keeping import (
+    VALUE_FIELD,
+    Kept,
+    SecretsNotStored,
+    StoreOpener,
+    keep_secrets,
+    pending_emergency_files,
+    recover,
+)
+from impromptu_ops.registration.payment import (
+    PaymentRequest,
+    check_tx_hash,
+    fetch_receipt,
+    parse_payment_request,
+    receipt_problems,
+)
+from impromptu_ops.secret import Secret
+from impromptu_ops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_KEY_NAME, WALLET_KEY_NAME = "impromptu-api-key", "wallet-private-key"
+assert {API_KEY_NAME, WALLET_KEY_NAME} <= set(contract.SECRET_NAMES)
+MAX_STEPS = 8
+
+# The one test-only hook: a test sets this to a pause point name to SIGKILL the process
+# there (see tests/test_register_kill.py). Unset in every real run; it only ever sleeps.
+TEST_PAUSE_ENV = "IMPROMPTU_TEST_PAUSE_AFTER"
+
+RETRY_HINTS = {
+    "POW_EXPIRED": "the challenge expired before the proof arrived; nothing was registered: "
+                   "run register again (a fresh challenge is fetched), with more workers if "
+                   "solving was slow",
+    "POW_REPLAYED": "that challenge was already used; nothing was registered: run register "
+                    "again for a fresh challenge",
+    "POW_INVALID": "the server rejected the proof; nothing was registered: run register again "
+                   "(and check the challenge with `impromptu-ops pow verify`)",
+    "PAYMENT_INVALID": "the server did not accept the payment transaction; nothing was "
+                       "registered: check amount, token and recipient, then run register again",
+    "PAYMENT_REPLAYED": "that transaction already paid for a registration; nothing was "
+                        "registered: pay again and run register with the new --payment-tx",
+}
+
+
+def _test_pause(point: str) -> None:
+    if os.environ.get(TEST_PAUSE_ENV) == point:
+        log.warning("test pause after %s (pid %d)", point, os.getpid())
+        time.sleep(3600)
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    name: str
+    description: str = ""
+    capabilities: tuple[str, ...] = ()
+    accept_tos: bool = False
+    referrer: str | None = None
+    payment_tx: str | None = None
+    force_new: bool = False
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The outcome, with no secret in it."""
+
+    agent_id: str
+    name: str
+    wallet_address: str
+    tier: str
+    status: str
+    kept: Kept
+    tos_accepted: bool
+    notes: tuple[str, ...] = ()
+    pow: SolveResult | None = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Callbacks for the CLI: the PoW plan, progress, and one-line notes."""
+
+    on_plan: Callable[[Plan], None] | None = None
+    progress: Callable[[Progress], None] | None = None
+    note: Callable[[str], None] = field(default=lambda _: None)
+    stop: threading.Event | None = None
+
+
+class PaymentNeeded(PolicyDenied):
+    """The server wants a fee and no transaction was given."""
+
+
+def journal_for(settings: Settings) -> Journal:
+    return Journal(settings.paths.state_dir / "registration.json")
+
+
+def _preflight(settings: Settings, request: RegistrationRequest, journal: Journal,
+               open_store: StoreOpener, note: Callable[[str], None]) -> Entry:
+    for path in pending_emergency_files(settings):
+        raise PolicyDenied(f"the secrets of an earlier registration are in the emergency file "
+                           f"{path}", hint=f"run: impromptu-ops register recover {path}")
+    entry = journal.read()
+    if entry and entry.step == "submitted" and not request.force_new:
+        raise PolicyDenied(
+            f"a registration of {entry.name!r} was sent at {entry.updated_at} and its answer "
+            "was never recorded",
+            hint="the agent may exist with a lost key: check with the platform (or look for the "
+                 "name), then run register again with --force-new to start a new one",
+        )
+    if entry and entry.step in ("stored", "emergency") and not request.force_new:
+        todo = ("run `impromptu-ops register accept-tos`" if not entry.tos_accepted
+                else "nothing to do")
+        raise PolicyDenied(f"agent {entry.agent_id} ({entry.name!r}) is already registered and "
+                           f"its secrets are kept", hint=todo)
+    if entry and entry.step in ("solving", "payment"):
+        note(f"an earlier run stopped at step {entry.step!r}; nothing was registered then")
+    store = open_store()
+    store.check()
+    try:
+        store.read(API_KEY_NAME)
+    except SecretNotFound:
+        pass
+    else:
+        raise PolicyDenied(
+            f"the store already holds {API_KEY_NAME} for agent slot "
+            f"{settings.store.agent!r}; a new registration would need its own slot",
+            hint="choose another slot with IMPROMPTU_STORE_AGENT or [store] agent",
+        )
+    return journal.write(Entry(name=request.name, step="started"))
+
+
+def _refused(exc: RegistrationRefused) -> RegistrationRefused:
+    hint = RETRY_HINTS.get(exc.code, exc.hint)
+    return RegistrationRefused(exc.message, code=exc.code, status=exc.status, hint=hint,
+                               request_id=exc.request_id, method=exc.method, url=exc.url)
+
+
+def _challenge_body(raw: Any) -> Any:
+    if isinstance(raw, Mapping) and isinstance(raw.get("challenge"), Mapping):
+        return raw["challenge"]
+    return raw
+
+
+def _check_payment(settings: Settings, tx: str, req: PaymentRequest,
+                   note: Callable[[str], None]) -> None:
+    if not settings.chain.rpc_url:
+        note("no chain RPC configured (chain.rpc_url): the platform alone checks the payment")
+        return
+    receipt = fetch_receipt(settings.chain.rpc_url, tx, req.chain_id, settings.chain.rpc_timeout)
+    problems = receipt_problems(receipt, req)
+    if problems:
+        raise InputError(
+            f"payment transaction {contract.show_tx_hash(tx)} does not pay the fee: "
+            + "; ".join(problems),
+            hint=f"the fee is {req.describe()}; nothing was submitted",
+        )
+    note(f"payment {contract.show_tx_hash(tx)} checked on chain {req.chain_id}: "
+         f"at least {req.amount} base units reached {req.recipient}")
+
+
+def _fee_note(body: Mapping[str, Any]) -> str | None:
+    """A note when the fee is withheld from first earnings (nothing to pay now)."""
+    payment = body.get("payment")
+    if isinstance(payment, Mapping) and payment.get("mode") == "withheld":
+        amount = payment.get("amount", "the registration fee")
+        return (f"payment mode is withheld: nothing to pay now; {amount} base units will be "
+                "taken from the first earnings")
+    return None
+
+
+def register_agent(settings: Settings, request: RegistrationRequest, *, api: RegistrationApi,
+                   open_store: StoreOpener, hooks: Hooks | None = None) -> Registration:
+    """Register an agent end to end and keep its secrets.
+
+    Args:
+        settings: all settings (PoW caps in ``settings.pow``, chain RPC, paths).
+        request: name, description, capabilities, terms, referrer, payment tx.
+        api: the registration endpoints.
+        open_store: opens the secret store (called before registering, to fail early, and
+            again to keep the secrets).
+        hooks: callbacks for the PoW plan, progress and notes.
+
+    Returns:
+        What was registered and where the secrets went (never a secret).
+
+    Raises:
+        PolicyDenied: a cap, an earlier unfinished registration, an occupied store slot.
+        PaymentNeeded: the server wants a fee and ``payment_tx`` was not given.
+        InputError: the payment transaction does not pay the fee.
+        RegistrationRefused: POW_* or PAYMENT_* refusal (nothing registered; hint says so).
+        MalformedResponse: a malformed challenge or answer.
+        SecretsNotStored: registered, but the secrets went to an emergency file.
+        TransportError: the network failed (hint says whether the agent may exist).
+    """
+    hooks = hooks or Hooks()
+    tx = check_tx_hash(request.payment_tx) if request.payment_tx else None
+    journal = journal_for(settings)
+    entry = _preflight(settings, request, journal, open_store, hooks.note)
+    body: dict[str, Any] = {
+        "name": request.name,
+        "description": request.description,
+        "capabilities": list(request.capabilities),
+        "acceptTos": request.accept_tos,
+    }
+    if request.referrer:
+        body["referrer"] = request.referrer
+    solved: SolveResult | None = None
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        hooks.note(text)
+
+    for _ in range(MAX_STEPS):
+        proof_sent = "pow" in body or "payment" in body
+        if proof_sent:
+            entry = journal.write(entry, step="submitted")
+        try:
+            answer = api.register(body)
+        except TransportError as exc:
+            if proof_sent:
+                raise TransportError(
+                    f"the registration of {request.name!r} was sent but its answer was lost "
+                    f"({exc.message})",
+                    hint="the agent may exist with a key nobody received: check with the "
+                         "platform before running register again with --force-new",
+                ) from None
+            journal.write(entry, step="started")
+            raise
+        except RegistrationRefused as exc:
+            journal.write(entry, step="started")
+            raise _refused(exc) from None
+        except PlatformError:
+            journal.write(entry, step="started")  # the server answered: nothing registered
+            raise
+        if answer.code and answer.code not in ("POW_REQUIRED", "PAYMENT_REQUIRED"):
+            journal.write(entry, step="started")  # the server refused: nothing registered
+            message, hint = answer.error_text()
+            raise RegistrationRefused(message, code=answer.code, status=answer.status,
+                                      hint=RETRY_HINTS.get(answer.code, hint),
+                                      method="POST", url="/agents/register")
+        if 200 <= answer.status < 300:
+            return _registered(settings, request, answer.body, open_store, journal, entry,
+                               notes, note, solved)
+        if answer.status == NEEDS_POW or answer.code == "POW_REQUIRED":
+            if "pow" in body:
+                raise MalformedResponse("the server asked for a proof of work again after "
+                                        "receiving one", hint="nothing was registered")
+            challenge = parse_challenge(_challenge_body(api.challenge()))
+            entry = journal.write(entry, step="solving", chain_id=challenge.chain_id,
+                                  expires_at=challenge.expires_at.isoformat())
+            solved = solve(challenge, settings.pow, backend=settings.pow.backend,
+                           on_plan=hooks.on_plan, progress=hooks.progress, stop=hooks.stop)
+            body["pow"] = solved.solution.to_json()
+        elif answer.status == NEEDS_PAYMENT or answer.code == "PAYMENT_REQUIRED":
+            err = answer.body.get("error")
+            terms = answer.body.get("payment") or (
+                err.get("payment") if isinstance(err, Mapping) else None)
+            req = parse_payment_request(terms)
+            if "payment" in body:
+                raise MalformedResponse("the server asked for payment again after receiving "
+                                        "a transaction", hint="nothing was registered")
+            if tx is None:
+                journal.write(entry, step="payment", payment={
+                    "chainId": req.chain_id, "token": req.token, "amount": str(req.amount),
+                    "recipient": req.recipient, "reference": req.reference})
+                raise PaymentNeeded(
+                    f"registration needs a fee: {req.describe()}; nothing was registered",
+                    hint="pay it, then run register again with --payment-tx 0x<transaction hash>",
+                )
+            _check_payment(settings, tx, req, note)
+            body["payment"] = {"txHash": tx}
+        else:
+            raise MalformedResponse(f"unexpected registration answer HTTP {answer.status}")
+    raise MalformedResponse(f"the server asked for more than {MAX_STEPS} registration steps")
+
+
+def _registered(settings: Settings, request: RegistrationRequest, body: Mapping[str, Any],
+                open_store: StoreOpener, journal: Journal, entry: Entry, notes: list[str],
+                note: Callable[[str], None], solved: SolveResult | None) -> Registration:
+    # Secrets first: nothing else happens until they are in the store or the emergency file.
+    agent_id = body.get("agentId") if isinstance(body.get("agentId"), str) else ""
+    secrets: dict[str, Secret] = {}
+    for field_name, secret_name in (("apiKey", API_KEY_NAME),
+                                    ("walletPrivateKey", WALLET_KEY_NAME)):
+        value = body.get(field_name)
+        if isinstance(value, Secret) and value:
+            secrets[secret_name] = value
+        elif isinstance(value, str) and value:
+            secrets[secret_name] = Secret(value, secret_name)
+    kept: Kept | None = None
+    if secrets:
+        try:
+            kept = keep_secrets(settings, open_store, secrets, str(agent_id or "unknown"))
+        except SecretsNotStored as exc:
+            journal.write(entry, step="emergency", agent_id=str(agent_id),
+                          emergency_file=str(exc.emergency_file))
+            raise
+    _test_pause("register-response")
+    if kept is None or API_KEY_NAME not in secrets or not agent_id:
+        journal.write(entry, step="submitted", agent_id=str(agent_id))
+        raise MalformedResponse(
+            "the server reported a registration without an agentId and apiKey",
+            hint="check with the platform whether the agent exists; its key may be lost",
+        )
+    status = str(body.get("status") or ("ACTIVE" if request.accept_tos else "PENDING"))
+    tos = status != "PENDING"
+    fee = _fee_note(body)
+    if fee:
+        note(fee)
+    if tos:
+        journal.clear()
+    else:
+        journal.write(entry, step="stored", agent_id=agent_id, tos_accepted=False)
+        note("terms not accepted: the agent stays PENDING until you run "
+             "`impromptu-ops register accept-tos`")
+    return Registration(
+        agent_id=agent_id, name=str(body.get("name") or request.name),
+        wallet_address=str(body.get("walletAddress") or ""), tier=str(body.get("tier") or ""),
+        status=status, kept=kept, tos_accepted=tos, notes=tuple(notes), pow=solved,
+    )
+
+
+def accept_terms(settings: Settings, *, api: RegistrationApi, open_store: StoreOpener) -> str:
+    """Accept the terms for the agent whose key is in the store; returns the new status.
+
+    Raises:
+        SecretNotFound: no API key in the store (register first).
+    """
+    key = open_store().read(API_KEY_NAME).data[VALUE_FIELD]
+    answer = api.accept_tos(key)
+    journal = journal_for(settings)
+    entry = journal.read()
+    if entry and entry.step == "stored":
+        journal.clear()
+    return str(answer.get("status") or "ACTIVE")
+
+
+def recover_emergency(settings: Settings, path: Path, open_store: StoreOpener
+                      ) -> tuple[str, Kept]:
+    """Move an emergency file's secrets into the store (see :func:`.keeping.recover`)."""
+    agent_id, kept = recover(settings, open_store, path)
+    journal = journal_for(settings)
+    entry = journal.read()
+    if entry and entry.step == "emergency":
+        journal.write(entry, step="stored", emergency_file="")
+    return agent_id, kept
