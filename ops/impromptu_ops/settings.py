@@ -96,6 +96,11 @@ class StoreSettings:
     vault_timeout: float = 10.0
     vault_min_token_ttl: float = 300.0  # refuse to start a job with less TTL than this
     vault_min_versions_kept: int = 2  # refuse writes that would prune the last good version
+    vault_approle_mount: str = "approle"
+    max_versions: int = 10  # versions kept per secret (local store; new Vault secrets)
+    passphrase: Secret | None = None  # local store: scrypt passphrase instead of a key file
+    lock_timeout: float = 10.0  # local store: how long a writer waits for another
+    scrypt_n: int = 2**15  # local store: scrypt cost for a new passphrase store
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,13 @@ interchangeable and pass one contract test suite:
 
 Names are the canonical names of :data:`impromptu_ops.contract.SECRET_NAMES` or a
 namespaced internal name (``_rotation/openrouter``); backends reject path tricks.
+
+Version pruning: a secret keeps at most ``max_versions`` versions. A write that would push
+out the newest readable ("good") version is refused with :class:`VersionPruningRefused`
+instead of destroying it (see :func:`pruning_refusal`, shared by both backends).
+
+This module owns the protocol, the value types and the pure rules both backends share;
+it does no I/O.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from impromptu_ops.errors import InputError
+from impromptu_ops.errors import InputError, StoreError
 from impromptu_ops.secret import Secret
 
+DATA_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^_?[a-z0-9][a-z0-9-]{0,62}(/[a-z0-9][a-z0-9-]{0,62}){0,2}$")
 
 
@@ -73,6 +81,55 @@ class SecretVersion:
         return self.data[key]
 
 
+def check_data(name: str, data: Mapping[str, Secret]) -> Mapping[str, Secret]:
+    """Validate a value map before it is written: non-empty, plain keys, Secret values."""
+    if not data:
+        raise InputError(f"refusing to write an empty value to {name}")
+    for key, value in data.items():
+        if not isinstance(key, str) or not DATA_KEY_RE.match(key):
+            raise InputError(f"secret {name}: invalid data key {str(key)[:40]!r}")
+        if not isinstance(value, Secret):
+            raise TypeError(f"secret {name}: values must be Secret, not {type(value).__name__}")
+    return data
+
+
+class VersionPruningRefused(StoreError):
+    """A write would destroy the previous good version (``max_versions`` too small)."""
+
+
+def pruning_refusal(
+    current_version: int,
+    versions: Mapping[int, VersionInfo],
+    max_versions: int,
+    keep_good: int = 2,
+) -> str | None:
+    """Decide whether writing version ``current_version + 1`` is safe. Pure.
+
+    After the write the backend keeps only versions newer than ``new - max_versions``.
+    The write is refused when that would destroy any of the ``keep_good - 1`` newest
+    readable (not deleted, not destroyed) versions: the version you would roll back to.
+
+    Args:
+        current_version: the newest version number (0 when the secret has none).
+        versions: the versions the backend still holds.
+        max_versions: the effective limit (``<= 0`` means unlimited).
+        keep_good: how many good versions must survive, counting the new one.
+
+    Returns:
+        ``None`` when the write is safe, else a one-line reason.
+    """
+    if max_versions <= 0:
+        return None
+    new = current_version + 1
+    good = sorted((v for v, info in versions.items() if not info.deleted and not info.destroyed),
+                  reverse=True)[: max(keep_good - 1, 0)]
+    lost = [v for v in good if v <= new - max_versions]
+    if lost:
+        return (f"writing version {new} with max_versions={max_versions} would destroy good "
+                f"version {lost[0]}")
+    return None
+
+
 @runtime_checkable
 class SecretStore(Protocol):
     """A versioned, check-and-set secret store."""
@@ -107,6 +164,10 @@ class SecretStore(Protocol):
         ...
 
     def undelete(self, name: str, versions: builtins.list[int]) -> None:
+        ...
+
+    def set_max_versions(self, name: str, max_versions: int) -> None:
+        """Set how many versions ``name`` keeps (0 = backend default); other fields untouched."""
         ...
 
     def rollback(self, name: str, version: int) -> int:

@@ -1,0 +1,51 @@
+"""Least-privilege Vault ACL policies for the three roles, rendered for one agent.
+
+The templates live in ``policies/vault/<role>.hcl`` (``settings.paths.policies_dir``) with
+``${mount}``, ``${prefix}`` and ``${agent}`` placeholders:
+
+- ``heartbeat``: read the platform key only (heartbeat and health checks);
+- ``rotation``: read/write this agent's keys and their metadata, nothing else;
+- ``operator``: administer this agent's path (destroy, metadata delete).
+
+The conventional policy name is ``impromptu-<role>-<agent>`` (:func:`policy_name`).
+This module renders text; loading it into Vault is the operator's (or a test's) job.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+
+from impromptu_ops.errors import ConfigError, InputError
+from impromptu_ops.store.base import check_name
+
+ROLES = ("heartbeat", "rotation", "operator")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}(/[A-Za-z0-9][A-Za-z0-9_-]{0,62})*$")
+
+
+def policy_name(role: str, agent: str) -> str:
+    return f"impromptu-{role}-{agent}"
+
+
+def render_policy(policies_dir: Path, role: str, agent: str, mount: str = "secret",
+                  prefix: str = "impromptu") -> str:
+    """The HCL policy for ``role`` and ``agent``.
+
+    Raises:
+        InputError: unknown role, or an agent/mount/prefix that is not a plain path.
+        ConfigError: the template file is missing.
+    """
+    if role not in ROLES:
+        raise InputError(f"unknown policy role {role!r}: use one of {', '.join(ROLES)}")
+    check_name(agent)
+    for label, value in (("mount", mount), ("prefix", prefix)):
+        if not _SEGMENT.match(value.strip("/")):
+            raise InputError(f"invalid Vault {label} {value[:40]!r}")
+    path = policies_dir / "vault" / f"{role}.hcl"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy template {path}: {exc.strerror}") from None
+    return Template(text).substitute(mount=mount.strip("/"), prefix=prefix.strip("/"),
+                                     agent=agent)
