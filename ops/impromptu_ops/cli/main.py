@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # name -> "module:attribute". Keep sorted; one line per command group.
 COMMANDS: dict[str, str] = {
     "config": "impromptu_ops.cli.config:config",
+    "sandbox": "impromptu_ops.cli.sandbox:sandbox",
 }
 
 
