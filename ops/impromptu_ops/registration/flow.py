@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,19 @@ def _preflight(settings: Settings, request: RegistrationRequest, journal: Journa
     return journal.write(Entry(name=request.name, step="started"))
 
 
+def _reusable_proof(entry: Entry | None, request: RegistrationRequest
+                    ) -> dict[str, Any] | None:
+    """The proof a previous run had accepted before stopping for payment, if still valid."""
+    if (entry is None or entry.step != "payment" or entry.name != request.name
+            or not entry.pow or not request.payment_tx or not entry.expires_at):
+        return None
+    try:
+        expires = datetime.fromisoformat(entry.expires_at)
+    except ValueError:
+        return None
+    return dict(entry.pow) if expires > datetime.now(UTC) else None
+
+
 def _refused(exc: RegistrationRefused) -> RegistrationRefused:
     hint = RETRY_HINTS.get(exc.code, exc.hint)
     return RegistrationRefused(exc.message, code=exc.code, status=exc.status, hint=hint,
@@ -185,7 +199,8 @@ def _check_payment(settings: Settings, tx: str, req: PaymentRequest,
     if not settings.chain.rpc_url:
         note("no chain RPC configured (chain.rpc_url): the platform alone checks the payment")
         return
-    receipt = fetch_receipt(settings.chain.rpc_url, tx, req.chain_id, settings.chain.rpc_timeout)
+    receipt = fetch_receipt(settings.chain.rpc_url, tx, req.chain_id, settings.chain.rpc_timeout,
+                            settings.chain.max_response_bytes)
     problems = receipt_problems(receipt, req)
     if problems:
         raise InputError(
@@ -197,14 +212,22 @@ def _check_payment(settings: Settings, tx: str, req: PaymentRequest,
          f"at least {req.amount} base units reached {req.recipient}")
 
 
-def _fee_note(body: Mapping[str, Any]) -> str | None:
-    """A note when the fee is withheld from first earnings (nothing to pay now)."""
+def _fee_note(body: Mapping[str, Any], paid: bool) -> str | None:
+    """What to tell the operator about the fee when nothing was paid up front.
+
+    The contract's answer does not always say which mode applied; without a 402 there was
+    nothing to pay now, and a platform in ``withheld`` mode takes the fee from the first
+    earnings (a negative REGISTRATION_FEE ledger entry, which reconciliation will show).
+    """
+    if paid:
+        return None
     payment = body.get("payment")
     if isinstance(payment, Mapping) and payment.get("mode") == "withheld":
         amount = payment.get("amount", "the registration fee")
         return (f"payment mode is withheld: nothing to pay now; {amount} base units will be "
                 "taken from the first earnings")
-    return None
+    return ("no fee was asked up front: nothing to pay now (in withheld mode the platform "
+            "takes it from the first earnings as a REGISTRATION_FEE ledger entry)")
 
 
 def register_agent(settings: Settings, request: RegistrationRequest, *, api: RegistrationApi,
@@ -234,6 +257,7 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
     hooks = hooks or Hooks()
     tx = check_tx_hash(request.payment_tx) if request.payment_tx else None
     journal = journal_for(settings)
+    entry_before = journal.read()
     entry = _preflight(settings, request, journal, open_store, hooks.note)
     body: dict[str, Any] = {
         "name": request.name,
@@ -249,6 +273,11 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
     def note(text: str) -> None:
         notes.append(text)
         hooks.note(text)
+
+    reused = _reusable_proof(entry_before, request)
+    if reused:
+        body["pow"] = reused
+        note("reusing the proof of work the server accepted before the payment was asked")
 
     for _ in range(MAX_STEPS):
         proof_sent = "pow" in body or "payment" in body
@@ -272,6 +301,11 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
         except PlatformError:
             journal.write(entry, step="started")  # the server answered: nothing registered
             raise
+        if reused and answer.code and answer.code.startswith("POW_"):
+            note(f"the earlier proof was refused ({answer.code}); solving a fresh challenge")
+            reused = None
+            del body["pow"]
+            continue
         if answer.code and answer.code not in ("POW_REQUIRED", "PAYMENT_REQUIRED"):
             journal.write(entry, step="started")  # the server refused: nothing registered
             message, hint = answer.error_text()
@@ -280,7 +314,7 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
                                       method="POST", url="/agents/register")
         if 200 <= answer.status < 300:
             return _registered(settings, request, answer.body, open_store, journal, entry,
-                               notes, note, solved)
+                               notes, note, solved, paid="payment" in body)
         if answer.status == NEEDS_POW or answer.code == "POW_REQUIRED":
             if "pow" in body:
                 raise MalformedResponse("the server asked for a proof of work again after "
@@ -300,7 +334,7 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
                 raise MalformedResponse("the server asked for payment again after receiving "
                                         "a transaction", hint="nothing was registered")
             if tx is None:
-                journal.write(entry, step="payment", payment={
+                journal.write(entry, step="payment", pow=body.get("pow") or {}, payment={
                     "chainId": req.chain_id, "token": req.token, "amount": str(req.amount),
                     "recipient": req.recipient, "reference": req.reference})
                 raise PaymentNeeded(
@@ -316,7 +350,8 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
 
 def _registered(settings: Settings, request: RegistrationRequest, body: Mapping[str, Any],
                 open_store: StoreOpener, journal: Journal, entry: Entry, notes: list[str],
-                note: Callable[[str], None], solved: SolveResult | None) -> Registration:
+                note: Callable[[str], None], solved: SolveResult | None, *, paid: bool
+                ) -> Registration:
     # Secrets first: nothing else happens until they are in the store or the emergency file.
     agent_id = body.get("agentId") if isinstance(body.get("agentId"), str) else ""
     secrets: dict[str, Secret] = {}
@@ -344,7 +379,7 @@ def _registered(settings: Settings, request: RegistrationRequest, body: Mapping[
         )
     status = str(body.get("status") or ("ACTIVE" if request.accept_tos else "PENDING"))
     tos = status != "PENDING"
-    fee = _fee_note(body)
+    fee = _fee_note(body, paid)
     if fee:
         note(fee)
     if tos:

@@ -7,7 +7,8 @@ payment request, the agent id once known). It never holds a secret. Steps:
 ==================  ============================================================
 ``started``         nothing sent that could register an agent
 ``solving``         a challenge was fetched and is being solved
-``payment``         the server asked for a fee (``payment`` says what)
+``payment``         the server asked for a fee (``payment`` says what; ``pow`` keeps
+                    the accepted proof so the paid retry need not solve again)
 ``submitted``       a registration with proof was sent; the answer is not recorded
 ``stored``          the agent exists and its secrets are in the store
 ``emergency``       the agent exists and its secrets are in an emergency file
@@ -39,6 +40,7 @@ class Entry:
     payment: dict[str, Any] = field(default_factory=dict)
     emergency_file: str = ""
     tos_accepted: bool = False
+    pow: dict[str, Any] = field(default_factory=dict)  # a verified proof awaiting payment
 
 
 class Journal:

@@ -3,8 +3,8 @@
 Pure core: :func:`parse_payment_request` (the 402 body's ``payment`` object, hostile input)
 and :func:`receipt_problems` (a transaction receipt against that request: success, and an
 ERC-20 ``Transfer`` of at least the amount of the token to the recipient). The only I/O is
-:func:`fetch_receipt`, a single ``eth_getTransactionReceipt`` (and ``eth_chainId``) call;
-it is a minimal adapter until the chain package's ``JsonRpcClient`` is available.
+:func:`fetch_receipt`, a single ``eth_getTransactionReceipt`` (and ``eth_chainId``) call
+through the chain package's :class:`~impromptu_ops.chain.rpc.JsonRpcClient`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from impromptu_ops import contract
 from impromptu_ops.errors import ChainError, InputError, MalformedResponse
@@ -120,34 +118,18 @@ def receipt_problems(receipt: Any, request: PaymentRequest) -> list[str]:
     return problems
 
 
-def _rpc(client: httpx.Client, url: str, method: str, params: list[Any]) -> Any:
-    try:
-        resp = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                      "params": params})
-        resp.raise_for_status()
-        body = resp.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ChainError(f"chain RPC {method} failed: {type(exc).__name__}") from None
-    if not isinstance(body, Mapping):
-        raise ChainError(f"chain RPC {method}: the answer is not a JSON object")
-    if body.get("error"):
-        raise ChainError(f"chain RPC {method} returned an error")
-    return body.get("result")
-
-
-def fetch_receipt(rpc_url: str, tx_hash: str, chain_id: int, timeout: float) -> Any:
+def fetch_receipt(rpc_url: str, tx_hash: str, chain_id: int, timeout: float,
+                  max_response_bytes: int) -> Any:
     """The receipt of ``tx_hash`` from ``rpc_url``, after checking the RPC's chain id.
 
     Raises:
         ChainError: the RPC failed, or serves another chain than the payment's.
     """
-    with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as client:
-        served = _rpc(client, rpc_url, "eth_chainId", [])
-        try:
-            served_id = int(str(served), 16)
-        except ValueError:
-            raise ChainError("chain RPC eth_chainId returned no chain id") from None
-        if served_id != chain_id:
-            raise ChainError(f"the configured chain RPC serves chain {served_id}; the payment "
+    from impromptu_ops.chain.rpc import JsonRpcClient
+
+    with JsonRpcClient(rpc_url, timeout=timeout, max_response_bytes=max_response_bytes) as rpc:
+        served = rpc.chain_id()
+        if served != chain_id:
+            raise ChainError(f"the configured chain RPC serves chain {served}; the payment "
                              f"is requested on chain {chain_id}")
-        return _rpc(client, rpc_url, "eth_getTransactionReceipt", [tx_hash])
+        return rpc.get_transaction_receipt(tx_hash)
