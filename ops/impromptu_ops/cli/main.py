@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # name -> "module:attribute". Keep sorted; one line per command group.
 COMMANDS: dict[str, str] = {
     "config": "impromptu_ops.cli.config:config",
+    "pow": "impromptu_ops.cli.pow:pow_group",
+    "register": "impromptu_ops.cli.register:register",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
 }
 
