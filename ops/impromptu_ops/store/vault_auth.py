@@ -89,8 +89,10 @@ def login(client: Any, auth: VaultAuth) -> None:
             raise ConfigError("AppRole needs store.vault_secret_id_file")
         secret_id = read_private_file(auth.secret_id_file, "Vault secret_id file")
         if auth.secret_id_wrapped:
+            # Present the wrapping token as the client token: unwrapping is its one use.
+            client.token = secret_id.reveal()
+            unwrapped = client.sys.unwrap()
             client.token = ""
-            unwrapped = client.sys.unwrap(token=secret_id.reveal())
             try:
                 secret_id = Secret(str(unwrapped["data"]["secret_id"]), "vault-secret-id")
             except (KeyError, TypeError):
@@ -130,7 +132,8 @@ def ensure_ttl(client: Any, auth: VaultAuth, min_ttl: float, where: str) -> int:
     if ttl == 0 or ttl >= min_ttl:
         return ttl
     if renewable:
-        client.auth.token.renew_self()
+        # Ask for twice the floor; Vault caps it at the token's max TTL.
+        client.auth.token.renew_self(increment=f"{int(min_ttl * 2)}s")
         ttl, renewable = token_ttl(client)
     if 0 < ttl < min_ttl and auth.role_id and not auth.secret_id_wrapped:
         login(client, auth)

@@ -1,0 +1,156 @@
+"""Local encrypted store: file safety, tamper and truncation refusal, key handling.
+
+The shared KV v2 behaviour is in ``test_store_contract.py``; this file covers what only a
+file can get wrong. Hostile files are generated with Hypothesis: any flipped byte or any
+truncation must be refused with TamperedStore, and the file must be left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from impromptu_ops.errors import ConfigError, TamperedStore
+from impromptu_ops.secret import Secret
+from impromptu_ops.store import sealed
+from impromptu_ops.store.local import LocalStore
+
+VALUE = "impr_sk_" + "Q" * 40
+
+
+def _filled(tmp_path: Path, **kw: object) -> LocalStore:
+    store = LocalStore(tmp_path / "d" / "secrets.store", tmp_path / "k" / "store.key",
+                       **kw)  # type: ignore[arg-type]
+    store.write("impromptu-api-key", {"value": Secret(VALUE)}, cas=0)
+    store.write("impromptu-api-key", {"value": Secret(VALUE + "x")}, cas=1)
+    return store
+
+
+def test_files_are_private_and_hold_no_plaintext(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    for path in (store.path, store.key_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
+    blob = store.path.read_bytes()
+    assert VALUE.encode() not in blob
+    assert b"impromptu-api-key" not in blob  # names are encrypted too
+    leftovers = [p.name for p in store.path.parent.iterdir()
+                 if p.name not in ("secrets.store", "secrets.store.lock")]
+    assert leftovers == []
+
+
+def test_reads_create_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "secrets.store", tmp_path / "store.key")
+    assert store.list() == []
+    assert not store.path.exists() and not store.key_path.exists()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_flipped_byte_is_refused_and_left_alone(tmp_path_factory: pytest.TempPathFactory,
+                                                    data: st.DataObject) -> None:
+    store = _filled(tmp_path_factory.mktemp("flip"))
+    blob = bytearray(store.path.read_bytes())
+    pos = data.draw(st.integers(0, len(blob) - 1))
+    blob[pos] ^= data.draw(st.integers(1, 255))
+    store.path.write_bytes(bytes(blob))
+    fresh = LocalStore(store.path, store.key_path)
+    with pytest.raises(TamperedStore):
+        fresh.read("impromptu-api-key")
+    with pytest.raises(TamperedStore):
+        fresh.write("openrouter-api-key", {"value": Secret("x" * 20)}, cas=0)
+    assert store.path.read_bytes() == bytes(blob)  # never reset or "repaired"
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_truncation_is_refused(tmp_path_factory: pytest.TempPathFactory,
+                                   data: st.DataObject) -> None:
+    store = _filled(tmp_path_factory.mktemp("trunc"))
+    blob = store.path.read_bytes()
+    cut = data.draw(st.integers(0, len(blob) - 1))
+    store.path.write_bytes(blob[:cut])
+    with pytest.raises(TamperedStore) as err:
+        LocalStore(store.path, store.key_path).list()
+    assert err.value.exit_code == 65
+    assert store.path.read_bytes() == blob[:cut]
+
+
+def test_wrong_key_is_refused(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    other = tmp_path / "other.key"
+    fd = os.open(other, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, __import__("base64").b64encode(os.urandom(32)))
+    os.close(fd)
+    with pytest.raises(TamperedStore, match="authentication"):
+        LocalStore(store.path, other).read("impromptu-api-key")
+
+
+def test_missing_key_file_is_an_error_not_a_new_store(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    before = store.path.read_bytes()
+    store.key_path.unlink()
+    fresh = LocalStore(store.path, store.key_path)
+    with pytest.raises(ConfigError, match="key file"):
+        fresh.read("impromptu-api-key")
+    with pytest.raises((ConfigError, TamperedStore)):
+        fresh.write("openrouter-api-key", {"value": Secret("x" * 20)}, cas=0)
+    assert store.path.read_bytes() == before
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    store.key_path.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        LocalStore(store.path, store.key_path).read("impromptu-api-key")
+
+
+def test_hostile_header_cannot_make_us_burn_memory(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.store"
+    header = json.dumps({"format": 1, "kdf": "scrypt", "salt": "A" * 24, "n": 2**30,
+                         "r": 8, "p": 1}).encode()
+    path.write_bytes(sealed.MAGIC + header + b"\n" + os.urandom(64))
+    path.chmod(0o600)
+    with pytest.raises(TamperedStore, match="out-of-bounds"):
+        LocalStore(path, tmp_path / "k", passphrase=Secret("pass phrase 1")).list()
+
+
+def test_passphrase_store(tmp_path: Path) -> None:
+    path, key = tmp_path / "secrets.store", tmp_path / "unused.key"
+    good = Secret("correct horse battery staple")
+    store = LocalStore(path, key, passphrase=good, scrypt_n=2**12)
+    store.write("wallet-private-key", {"value": Secret("0x" + "1f" * 32)}, cas=0)
+    assert not key.exists()  # no key file in passphrase mode
+    again = LocalStore(path, key, passphrase=good)
+    assert again.read("wallet-private-key").value().reveal() == "0x" + "1f" * 32
+    with pytest.raises(TamperedStore):
+        LocalStore(path, key, passphrase=Secret("wrong horse battery")).list()
+    with pytest.raises(ConfigError, match="passphrase"):
+        LocalStore(path, key).list()
+
+
+def test_swapping_in_a_weaker_header_fails_authentication(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.store"
+    LocalStore(path, tmp_path / "k", passphrase=Secret("pass phrase 12"),
+               scrypt_n=2**12).write("impromptu-api-key", {"value": Secret(VALUE)}, cas=0)
+    blob = path.read_bytes()
+    header, offset = sealed.parse_header(blob)
+    weaker = sealed.Header("scrypt", header.salt, 2**10, header.r, header.p)
+    path.write_bytes(sealed.MAGIC + weaker.encode() + blob[offset:])
+    with pytest.raises(TamperedStore):
+        LocalStore(path, tmp_path / "k", passphrase=Secret("pass phrase 12")).list()
+
+
+def test_store_readable_by_others_is_refused(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    store.path.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        store.read("impromptu-api-key")

@@ -1,0 +1,289 @@
+"""Vault-only behaviour against a real OpenBao dev server.
+
+Ambiguous writes (a proxy that lets the write land but drops the answer, or drops the
+request itself), sealed and unreachable servers, token TTL and renewal, AppRole (plain
+and response-wrapped secret_id), the least-privilege policies, and hvac's metadata trap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from impromptu_ops.errors import ConfigError, StoreError, StoreUnavailable
+from impromptu_ops.secret import Secret
+from impromptu_ops.store.factory import open_store
+from impromptu_ops.store.vault import VaultStore
+from impromptu_ops.store.vault_auth import VaultAuth
+from tests.fixtures_vault import BaoServer
+
+
+class DroppingProxy:
+    """A loopback TCP proxy that can lose the next KV write's answer (or the write).
+
+    ``arm("answer")``: forward the next ``POST /v1/<mount>/data/`` but never send back
+    Vault's answer, so the write lands and the client times out. ``arm("request")``:
+    swallow that request, so it never lands and the client times out.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.addr = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.mode = ""
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._socks: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def arm(self, mode: str) -> None:
+        with self._lock:
+            self.mode = mode
+
+    def _take(self, data: bytes) -> str:
+        with self._lock:
+            if self.mode and b"POST /v1/secret/data/" in data:
+                mode, self.mode = self.mode, ""
+                self.dropped += 1
+                return mode
+        return ""
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            self._socks += [client, upstream]
+            t = threading.Thread(target=self._pipe, args=(client, upstream), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
+        mute = False
+        with contextlib.suppress(OSError):
+            while not self._stop.is_set():
+                ready, _, _ = select.select([client, upstream], [], [], 0.1)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client:
+                        mode = self._take(data)
+                        if mode == "request":
+                            continue  # swallowed: the write never reaches Vault
+                        mute = mute or mode == "answer"
+                        upstream.sendall(data)
+                    elif not mute:
+                        client.sendall(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        for s in self._socks:
+            with contextlib.suppress(OSError):
+                s.close()
+        for t in self._threads:
+            t.join(timeout=2)
+
+
+@pytest.fixture
+def proxy(bao_server: BaoServer) -> Iterator[DroppingProxy]:
+    p = DroppingProxy(bao_server.addr)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def _store_via(addr: str, token: str, agent: str, timeout: float = 1.0) -> VaultStore:
+    return VaultStore(addr, VaultAuth(token=Secret(token)), agent=agent, timeout=timeout)
+
+
+def test_ambiguous_write_that_landed_is_read_back_not_repeated(
+        bao_server: BaoServer, proxy: DroppingProxy, unique_agent: str) -> None:
+    store = _store_via(proxy.addr, bao_server.root_token, unique_agent)
+    store.write("impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    proxy.arm("answer")
+    assert store.write("impromptu-api-key", {"value": Secret("value-two-222")}, cas=1) == 2
+    assert proxy.dropped == 1
+    meta = store.metadata("impromptu-api-key")
+    assert meta.current_version == 2  # no duplicate version 3
+    read = store.read("impromptu-api-key")
+    assert read.value().reveal() == "value-two-222"
+    assert set(read.data) == {"value"}  # the write id never shows
+
+
+def test_ambiguous_write_that_did_not_land_is_retried_under_cas(
+        bao_server: BaoServer, proxy: DroppingProxy, unique_agent: str) -> None:
+    store = _store_via(proxy.addr, bao_server.root_token, unique_agent)
+    store.write("impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    proxy.arm("request")
+    assert store.write("impromptu-api-key", {"value": Secret("value-two-222")}, cas=1) == 2
+    assert proxy.dropped == 1
+    assert store.metadata("impromptu-api-key").current_version == 2
+
+
+def test_unreachable_is_one_clear_error(unique_agent: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave the block
+    store = _store_via(f"http://127.0.0.1:{port}", "whatever-token", unique_agent)
+    for call in (store.check, lambda: store.read("impromptu-api-key"),
+                 lambda: store.write("impromptu-api-key", {"value": Secret("v-123456")}, 0)):
+        with pytest.raises(StoreUnavailable) as err:
+            call()
+        assert err.value.exit_code == 69
+        assert "unreachable" in err.value.diagnostics()
+        assert "\n" not in err.value.diagnostics()
+
+
+def test_sealed_is_one_clear_error(fresh_bao_server: BaoServer, unique_agent: str) -> None:
+    store = open_store(fresh_bao_server.settings(unique_agent))
+    store.write("impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    fresh_bao_server.seal()
+    for call in (store.check, lambda: store.read("impromptu-api-key")):
+        with pytest.raises(StoreUnavailable) as err:
+            call()
+        assert err.value.exit_code == 69
+        assert "sealed" in err.value.diagnostics()
+
+
+def test_heartbeat_policy_reads_only_the_platform_key(
+        bao_server: BaoServer, unique_agent: str) -> None:
+    root = open_store(bao_server.settings(unique_agent))
+    root.write("impromptu-api-key", {"value": Secret("impr_value-123456")}, cas=0)
+    root.write("openrouter-api-key", {"value": Secret("or_value-1234567")}, cas=0)
+    hb = open_store(bao_server.settings(unique_agent, bao_server.token_for("heartbeat",
+                                                                           unique_agent)))
+    assert hb.read("impromptu-api-key").value().reveal() == "impr_value-123456"
+    with pytest.raises(StoreError, match="denied"):
+        hb.write("impromptu-api-key", {"value": Secret("new-value-999")}, cas=1)
+    with pytest.raises(StoreError, match="denied"):
+        hb.read("openrouter-api-key")
+    with pytest.raises(StoreError, match="denied"):
+        hb.list()
+    assert root.read("impromptu-api-key").version == 1
+
+
+def test_rotation_policy_is_confined_to_its_agent(
+        bao_server: BaoServer, unique_agent: str) -> None:
+    other = unique_agent + "x"
+    open_store(bao_server.settings(other)).write(
+        "openrouter-api-key", {"value": Secret("other-agent-key-1")}, cas=0)
+    token = bao_server.token_for("rotation", unique_agent)
+    mine = open_store(bao_server.settings(unique_agent, token))
+    assert mine.write("openrouter-api-key", {"value": Secret("mine-key-123456")}, cas=0) == 1
+    assert mine.write("openrouter-api-key", {"value": Secret("mine-key-234567")}, cas=1) == 2
+    mine.set_custom_metadata("openrouter-api-key", {"rotation": "phase=done"})
+    assert mine.list() == ["openrouter-api-key"]
+    theirs = open_store(bao_server.settings(other, token))
+    with pytest.raises(StoreError, match="denied"):
+        theirs.read("openrouter-api-key")
+    with pytest.raises(StoreError, match="denied"):
+        theirs.write("openrouter-api-key", {"value": Secret("hijack-123456")}, cas=1)
+    # rotation may not destroy history
+    client = bao_server.client(token)
+    with pytest.raises(Exception, match="permission denied"):
+        client.secrets.kv.v2.destroy_secret_versions(
+            f"impromptu/{unique_agent}/openrouter-api-key", [1])
+
+
+def test_operator_policy_administers_its_agent_only(
+        bao_server: BaoServer, unique_agent: str) -> None:
+    token = bao_server.token_for("operator", unique_agent)
+    store = open_store(bao_server.settings(unique_agent, token))
+    store.write("impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    kv = bao_server.client(token).secrets.kv.v2
+    kv.destroy_secret_versions(f"impromptu/{unique_agent}/impromptu-api-key", [1])
+    assert store.metadata("impromptu-api-key").versions[0].destroyed
+    with pytest.raises(Exception, match="permission denied"):
+        kv.read_secret_version(f"impromptu/{unique_agent}z/impromptu-api-key",
+                               raise_on_deleted_version=True)
+
+
+def test_custom_metadata_does_not_reset_delete_version_after(
+        bao_server: BaoServer, unique_agent: str) -> None:
+    store = open_store(bao_server.settings(unique_agent))
+    store.write("impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    path = f"impromptu/{unique_agent}/impromptu-api-key"
+    client = bao_server.client()
+    client.adapter.post(f"/v1/secret/metadata/{path}", json={"delete_version_after": "72h"})
+    store.set_custom_metadata("impromptu-api-key", {"rotation": "phase=done"})
+    store.set_max_versions("impromptu-api-key", 5)
+    raw = client.secrets.kv.v2.read_secret_metadata(path)["data"]
+    assert raw["delete_version_after"] == "72h0m0s"
+    assert raw["custom_metadata"] == {"rotation": "phase=done"}
+    # the trap we avoid: hvac's own helper silently resets it
+    client.secrets.kv.v2.update_metadata(path, custom_metadata={"a": "b"})
+    assert client.secrets.kv.v2.read_secret_metadata(path)["data"][
+        "delete_version_after"] == "0s"
+
+
+def test_token_renewed_when_short(bao_server: BaoServer, unique_agent: str) -> None:
+    token = bao_server.client().auth.token.create(policies=["default"], ttl="20s",
+                                                  explicit_max_ttl="1h", renewable=True)
+    store = open_store(bao_server.settings(unique_agent, token["auth"]["client_token"],
+                                           vault_min_token_ttl=60))
+    status = store.check()
+    ttl = int(status.rsplit("token ttl ", 1)[1].rstrip("s"))
+    assert ttl >= 60
+
+
+def test_token_at_max_ttl_is_refused_clearly(bao_server: BaoServer, unique_agent: str) -> None:
+    token = bao_server.client().auth.token.create(policies=["default"], ttl="20s",
+                                                  explicit_max_ttl="30s", renewable=True)
+    store = open_store(bao_server.settings(unique_agent, token["auth"]["client_token"],
+                                           vault_min_token_ttl=120))
+    with pytest.raises(StoreError, match="max TTL") as err:
+        store.check()
+    assert err.value.exit_code == 74
+
+
+def test_approle_login(bao_server: BaoServer, unique_agent: str, tmp_path: Path) -> None:
+    open_store(bao_server.settings(unique_agent)).write(
+        "impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    role_id, secret_file = bao_server.approle("heartbeat", unique_agent, tmp_path)
+    settings = bao_server.settings(unique_agent, with_token=False, vault_role_id=role_id,
+                                   vault_secret_id_file=secret_file)
+    assert open_store(settings).read("impromptu-api-key").value().reveal() == "value-one-111"
+
+
+def test_approle_wrapped_secret_id_is_single_use(
+        bao_server: BaoServer, unique_agent: str, tmp_path: Path) -> None:
+    open_store(bao_server.settings(unique_agent)).write(
+        "impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    role_id, wrapped_file = bao_server.approle("heartbeat", unique_agent, tmp_path,
+                                               wrapped=True)
+    settings = bao_server.settings(unique_agent, with_token=False, vault_role_id=role_id,
+                                   vault_secret_id_file=wrapped_file,
+                                   vault_secret_id_wrapped=True)
+    assert open_store(settings).read("impromptu-api-key").value().reveal() == "value-one-111"
+    with pytest.raises(StoreError):  # the wrapping token is spent
+        open_store(settings).read("impromptu-api-key")
+
+
+def test_credential_file_readable_by_others_is_refused(
+        bao_server: BaoServer, unique_agent: str, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(bao_server.root_token)
+    token_file.chmod(0o644)
+    settings = bao_server.settings(unique_agent, with_token=False,
+                                   vault_token_file=token_file)
+    with pytest.raises(ConfigError, match="readable by other"):
+        open_store(settings).read("impromptu-api-key")
+    token_file.chmod(0o600)
+    with pytest.raises(StoreError):  # now readable: a plain not-found
+        open_store(settings).read("impromptu-api-key")
