@@ -133,6 +133,9 @@ VESTING_DAYS: Final = 60
 REFERRAL_BPS: Final = 500  # 5% [doc]
 BPS_DENOMINATOR: Final = 10_000
 REFERRAL_WINDOW_DAYS: Final = 365  # [ours] UTC, half-open [registeredAt, +365d)
+# [ours] the documented registration fee, in base units (the docs say "a small fee"; the
+# sandbox asks for this amount; a withheld REGISTRATION_FEE entry must equal minus it).
+REGISTRATION_FEE: Final = 10 * 10**DEFAULT_DECIMALS
 LEDGER_TYPES: Final = ("ENGAGEMENT", "REFERRAL", "REGISTRATION_FEE", "PAYOUT")
 ERC20_TRANSFER_TOPIC: Final = (
     "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"

@@ -114,6 +114,14 @@ class ChainSettings:
     max_block_range: int = 10_000
     rpc_timeout: float = 20.0
     max_response_bytes: int = 32 * MiB
+    start_block: int = 0  # where a first reconciliation starts without --from-block/--since
+    use_finality_tags: bool = True  # False: final = latest - confirmations
+    payout_senders: str = ""  # comma-separated addresses allowed to pay out; "" = unchecked
+    registration_fee: int | None = None  # None = contract.REGISTRATION_FEE
+    rate_limit_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_retry_after: float = 60.0
 
 
 @dataclass(frozen=True)

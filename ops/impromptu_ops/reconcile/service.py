@@ -1,0 +1,262 @@
+"""The reconciliation run: fetch the ledger, scan the chain incrementally, call the core.
+
+This module owns the I/O around :func:`impromptu_ops.reconcile.match.reconcile`: it checks
+the chain id against the configuration, reads (or takes the pinned) token decimals, reads
+the final head, re-checks the block hashes of provisional transfers seen on earlier runs
+(reorgs), scans only the block ranges the cache does not hold, fetches receipts of payout
+transactions outside the scanned range (batched), and saves the cache atomically. It does
+not print and does not exit: the CLI renders the :class:`~.model.Report`.
+
+The ledger comes through the small :class:`LedgerSource` protocol; :class:`PlatformLedger`
+adapts :class:`impromptu_ops.platform.client.PlatformClient` (cursor pagination, §6).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from impromptu_ops import contract
+from impromptu_ops.chain import erc20, finality
+from impromptu_ops.chain.erc20 import Transfer
+from impromptu_ops.chain.rpc import JsonRpcClient
+from impromptu_ops.chain.scan import LogScanner
+from impromptu_ops.errors import ChainError, ConfigError, InputError, MalformedResponse
+from impromptu_ops.reconcile import match
+from impromptu_ops.reconcile.cache import ScanCache, SeenTransfer
+from impromptu_ops.reconcile.model import Policy, Report, parse_entry, parse_referral
+from impromptu_ops.settings import Settings
+
+log = logging.getLogger(__name__)
+RECEIPT_BATCH = 100
+SAVE_EVERY_CHUNKS = 50
+MAX_LEDGER_PAGES = 10_000
+
+
+class LedgerSource(Protocol):
+    """Where the platform's ledger comes from (raw §6 JSON objects)."""
+
+    def entries(self) -> list[Mapping[str, Any]]: ...
+
+    def referrals(self) -> list[Mapping[str, Any]]: ...
+
+
+class PlatformClientLike(Protocol):
+    def earnings(self, after: str | None = None, limit: int | None = None) -> Any: ...
+
+    def referrals(self) -> Any: ...
+
+
+@dataclass
+class PlatformLedger:
+    """:class:`LedgerSource` over the platform client, following ``nextCursor``."""
+
+    client: PlatformClientLike
+    page_size: int = 200
+
+    def entries(self) -> list[Mapping[str, Any]]:
+        out: list[Mapping[str, Any]] = []
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        for _ in range(MAX_LEDGER_PAGES):
+            page = self.client.earnings(after=cursor, limit=self.page_size)
+            out.extend(dict(e.raw) for e in page.entries)
+            cursor = page.next_cursor
+            if not cursor:
+                return out
+            if cursor in seen_cursors:
+                raise MalformedResponse("the earnings cursor repeats: the ledger would loop")
+            seen_cursors.add(cursor)
+        raise MalformedResponse(f"the ledger has more than {MAX_LEDGER_PAGES} pages")
+
+    def referrals(self) -> list[Mapping[str, Any]]:
+        return [{"agentId": r.agent_id, "registeredAt": r.registered_at}
+                for r in self.client.referrals().referrals]
+
+
+@dataclass(frozen=True)
+class Window:
+    """What to check: ``first``/``last`` block (``None`` = defaults) or a start date."""
+
+    from_block: int | None = None
+    to_block: int | None = None  # None = latest
+    since: datetime | None = None
+
+
+def policy_from(settings: Settings, wallet: str) -> Policy:
+    chain = settings.chain
+    senders = frozenset(erc20.normalize_address(a) for a in chain.payout_senders.split(",")
+                        if a.strip()) or None
+    return Policy(chain_id=chain.chain_id, token=erc20.normalize_address(chain.token_address),
+                  wallet=wallet, payout_senders=senders,
+                  registration_fee=chain.registration_fee if chain.registration_fee is not None
+                  else contract.REGISTRATION_FEE)
+
+
+def _dedupe(raw: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Pagination may repeat an entry: identical repeats collapse, conflicting ones refuse."""
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for e in raw:
+        key = str(e.get("id"))
+        if key in by_id and by_id[key] != e:
+            raise MalformedResponse(f"ledger entry {key[:60]} appears twice with different "
+                                    "contents")
+        by_id.setdefault(key, e)
+    return list(by_id.values())
+
+
+def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource,
+                       window: Window, *, now: datetime | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> Report:
+    """Run one reconciliation.
+
+    Args:
+        settings: ``settings.chain`` (rpc, chain id, token, wallet, limits) and
+            ``settings.paths.state_dir`` (the cache).
+        rpc: the chain client.
+        ledger: the platform's ledger.
+        window: blocks or date to check.
+        now: the time at which vesting is judged (default: the real clock).
+        progress: ``progress(done_blocks, total_blocks)`` while scanning.
+
+    Raises:
+        ConfigError: no wallet configured.
+        ChainError: the chain disagrees with the configuration or cannot be read.
+        MalformedResponse: the ledger or the chain sent something unusable.
+    """
+    chain = settings.chain
+    if not chain.wallet_address:
+        raise ConfigError("no agent wallet address configured",
+                          hint="set chain.wallet_address (env IMPROMPTU_CHAIN_WALLET_ADDRESS)")
+    try:
+        wallet = erc20.normalize_address(chain.wallet_address)
+        policy = policy_from(settings, wallet)
+    except InputError as exc:
+        raise ConfigError(f"chain settings: {exc.message}") from None
+    now = now or datetime.now(UTC)
+    calls_before = rpc.calls
+
+    actual_chain = rpc.chain_id()
+    if actual_chain != chain.chain_id:
+        raise ChainError(f"the RPC serves chain id {actual_chain}, the configuration says "
+                         f"{chain.chain_id}", hint="check chain.rpc_url and chain.chain_id")
+    cache = ScanCache.open(settings.paths.state_dir, chain.chain_id, policy.token, wallet)
+    if chain.decimals is not None:
+        decimals = chain.decimals
+    else:
+        if cache.decimals is None:
+            cache.decimals = erc20.read_decimals(rpc, policy.token)
+        decimals = cache.decimals
+    heads = finality.read_heads(rpc, chain.confirmations, use_tags=chain.use_finality_tags)
+    latest = heads.latest.number
+
+    last = latest if window.to_block is None else min(window.to_block, latest)
+    if window.from_block is not None:
+        first = window.from_block
+    elif window.since is not None:
+        first = finality.block_at_or_after(rpc, int(window.since.timestamp()), heads.latest)
+    else:
+        first = chain.start_block
+    if first > last and window.to_block is not None:
+        raise InputError(f"--from-block {first} is after --to-block {last}")
+
+    # Reorgs: provisional transfers from earlier runs whose block hash changed.
+    provisional = {k: s for k, s in cache.transfers.items() if not s.final}
+    changed = finality.changed_blocks(
+        rpc, {s.transfer.block_number: s.transfer.block_hash for s in provisional.values()})
+    for key in provisional:
+        del cache.transfers[key]  # above the old final head: rescanned below in any case
+    suspects = {k: s.transfer for k, s in provisional.items()
+                if s.transfer.block_number in changed}
+
+    # Scan what the cache does not hold (everything above the final head is rescanned).
+    scanner = LogScanner(rpc, chain.max_block_range)
+    gaps = cache.gaps(first, last) if first <= last else []
+    total = sum(b - a + 1 for a, b in gaps)
+    done = 0
+    topics = [contract.ERC20_TRANSFER_TOPIC, None, erc20.address_topic(wallet)]
+    chunks = 0
+    for lo, hi in gaps:
+        for chunk in scanner.scan(lo, hi, topics=topics):
+            for raw in chunk.logs:
+                if raw.get("removed") is True:
+                    continue
+                t = erc20.decode_transfer_log(raw)
+                if t is not None and t.recipient == wallet:
+                    cache.transfers[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
+            if chunk.first <= heads.final:
+                cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
+            done += chunk.last - chunk.first + 1
+            chunks += 1
+            if progress is not None:
+                progress(done, total)
+            if chunks % SAVE_EVERY_CHUNKS == 0:
+                cache.save()
+
+    for key, t in suspects.items():
+        if key not in cache.transfers:
+            cache.reorged[key] = t
+    for key in list(cache.reorged):
+        if key in cache.transfers:
+            del cache.reorged[key]  # it came back (re-included): not lost after all
+
+    raw_entries = _dedupe(ledger.entries())
+    entries = [parse_entry(e) for e in raw_entries]
+    referrals = [parse_referral(r) for r in ledger.referrals()]
+
+    in_range = [s.transfer for s in cache.transfers.values()
+                if first <= s.transfer.block_number <= last]
+    known = {t.key for t in in_range}
+    known_tx = {t.tx_hash for t in in_range}
+    wanted: list[str] = []
+    for e in entries:
+        if e.type != "PAYOUT" or e.tx_hash is None:
+            continue
+        if (e.tx_hash, e.log_index) in known or (e.log_index is None and e.tx_hash in known_tx):
+            continue
+        if e.tx_hash not in cache.receipts and e.tx_hash not in wanted:
+            wanted.append(e.tx_hash)
+    fetched_receipts = _fetch_receipts(rpc, wanted, heads, cache)
+    extra: list[Transfer] = []
+    for e in entries:
+        if e.type == "PAYOUT" and e.tx_hash is not None:
+            extra.extend(cache.receipts.get(e.tx_hash) or fetched_receipts.get(e.tx_hash, []))
+    cache.save()
+
+    context = {
+        "chainId": chain.chain_id, "token": policy.token, "wallet": wallet,
+        "decimals": decimals, "fromBlock": first, "toBlock": last, "latestBlock": latest,
+        "finalBlock": heads.final, "finalSource": heads.source,
+        "scannedBlocks": total, "rpcCalls": rpc.calls - calls_before,
+        "splits": scanner.splits, "generatedAt": now.isoformat(),
+        "sendersChecked": policy.payout_senders is not None,
+    }
+    return match.reconcile(entries, [*in_range, *extra], referrals, policy, now=now,
+                           final_block=heads.final, reorged=cache.reorged, context=context)
+
+
+def _fetch_receipts(rpc: JsonRpcClient, tx_hashes: list[str], heads: finality.Heads,
+                    cache: ScanCache) -> dict[str, list[Transfer]]:
+    """Decode the Transfer logs of these transactions (batched); cache the final ones."""
+    out: dict[str, list[Transfer]] = {}
+    for i in range(0, len(tx_hashes), RECEIPT_BATCH):
+        part = tx_hashes[i:i + RECEIPT_BATCH]
+        answers = rpc.batch([("eth_getTransactionReceipt", [h]) for h in part])
+        for tx_hash, receipt in zip(part, answers, strict=True):
+            if receipt is None:
+                continue  # not mined (or reorged out): the payout will show as missing
+            if not isinstance(receipt, dict):
+                raise ChainError("eth_getTransactionReceipt: not an object")
+            transfers: list[Transfer] = []
+            if receipt.get("status") in ("0x1", 1):  # a reverted transaction moved nothing
+                transfers = [t for t in (erc20.decode_transfer_log(lg)
+                                         for lg in receipt.get("logs") or []
+                                         if isinstance(lg, dict)) if t is not None]
+            out[tx_hash] = transfers
+            block = receipt.get("blockNumber")
+            if isinstance(block, str) and heads.is_final(int(block, 16)):
+                cache.receipts[tx_hash] = transfers
+    return out
