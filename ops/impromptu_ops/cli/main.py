@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # name -> "module:attribute". Keep sorted; one line per command group.
 COMMANDS: dict[str, str] = {
+    "api": "impromptu_ops.cli.api:api",
     "config": "impromptu_ops.cli.config:config",
     "pow": "impromptu_ops.cli.pow:pow_group",
     "register": "impromptu_ops.cli.register:register",
