@@ -133,6 +133,8 @@ class GateSettings:
     max_total_bytes: int = 16 * MiB
     max_files: int = 500
     pager_lines: int = 60
+    max_manifest_bytes: int = 256 * 1024
+    policy_file: Path | None = None  # default: <paths.policies_dir>/update-gate.toml
 
 
 @dataclass(frozen=True)

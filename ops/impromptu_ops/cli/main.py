@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "pow": "impromptu_ops.cli.pow:pow_group",
     "register": "impromptu_ops.cli.register:register",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
+    "screen": "impromptu_ops.cli.screen:screen",
+    "update": "impromptu_ops.cli.update:update",
 }
 
 
