@@ -1,0 +1,72 @@
+"""``impromptu-ops health``: run the checks, render them, exit with the verdict.
+
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN in every format but ``legacy`` (the
+original script's 0 healthy / 2 degraded / 1 unhealthy). Our own failure — a bad config or
+policy, a bad flag (click's usage error is mapped through ``usage_exit_code``) — is
+UNKNOWN, never CRITICAL: the platform is not down because we are misconfigured.
+"""
+
+from __future__ import annotations
+
+import click
+
+from impromptu_ops.cli.app import App, pass_app
+from impromptu_ops.cli.output import err, out
+from impromptu_ops.errors import OpsError
+from impromptu_ops.health.render import FORMATS
+
+
+def _unknown(fmt: str, message: str) -> int:
+    import json
+
+    if fmt == "nagios":
+        out(f"IMPROMPTU UNKNOWN - {message.replace('|', '/')}")
+    elif fmt == "json":
+        out(json.dumps({"status": "UNKNOWN", "code": 3, "error": message, "checks": []}))
+    elif fmt == "prometheus":
+        out("# TYPE impromptu_health_status gauge\nimpromptu_health_status 3")
+        err(f"impromptu-ops health: {message}")
+    elif fmt == "legacy":
+        out(f"[FAIL] {message}")
+        out("Status: unhealthy")
+        return 1
+    else:
+        err(f"impromptu-ops health: {message}")
+    return 3
+
+
+@click.command("health")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text (a table), nagios (one line + perfdata), json, prometheus, or legacy "
+                   "(the original script's [OK]/[WARN]/[FAIL] lines and exit codes).")
+@click.option("--check", "checks", multiple=True, metavar="NAME",
+              help="Run only this check (repeatable). Default: all.")
+@click.option("-w", "--warning", multiple=True, metavar="METRIC=RANGE",
+              help="Override a warning threshold (Nagios range syntax), e.g. budget=30:")
+@click.option("-c", "--critical", multiple=True, metavar="METRIC=RANGE",
+              help="Override a critical threshold, e.g. key_age_days=~:120")
+@click.option("-t", "--timeout", type=click.FloatRange(0.1, 300), default=None,
+              help="Default per-check timeout in seconds (policy [timeouts] still applies).")
+@pass_app
+@click.pass_context
+def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
+           warning: tuple[str, ...], critical: tuple[str, ...], timeout: float | None) -> None:
+    """Check the config, the store, both keys, the platform, budget, key age, heartbeat
+    freshness, folder permissions and shell files for plaintext keys."""
+    from impromptu_ops.health.checks import run_health
+    from impromptu_ops.health.policy import load_policy
+    from impromptu_ops.health.render import exit_code, render
+
+    try:
+        settings = app.settings(jobs__health_check_timeout=timeout)
+        policy = load_policy(settings.paths.policies_dir, settings.jobs.health_check_timeout)
+        policy = policy.with_overrides(warning, critical)
+        report = run_health(settings, policy, checks)
+    except OpsError as exc:
+        ctx.exit(_unknown(fmt, exc.diagnostics()))
+    out(render(report, fmt))
+    ctx.exit(exit_code(report, fmt))
+
+
+# Nagios: a usage error must be UNKNOWN (3), not click's 2 (which would read as CRITICAL).
+health.usage_exit_code = 3  # type: ignore[attr-defined]

@@ -1,0 +1,426 @@
+"""The checks of ``impromptu-ops health``, and the context they share.
+
+Each check is a function ``(HealthContext) -> CheckResult``. They run concurrently
+(:mod:`.runner`), so what several need — the store, the platform key, the heartbeat answer
+— is fetched once through :class:`HealthContext` (memoised under a lock; the first caller
+fetches, the others wait for it). Each check imports only what it uses: no hvac unless the
+store is Vault, no httpx at all (:mod:`.probe`).
+
+Verdicts (Monitoring Plugins semantics):
+
+- the monitored thing is down or refuses us (platform unreachable or 5xx, key refused, key
+  missing from the store, store sealed) -> CRITICAL;
+- a threshold from the policy is crossed -> WARNING or CRITICAL as the policy says;
+- we cannot tell (our own configuration, a check's bug, a missing field) -> UNKNOWN.
+
+This module decides verdicts; it does not render them and never prints.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from impromptu_ops import contract
+from impromptu_ops.errors import (
+    AuthError,
+    ConfigError,
+    MalformedResponse,
+    OpsError,
+    PlatformError,
+    RateLimited,
+    SecretNotFound,
+    StoreError,
+    TransportError,
+)
+from impromptu_ops.health.model import CheckResult, Perf, Status, worst
+from impromptu_ops.health.policy import HealthPolicy, evaluate
+from impromptu_ops.health.runner import CheckSpec
+from impromptu_ops.secret import Secret
+from impromptu_ops.settings import Settings
+
+T = TypeVar("T")
+PLATFORM_KEY = "impromptu-api-key"
+OPENROUTER_KEY = "openrouter-api-key"
+
+
+class _Once:
+    """A value computed once, on first use, by whichever thread asks first."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if not self._done:
+                try:
+                    self._value = self._fn()
+                except BaseException as exc:  # remembered and re-raised to every caller
+                    self._error = exc
+                self._done = True
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class HealthContext:
+    """What the checks share: settings, policy, and memoised fetches."""
+
+    def __init__(self, settings: Settings, policy: HealthPolicy,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.wall = wall
+        self._store = _Once(self._open_store)
+        self._keys: dict[str, _Once] = {
+            name: _Once(lambda n=name: self.store().read(n).value())  # type: ignore[misc]
+            for name in (PLATFORM_KEY, OPENROUTER_KEY)
+        }
+        self._heartbeat = _Once(self._fetch_heartbeat)
+
+    def _open_store(self) -> Any:
+        from impromptu_ops.store.factory import open_store
+
+        return open_store(self.settings)
+
+    def store(self) -> Any:
+        return self._store.get()
+
+    def secret(self, name: str) -> Secret:
+        """The secret from the store (SecretNotFound when absent)."""
+        value = self._keys[name].get()
+        assert isinstance(value, Secret)
+        return value
+
+    def get(self, url: str, timeout: float, bearer: Secret | None = None) -> Any:
+        from impromptu_ops.health import probe
+
+        p = self.settings.platform
+        return probe.get(url, timeout=min(timeout, p.connect_timeout + p.read_timeout),
+                         max_bytes=p.max_response_bytes, user_agent=p.user_agent,
+                         bearer=bearer)
+
+    def agent_url(self, sub: str) -> str:
+        prefix = contract.PATH_PREFIXES[self.settings.platform.path_prefix]
+        return f"{self.settings.platform.api_url.rstrip('/')}{prefix}/agent/{sub}"
+
+    def _fetch_heartbeat(self) -> Any:
+        from impromptu_ops.platform.results import parse_heartbeat
+
+        key = self.secret(PLATFORM_KEY)
+        resp = self.get(self.agent_url("heartbeat"), self.policy.timeout("platform_key"), key)
+        return parse_heartbeat(resp.json("GET heartbeat"))
+
+    def heartbeat(self) -> Any:
+        """The parsed heartbeat answer (a ``results.Heartbeat``), fetched once."""
+        return self._heartbeat.get()
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+def _perf(metric: str, value: float, ctx: HealthContext, uom: str = "",
+          minimum: float | None = None, maximum: float | None = None) -> Perf:
+    th = ctx.policy.for_metric(metric)
+    return Perf(metric, value, uom, th.warning, th.critical, minimum, maximum)
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_config(ctx: HealthContext) -> CheckResult:
+    from urllib.parse import urlsplit
+
+    s = ctx.settings
+    host = urlsplit(s.platform.api_url).hostname or ""
+    detail: dict[str, object] = {"apiUrl": s.platform.api_url, "store": s.store_backend,
+              "policy": ctx.policy.source}
+    if s.platform.api_url.startswith("http://") and not _is_loopback(host):
+        return CheckResult("config", Status.WARNING,
+                           f"platform URL {s.platform.api_url} is plain http: keys travel "
+                           "unencrypted", details=detail)
+    return CheckResult("config", Status.OK,
+                       f"{s.store_backend} store, platform {s.platform.api_url}", details=detail)
+
+
+def check_store(ctx: HealthContext) -> CheckResult:
+    import re
+
+    try:
+        status = ctx.store().check()
+    except ConfigError as exc:
+        return CheckResult("store", Status.UNKNOWN, exc.diagnostics())
+    except StoreError as exc:  # sealed, unreachable, tampered, refused
+        return CheckResult("store", Status.CRITICAL, exc.diagnostics())
+    m = re.search(r"token ttl (\d+)s", status)
+    if m is None:
+        return CheckResult("store", Status.OK, status)
+    ttl = float(m.group(1))
+    verdict = evaluate(ttl, ctx.policy.for_metric("store_token_ttl_seconds"))
+    return CheckResult("store", verdict, status,
+                       (_perf("store_token_ttl_seconds", ttl, ctx, "s", 0),))
+
+
+def check_platform(ctx: HealthContext) -> CheckResult:
+    from impromptu_ops.platform.results import parse_health
+
+    url = ctx.settings.platform.api_url.rstrip("/") + "/health"
+    try:
+        resp = ctx.get(url, ctx.policy.timeout("platform"))
+        health = parse_health(resp.json("GET /health"))
+    except (TransportError, PlatformError, MalformedResponse) as exc:
+        return CheckResult("platform", Status.CRITICAL, f"down: {exc.diagnostics()}")
+    perf = (Perf("platform_time", round(resp.elapsed, 4), "s", minimum=0),)
+    if health.status != "ok":
+        return CheckResult("platform", Status.CRITICAL,
+                           f"/health says status={health.status!r}", perf)
+    return CheckResult("platform", Status.OK, f"up ({resp.elapsed * 1000:.0f} ms)", perf)
+
+
+def _key_missing(name: str, exc: OpsError) -> str:
+    if isinstance(exc, SecretNotFound):
+        return f"{name} is not in the store"
+    return f"cannot read {name}: {exc.diagnostics()}"
+
+
+def check_platform_key(ctx: HealthContext) -> CheckResult:
+    try:
+        ctx.secret(PLATFORM_KEY)
+    except ConfigError as exc:
+        return CheckResult("platform_key", Status.UNKNOWN, _key_missing(PLATFORM_KEY, exc))
+    except StoreError as exc:
+        return CheckResult("platform_key", Status.CRITICAL, _key_missing(PLATFORM_KEY, exc))
+    try:
+        hb = ctx.heartbeat()
+    except AuthError as exc:
+        return CheckResult("platform_key", Status.CRITICAL, f"refused: {exc.code}")
+    except RateLimited as exc:
+        return CheckResult("platform_key", Status.WARNING,
+                           f"rate limited ({exc.code}); key not checked")
+    except (TransportError, PlatformError, MalformedResponse) as exc:
+        return CheckResult("platform_key", Status.CRITICAL,
+                           f"heartbeat failed: {exc.diagnostics()}")
+    who = f"agent {hb.name or hb.agent_id or '?'}, tier {hb.tier or '?'}"
+    if hb.problems:
+        return CheckResult("platform_key", Status.WARNING,
+                           f"valid ({who}); answer incomplete: " + "; ".join(hb.problems[:3]),
+                           details={"problems": list(hb.problems)})
+    return CheckResult("platform_key", Status.OK, f"valid ({who})")
+
+
+def _from_heartbeat(ctx: HealthContext, name: str) -> tuple[Any, CheckResult | None]:
+    """The heartbeat, or the UNKNOWN result to return when it could not be had."""
+    try:
+        return ctx.heartbeat(), None
+    except OpsError as exc:
+        reason = exc.code if isinstance(exc, PlatformError) else type(exc).__name__
+        return None, CheckResult(name, Status.UNKNOWN, f"no heartbeat to read ({reason})")
+
+
+def check_budget(ctx: HealthContext) -> CheckResult:
+    hb, failed = _from_heartbeat(ctx, "budget")
+    if failed:
+        return failed
+    if hb.budget_balance is None:
+        return CheckResult("budget", Status.UNKNOWN, "the heartbeat has no budgetBalance")
+    tier = contract.TIERS.get(hb.tier or "")
+    value = float(hb.budget_balance)
+    verdict = evaluate(value, ctx.policy.for_metric("budget"))
+    of = f" of {tier.budget}" if tier else ""
+    return CheckResult("budget", verdict, f"{value:g}{of} left",
+                       (_perf("budget", value, ctx, "", 0, tier.budget if tier else None),))
+
+
+def check_notifications(ctx: HealthContext) -> CheckResult:
+    hb, failed = _from_heartbeat(ctx, "notifications")
+    if failed:
+        return failed
+    if hb.unread_notifications is None:
+        return CheckResult("notifications", Status.UNKNOWN,
+                           "the heartbeat has no unreadNotifications")
+    n = hb.unread_notifications
+    verdict = evaluate(float(n), ctx.policy.for_metric("unread"))
+    return CheckResult("notifications", verdict, f"{n} unread",
+                       (_perf("unread", float(n), ctx, "", 0),))
+
+
+def check_openrouter_key(ctx: HealthContext) -> CheckResult:
+    from impromptu_ops.platform.results import Reader
+
+    try:
+        key = ctx.secret(OPENROUTER_KEY)
+    except ConfigError as exc:
+        return CheckResult("openrouter_key", Status.UNKNOWN, _key_missing(OPENROUTER_KEY, exc))
+    except StoreError as exc:
+        status = Status.WARNING if isinstance(exc, SecretNotFound) else Status.CRITICAL
+        return CheckResult("openrouter_key", status,
+                           _key_missing(OPENROUTER_KEY, exc) + " (inference will fail)")
+    url = ctx.settings.platform.openrouter_url.rstrip("/") + "/key"
+    try:
+        resp = ctx.get(url, ctx.policy.timeout("openrouter_key"), key)
+    except AuthError as exc:
+        return CheckResult("openrouter_key", Status.CRITICAL, f"refused by OpenRouter ({exc.code})")
+    except (TransportError, PlatformError, MalformedResponse) as exc:
+        return CheckResult("openrouter_key", Status.WARNING,
+                           f"OpenRouter did not answer: {exc.diagnostics()}")
+    data = Reader(resp.json("GET /key"), "key").obj("data")
+    usage, limit = data.number("usage", False), data.number("limit", False)
+    if limit is None:
+        return CheckResult("openrouter_key", Status.OK, "valid (no credit limit)")
+    remaining = float(limit) - float(usage or 0)
+    verdict = evaluate(remaining, ctx.policy.for_metric("openrouter_remaining"))
+    return CheckResult("openrouter_key", verdict, f"valid ({remaining:g} of {limit:g} left)",
+                       (_perf("openrouter_remaining", remaining, ctx, "", 0, float(limit)),))
+
+
+def check_key_age(ctx: HealthContext) -> CheckResult:
+    from impromptu_ops.platform.results import parse_security_status
+
+    try:
+        meta = ctx.store().metadata(PLATFORM_KEY)
+    except SecretNotFound:
+        return CheckResult("key_age", Status.UNKNOWN, f"{PLATFORM_KEY} is not in the store")
+    except (StoreError, ConfigError) as exc:
+        return CheckResult("key_age", Status.UNKNOWN, f"store: {exc.diagnostics()}")
+    created = next((v.created_time for v in meta.versions
+                    if v.version == meta.current_version), meta.updated_time)
+    age_days = max(0.0, (ctx.wall() - created.astimezone(UTC).timestamp()) / 86400)
+    statuses = [evaluate(age_days, ctx.policy.for_metric("key_age_days"))]
+    perf = [_perf("key_age_days", round(age_days, 2), ctx, "", 0)]
+    parts = [f"stored {age_days:.0f} days ago"]
+    try:
+        resp = ctx.get(ctx.agent_url("security-status"), ctx.policy.timeout("key_age"),
+                       ctx.secret(PLATFORM_KEY))
+        sec = parse_security_status(resp.json("GET security-status"))
+    except (OpsError, AssertionError) as exc:
+        parts.append(f"expiry unknown ({exc.code if isinstance(exc, PlatformError) else 'n/a'})")
+    else:
+        if sec.days_until_key_expiry is not None:
+            days = float(sec.days_until_key_expiry)
+            statuses.append(evaluate(days, ctx.policy.for_metric("key_expiry_days")))
+            perf.append(_perf("key_expiry_days", days, ctx))
+            parts.append(f"expires in {days:g} days")
+        else:
+            parts.append("no expiry reported")
+    return CheckResult("key_age", worst(statuses), ", ".join(parts), tuple(perf))
+
+
+def check_heartbeat(ctx: HealthContext) -> CheckResult:
+    from impromptu_ops.jobs.state import load, state_path
+
+    st = load(state_path(ctx.settings.paths.state_dir))
+    if st.last_success_at is None:
+        why = "; ".join(st.problems) or "no successful heartbeat recorded yet"
+        return CheckResult("heartbeat", Status.WARNING, why)
+    age = max(0.0, ctx.wall() - st.last_success_at)
+    verdict = evaluate(age, ctx.policy.for_metric("heartbeat_age_seconds"))
+    text = f"last success {age / 60:.0f} min ago"
+    if st.skip_until and st.skip_until > ctx.wall():
+        when = datetime.fromtimestamp(st.skip_until, UTC).strftime("%H:%M UTC")
+        text += f"; paused until {when} ({st.skip_reason})"
+    return CheckResult("heartbeat", verdict, text,
+                       (_perf("heartbeat_age_seconds", round(age), ctx, "s", 0),))
+
+
+def _mode_problem(path: Path, secret: bool) -> tuple[Status, str] | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return Status.CRITICAL, f"{path} is a symlink"
+    if st.st_uid != os.getuid():
+        return Status.CRITICAL, f"{path} belongs to uid {st.st_uid}"
+    if st.st_mode & 0o077:
+        return (Status.CRITICAL if secret else Status.WARNING,
+                f"{path} is mode {stat.S_IMODE(st.st_mode):o} (want 700/600)")
+    return None
+
+
+def check_permissions(ctx: HealthContext) -> CheckResult:
+    s = ctx.settings
+    found: list[tuple[Status, str]] = []
+    missing = [str(d) for d in (s.paths.config_dir, s.paths.state_dir) if not d.exists()]
+    for path, secret in ((s.paths.config_dir, True), (s.paths.data_dir, True),
+                         (s.paths.state_dir, False), (s.local_key_path, True),
+                         (s.local_store_path, True)):
+        problem = _mode_problem(path, secret)
+        if problem:
+            found.append(problem)
+    if found:
+        return CheckResult("permissions", worst([f[0] for f in found]),
+                           "; ".join(f[1] for f in found))
+    if missing:
+        return CheckResult("permissions", Status.WARNING,
+                           f"missing {', '.join(missing)} (run impromptu-ops install)")
+    return CheckResult("permissions", Status.OK, "config, data and state folders are private")
+
+
+def check_secrets_scan(ctx: HealthContext) -> CheckResult:
+    from impromptu_ops.health.shellscan import scan_shell_files
+
+    findings = scan_shell_files(Path.home())
+    if not findings:
+        return CheckResult("secrets_scan", Status.OK, "no plaintext keys in shell files")
+    where = ", ".join(f"{f.path.name}:{f.line} ({f.what})" for f in findings[:3])
+    return CheckResult("secrets_scan", Status.CRITICAL,
+                       f"plaintext keys in shell files: {where} "
+                       "(run impromptu-ops secrets scan --fix)",
+                       (Perf("plaintext_keys", float(len(findings)), "", None, None, 0),))
+
+
+# name -> (function, status a timeout means). Order = output order.
+CHECKS: dict[str, tuple[Callable[[HealthContext], CheckResult], Status]] = {
+    "config": (check_config, Status.UNKNOWN),
+    "store": (check_store, Status.CRITICAL),
+    "platform": (check_platform, Status.CRITICAL),
+    "platform_key": (check_platform_key, Status.CRITICAL),
+    "openrouter_key": (check_openrouter_key, Status.WARNING),
+    "budget": (check_budget, Status.UNKNOWN),
+    "notifications": (check_notifications, Status.UNKNOWN),
+    "key_age": (check_key_age, Status.UNKNOWN),
+    "heartbeat": (check_heartbeat, Status.UNKNOWN),
+    "permissions": (check_permissions, Status.UNKNOWN),
+    "secrets_scan": (check_secrets_scan, Status.UNKNOWN),
+}
+# What the original impromptu-health.sh checked: /health, the key, a heartbeat (+ unread).
+LEGACY_CHECKS = ("platform", "platform_key", "notifications")
+
+
+def plan(ctx: HealthContext, names: tuple[str, ...] = ()) -> list[CheckSpec]:
+    """The checks to run (all by default), bound to ``ctx``, with their timeouts.
+
+    Raises:
+        ConfigError: an unknown check name.
+    """
+    chosen = names or tuple(CHECKS)
+    unknown = [n for n in chosen if n not in CHECKS]
+    if unknown:
+        raise ConfigError(f"unknown check {unknown[0]!r}; known: {', '.join(CHECKS)}")
+    specs = []
+    for name in chosen:
+        fn, on_timeout = CHECKS[name]
+        specs.append(CheckSpec(name, lambda fn=fn: fn(ctx),  # type: ignore[misc]
+                               ctx.policy.timeout(name), on_timeout))
+    return specs
+
+
+def run_health(settings: Settings, policy: HealthPolicy, names: tuple[str, ...] = ()) -> Any:
+    """Run the checks and return the :class:`~.model.Report` (the library entry point)."""
+    from impromptu_ops.health.runner import run_checks
+
+    ctx = HealthContext(settings, policy)
+    return run_checks(plan(ctx, names))
+
+
+__all__ = ["CHECKS", "LEGACY_CHECKS", "HealthContext", "plan", "run_health"]
