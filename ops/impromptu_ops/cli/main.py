@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 COMMANDS: dict[str, str] = {
     "api": "impromptu_ops.cli.api:api",
     "config": "impromptu_ops.cli.config:config",
+    "health": "impromptu_ops.cli.health:health",
+    "heartbeat": "impromptu_ops.cli.heartbeat:heartbeat",
     "pow": "impromptu_ops.cli.pow:pow_group",
     "register": "impromptu_ops.cli.register:register",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
