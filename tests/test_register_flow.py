@@ -126,5 +126,5 @@ def test_store_slot_already_holding_a_key_is_refused_before_any_work(
     assert registrar.run("register", "--name", "eta", "--accept-tos").code == 0
     hashes_before = registrar.sandbox.state.data["challenges"].copy()
     res = registrar.run("register", "--name", "theta", "--accept-tos")
-    assert res.code == 1 and "already" in res.err
+    assert res.code == 1 and "already holds impromptu-api-key" in res.error
     assert registrar.sandbox.state.data["challenges"] == hashes_before  # no challenge fetched

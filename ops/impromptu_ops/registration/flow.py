@@ -29,6 +29,7 @@ from typing import Any
 from impromptu_ops import contract
 from impromptu_ops.errors import (
     InputError,
+    Interrupted,
     MalformedResponse,
     PlatformError,
     PolicyDenied,
@@ -162,9 +163,10 @@ def _preflight(settings: Settings, request: RegistrationRequest, journal: Journa
         pass
     else:
         raise PolicyDenied(
-            f"the store already holds {API_KEY_NAME} for agent slot "
-            f"{settings.store.agent!r}; a new registration would need its own slot",
-            hint="choose another slot with IMPROMPTU_STORE_AGENT or [store] agent",
+            f"the store ({store.description}) already holds {API_KEY_NAME}; registering "
+            "another agent there would put two agents' keys in one place",
+            hint="point the store elsewhere: another [store] agent (Vault) or "
+                 "store.local_path (local)",
         )
     return journal.write(Entry(name=request.name, step="started"))
 
@@ -322,8 +324,14 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
             challenge = parse_challenge(_challenge_body(api.challenge()))
             entry = journal.write(entry, step="solving", chain_id=challenge.chain_id,
                                   expires_at=challenge.expires_at.isoformat())
-            solved = solve(challenge, settings.pow, backend=settings.pow.backend,
-                           on_plan=hooks.on_plan, progress=hooks.progress, stop=hooks.stop)
+            try:
+                solved = solve(challenge, settings.pow, backend=settings.pow.backend,
+                               on_plan=hooks.on_plan, progress=hooks.progress, stop=hooks.stop)
+            except (PolicyDenied, Interrupted) as exc:
+                entry = journal.write(entry, step="started")
+                raise type(exc)(exc.message, hint="; ".join(
+                    h for h in (exc.hint, "nothing was registered: run register again") if h)
+                ) from None
             body["pow"] = solved.solution.to_json()
         elif answer.status == NEEDS_PAYMENT or answer.code == "PAYMENT_REQUIRED":
             err = answer.body.get("error")
