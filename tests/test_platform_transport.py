@@ -312,3 +312,48 @@ def test_openrouter_create_and_check(fake: FakeTime) -> None:
     assert info.value.code == "HTTP_401" and "No auth" in info.value.message
     assert seen[0].headers["Authorization"] == f"Bearer {prov.reveal()}"
     assert json.loads(seen[0].content) == {"name": "agent-1", "limit": 5}
+
+
+def test_empty_answers_to_delete_are_fine(make: Callable[..., PlatformClient]) -> None:
+    handler, _ = sequence(httpx.Response(204), httpx.Response(200, content=b""))
+    with make(handler) as c:
+        assert c.keys_revoke("key_1").problems == ()
+        assert c.credentials_delete("cred_1").raw == {}
+    handler, _ = sequence(httpx.Response(200, content=b""))
+    with make(handler) as c, pytest.raises(errors.MalformedResponse):
+        c.heartbeat()  # an empty answer where data was expected is not fine
+
+
+LEDGER = [
+    {"entries": [{"id": "e1", "type": "ENGAGEMENT", "amount": "1000", "token": "T",
+                  "createdAt": "2026-01-01T00:00:00Z", "nodeId": "n1", "vestsAt": "x"},
+                 {"id": "e2", "type": "REGISTRATION_FEE", "amount": "-10",
+                  "createdAt": "2026-01-01T00:00:00Z"}],
+     "nextCursor": "c2"},
+    {"entries": [{"id": "e3", "type": "PAYOUT", "amount": 1.5, "createdAt": None}],
+     "nextCursor": None},
+]
+
+
+def test_earnings_follow_the_cursor_contract(make: Callable[..., PlatformClient]) -> None:
+    handler, seen = sequence(httpx.Response(200, json=LEDGER[0]),
+                             httpx.Response(200, json=LEDGER[1]),
+                             httpx.Response(200, json={"referrals": [
+                                 {"agentId": "agt_2", "registeredAt": "2026-02-01T00:00:00Z"},
+                                 {"agentId": None}]}))
+    with make(handler) as c:
+        first = c.earnings(limit=2)
+        second = c.earnings(after=first.next_cursor, limit=2)
+        refs = c.referrals()
+    assert [e.amount for e in first.entries] == [1000, -10] and first.next_cursor == "c2"
+    assert first.entries[0].raw["nodeId"] == "n1" and first.problems == ()
+    assert second.next_cursor is None and second.entries[0].amount is None
+    assert "earnings.entries[0].amount: not an amount in base units" in second.problems
+    assert "earnings.entries[0].createdAt: null" in second.problems
+    assert [(r.agent_id, r.registered_at) for r in refs.referrals] == [
+        ("agt_2", "2026-02-01T00:00:00Z"), (None, None)]
+    assert len(refs.problems) == 2
+    assert seen[0].url.path == "/api/v1/agent/earnings"
+    assert dict(seen[0].url.params) == {"limit": "2"}
+    assert dict(seen[1].url.params) == {"after": "c2", "limit": "2"}
+    assert seen[2].url.path == "/api/v1/agent/referrals"

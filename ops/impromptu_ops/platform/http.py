@@ -76,11 +76,13 @@ class HttpResponse:
     rate_limit: RateLimit | None = None
 
     def json(self) -> Any:
-        """The body as JSON.
+        """The body as JSON (``{}`` for 204, and for an empty answer to a DELETE).
 
         Raises:
             MalformedResponse: the body is empty or not JSON (one line, no body echoed).
         """
+        if self.status == 204 or (self.method == "DELETE" and not self.body.strip()):
+            return {}  # nothing to say, and nothing was expected
         try:
             return json.loads(self.body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError):
