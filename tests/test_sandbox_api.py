@@ -56,7 +56,7 @@ def test_auth_failures_are_401(sandbox: SandboxServer) -> None:
     assert error_of(httpx.get(url))["code"] == "UNAUTHORIZED"
     bogus = {"Authorization": "Bearer impr_sk_" + "A" * 40}
     assert error_of(httpx.get(url, headers=bogus))["code"] == "UNAUTHORIZED"
-    agent_id, auth = agent(sandbox, keyExpiresInDays=-1)
+    _, auth = agent(sandbox, keyExpiresInDays=-1)
     err = error_of(httpx.get(url, headers=auth))
     assert err["code"] == "UNAUTHORIZED" and "expired" in err["message"]
 
@@ -149,7 +149,7 @@ def test_not_found_node_validation_and_tier(sandbox: SandboxServer) -> None:
 
 
 def test_budget_exhaustion_and_hourly_regeneration(sandbox: SandboxServer) -> None:
-    agent_id, auth = agent(sandbox, budget=15)
+    _, auth = agent(sandbox, budget=15)
     base = sandbox.base_url + "/v1/agent"
     body = {"content": "c", "initialPrompt": "p"}
     assert httpx.post(base + "/prompt", headers=auth, json=body).status_code == 201
