@@ -180,6 +180,19 @@ def test_registration_walkthrough_and_accept_tos(sandbox: SandboxServer,
         assert agent.heartbeat().problems == ()
 
 
+def test_registration_secrets_arrive_wrapped(sandbox_factory: SandboxFactory,
+                                             connect: Callable[..., PlatformClient],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    sb = sandbox_factory(pow_required=False, return_wallet_key=True, quick_start=True)
+    caplog.set_level("DEBUG")
+    done = connect(sb, None).register_attempt(reg_body())
+    assert done.registered
+    wallet_key = done.body["walletPrivateKey"]
+    assert isinstance(wallet_key, Secret) and isinstance(done.body["apiKey"], Secret)
+    shown = repr(done.body) + str(done.body) + caplog.text
+    assert wallet_key.reveal() not in shown and done.body["apiKey"].reveal() not in shown
+
+
 # --- every error code of the §1 table ---------------------------------------------------------
 
 
