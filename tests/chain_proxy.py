@@ -27,14 +27,19 @@ import httpx
 Upstream = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def forward_to(url: str) -> Upstream:
-    client = httpx.Client(timeout=30)
+class forward_to:
+    """An upstream that forwards each request to a JSON-RPC URL (closed with the proxy)."""
 
-    def call(req: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = client.post(url, json=req).json()
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=30)
+
+    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self.client.post(self.url, json=req).json()
         return answer
 
-    return call
+    def close(self) -> None:
+        self.client.close()
 
 
 class LimitProxy:
@@ -81,6 +86,9 @@ class LimitProxy:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
+        close = getattr(self.upstream, "close", None)
+        if close is not None:
+            close()
 
     # --- behaviour -----------------------------------------------------------------------
     def handle(self, payload: Any) -> tuple[int, Any]:

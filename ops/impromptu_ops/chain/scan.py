@@ -94,8 +94,11 @@ def classify_limit_error(error: RpcError) -> LimitHint | None:
     if m:
         lo, hi = (int(g, 16) if g.lower().startswith("0x") else int(g) for g in m.groups())
         if hi >= lo:
-            kind = "results" if _RESULT_WORDS.search(text) else "range"
-            return LimitHint(kind, hi - lo + 1)
+            # A suggestion is about this part of the chain: treat it as local ("results")
+            # unless the rest of the message clearly speaks of a block-range cap.
+            rest = text[:m.start()] + text[m.end():]
+            is_range = _RANGE_WORDS.search(rest) and not _RESULT_WORDS.search(rest)
+            return LimitHint("range" if is_range else "results", hi - lo + 1)
     for pattern in _MAX_BLOCKS:
         m = pattern.search(text)
         if m:

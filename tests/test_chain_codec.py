@@ -1,0 +1,160 @@
+"""ERC-20 encoding/decoding by hand and the JSON-RPC client's wire handling (no chain)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impromptu_ops import contract
+from impromptu_ops.chain import erc20
+from impromptu_ops.chain.rpc import JsonRpcClient, RpcError, RpcRateLimited, safe_endpoint
+from impromptu_ops.errors import ChainError, InputError, MalformedResponse
+
+ADDR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+words = st.integers(0, 2**256 - 1)
+
+
+def test_transfer_calldata_layout() -> None:
+    data = erc20.transfer_calldata(ADDR, 10**18)
+    assert data == ("0xa9059cbb" + "0" * 24 + ADDR[2:].lower()
+                    + f"{10**18:064x}")
+    assert len(data) == 2 + 8 + 128
+    assert erc20.balance_of_calldata(ADDR) == "0x70a08231" + "0" * 24 + ADDR[2:].lower()
+    assert erc20.address_topic(ADDR) == "0x" + "0" * 24 + ADDR[2:].lower()
+
+
+def test_bad_inputs_are_refused() -> None:
+    for bad in ("0x123", ADDR + "00", "70997970C51812dc3A010C7d01b50e0d17dc79C8", ""):
+        with pytest.raises(InputError):
+            erc20.normalize_address(bad)
+    with pytest.raises(InputError):
+        erc20.encode_uint256(2**256)
+    with pytest.raises(InputError):
+        erc20.encode_uint256(-1)
+
+
+def log_of(token: str, sender: str, to: str, amount: int, *, block: int = 7,
+           index: int = 3) -> dict[str, Any]:
+    return {"address": token, "topics": [contract.ERC20_TRANSFER_TOPIC,
+                                         erc20.address_topic(sender), erc20.address_topic(to)],
+            "data": "0x" + erc20.encode_uint256(amount), "blockNumber": hex(block),
+            "logIndex": hex(index), "transactionHash": "0x" + "ab" * 32,
+            "blockHash": "0x" + "cd" * 32, "removed": False}
+
+
+@settings(max_examples=200, deadline=None)
+@given(addresses, addresses, addresses, words, st.integers(0, 2**40), st.integers(0, 5000))
+def test_transfer_log_round_trip_is_exact(token: str, sender: str, to: str, amount: int,
+                                          block: int, index: int) -> None:
+    t = erc20.decode_transfer_log(log_of(token, sender, to, amount, block=block, index=index))
+    assert t is not None
+    assert (t.token, t.sender, t.recipient, t.amount) == (token, sender, to, amount)
+    assert (t.block_number, t.log_index) == (block, index)
+
+
+def test_other_events_and_nft_transfers_are_not_erc20_transfers() -> None:
+    good = log_of(ADDR, ADDR, ADDR, 5)
+    assert erc20.decode_transfer_log({**good, "topics": ["0x" + "11" * 32]}) is None
+    nft = {**good, "topics": [*good["topics"], "0x" + "00" * 31 + "01"], "data": "0x"}
+    assert erc20.decode_transfer_log(nft) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["address", "topics", "data", "blockNumber",
+                                        "logIndex", "transactionHash", "blockHash"]),
+                       st.none() | st.text(max_size=80) | st.integers()
+                       | st.lists(st.text(max_size=70), max_size=4)))
+def test_hostile_logs_decode_or_refuse_cleanly(raw: dict[str, Any]) -> None:
+    base = log_of(ADDR, ADDR, ADDR, 5)
+    with contextlib.suppress(MalformedResponse):
+        erc20.decode_transfer_log({**base, **raw})
+
+
+def test_high_topic_bits_are_refused() -> None:
+    bad = log_of(ADDR, ADDR, ADDR, 5)
+    bad["topics"][1] = "0x" + "ff" * 32
+    with pytest.raises(MalformedResponse):
+        erc20.decode_transfer_log(bad)
+
+
+@given(st.integers(-(10**40), 10**40), st.integers(0, 30))
+def test_format_units_is_exact(amount: int, decimals: int) -> None:
+    text = erc20.format_units(amount, decimals)
+    whole, _, frac = text.lstrip("-").partition(".")
+    back = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
+    assert back == abs(amount) and text.startswith("-") == (amount < 0)
+
+
+# --- the RPC client on a mock transport ---------------------------------------------------
+def client(handler: Any, **kw: Any) -> tuple[JsonRpcClient, list[float]]:
+    slept: list[float] = []
+    rpc = JsonRpcClient("http://127.0.0.1:1/v2/SECRETKEY", transport=httpx.MockTransport(handler),
+                        sleeper=slept.append, **kw)
+    return rpc, slept
+
+
+def test_rate_limit_backs_off_then_succeeds() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}),
+                    httpx.Response(200, json={"jsonrpc": "2.0", "id": 1,
+                                              "error": {"code": -32005,
+                                                        "message": "request rate limited"}}),
+                    httpx.Response(200, json={"jsonrpc": "2.0", "id": 3, "result": "0x2105"})])
+    rpc, slept = client(lambda req: next(answers))
+    assert rpc.chain_id() == 8453
+    assert slept[0] == 2.0 and len(slept) == 2 and rpc.calls == 3
+
+
+def test_rate_limit_gives_up_after_retries() -> None:
+    rpc, slept = client(lambda req: httpx.Response(429), rate_limit_retries=2)
+    with pytest.raises(RpcRateLimited):
+        rpc.block_number()
+    assert len(slept) == 2
+
+
+def test_errors_never_show_the_url_path() -> None:
+    def boom(req: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+    rpc, _ = client(boom)
+    with pytest.raises(ChainError) as info:
+        rpc.block_number()
+    assert "SECRETKEY" not in info.value.diagnostics()
+    assert safe_endpoint("https://base.example/v2/KEY?x=1") == "https://base.example"
+
+
+def test_rpc_errors_carry_code_and_message() -> None:
+    rpc, _ = client(lambda req: httpx.Response(200, json={
+        "jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "bad", "data": "x"}}))
+    with pytest.raises(RpcError) as info:
+        rpc.get_logs(from_block=1, to_block=2)
+    assert (info.value.code, info.value.rpc_message, info.value.data) == (-32602, "bad", "x")
+
+
+def test_oversize_and_malformed_answers_are_refused() -> None:
+    rpc, _ = client(lambda req: httpx.Response(200, content=b"x" * 5000), max_response_bytes=1000)
+    with pytest.raises(ChainError, match="larger than"):
+        rpc.block_number()
+    rpc, _ = client(lambda req: httpx.Response(200, content=b"not json"))
+    with pytest.raises(ChainError, match="not a JSON-RPC answer"):
+        rpc.block_number()
+    rpc, _ = client(lambda req: httpx.Response(200, json={"jsonrpc": "2.0", "id": 1,
+                                                          "result": "12"}))
+    with pytest.raises(ChainError, match="not a hex quantity"):
+        rpc.block_number()
+
+
+def test_batch_results_follow_call_order() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls = json.loads(req.content)
+        return httpx.Response(200, json=[{"jsonrpc": "2.0", "id": c["id"],
+                                          "result": c["params"][0]} for c in reversed(calls)])
+    rpc, _ = client(handler)
+    assert rpc.batch([("echo", ["a"]), ("echo", ["b"]), ("echo", ["c"])]) == ["a", "b", "c"]
+    assert rpc.calls == 1
