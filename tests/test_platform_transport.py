@@ -8,10 +8,13 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from impromptu_ops import errors
 from impromptu_ops.platform.client import PlatformClient
@@ -124,8 +127,6 @@ def test_429_retry_after_seconds_then_success(make: Callable[..., PlatformClient
 
 
 def test_429_retry_after_http_date(make: Callable[..., PlatformClient], fake: FakeTime) -> None:
-    from email.utils import formatdate
-
     handler, _ = sequence(err(429, "RATE_001", {"Retry-After": formatdate(WALL + 12,
                                                                            usegmt=True)}),
                           httpx.Response(200, json=HB))
@@ -357,3 +358,67 @@ def test_earnings_follow_the_cursor_contract(make: Callable[..., PlatformClient]
     assert dict(seen[0].url.params) == {"limit": "2"}
     assert dict(seen[1].url.params) == {"after": "c2", "limit": "2"}
     assert seen[2].url.path == "/api/v1/agent/referrals"
+
+
+OUTCOMES = st.sampled_from(["ok", "500", "503", "429", "429-date", "429-daily", "connect",
+                            "reset", "400"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(outcomes=st.lists(OUTCOMES, min_size=1, max_size=12),
+       method=st.sampled_from(["GET", "POST", "POST+key", "DELETE"]),
+       deadline=st.floats(0.5, 120), max_retries=st.integers(0, 8),
+       rand=st.floats(0, 1, exclude_max=True), retry_after=st.integers(0, 400))
+def test_retry_loop_invariants(outcomes: list[str], method: str, deadline: float,
+                               max_retries: int, rand: float, retry_after: int) -> None:
+    """Whatever the server does: the waits fit the deadline, retries are capped, and a
+    request that may have reached the server is resent only if it is idempotent."""
+    fake = FakeTime()
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        kind = outcomes[min(len(sent), len(outcomes) - 1)]
+        sent.append(kind)
+        if kind == "connect":
+            raise httpx.ConnectError("refused")
+        if kind == "reset":
+            raise httpx.ReadError("reset")
+        if kind == "ok":
+            return httpx.Response(200, json={})
+        if kind.startswith("429"):
+            code = "RATE_003" if kind == "429-daily" else "RATE_001"
+            ra = (str(retry_after) if kind != "429-date"
+                  else formatdate(WALL + fake.now + retry_after, usegmt=True))
+            return err(429, code, {"Retry-After": ra,
+                                   "X-RateLimit-Reset": str(int(WALL + 86_400))})
+        return err(int(kind), "INTERNAL" if kind.startswith("5") else "VALIDATION_ERROR")
+
+    s = PlatformSettings(api_url="http://platform.test/api", deadline=deadline,
+                         max_retries=max_retries, backoff_base=0.5, backoff_cap=30.0,
+                         max_retry_after=300.0)
+    verb, _, keyed = method.partition("+")
+    with PlatformClient(s, KEY, transport=httpx.MockTransport(handler), sleep=fake.sleep,
+                        clock=fake.clock, wall=fake.wall, rand=lambda: rand) as c:
+        try:
+            if verb == "GET":
+                c.heartbeat()
+            elif verb == "DELETE":
+                c.keys_revoke("k")
+            elif keyed:
+                c.keys_create("idem")
+            else:
+                c.prompt("s", "p")
+            outcome = "ok"
+        except errors.OpsError as exc:
+            outcome = type(exc).__name__
+            assert "\n" not in exc.diagnostics()
+    assert fake.now <= deadline
+    assert len(sent) <= max_retries + 1
+    assert len(fake.sleeps) == len(sent) - 1
+    if outcome == "ok":
+        assert sent[-1] == "ok"
+    if verb == "POST" and not keyed:
+        # every resend of a plain POST follows a failure that never left the process
+        assert all(k == "connect" for k in sent[:-1])
+    for kind in sent[:-1]:
+        assert kind not in ("ok", "400", "429-daily")  # never retried
