@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "config": "impromptu_ops.cli.config:config",
     "health": "impromptu_ops.cli.health:health",
     "heartbeat": "impromptu_ops.cli.heartbeat:heartbeat",
+    "install": "impromptu_ops.cli.install:install",
     "pow": "impromptu_ops.cli.pow:pow_group",
     "register": "impromptu_ops.cli.register:register",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
