@@ -1,0 +1,286 @@
+"""``impromptu-ops secrets``: put, get, list, history, rollback, exec, import, scan, check.
+
+Thin: each command parses, opens the store (``--backend local|vault``; default vault when
+``VAULT_ADDR`` or the config names a Vault, else the local encrypted store), calls one
+library function (:mod:`impromptu_ops.store.manage`, :mod:`impromptu_ops.store.childenv`,
+:mod:`impromptu_ops.secretscan`) and renders. Values never come from argv: ``put`` reads
+stdin or a hidden prompt. ``get`` masks unless ``--reveal``, which refuses a non-terminal
+stdout unless ``--force``: that is the one place a value is printed unmasked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from impromptu_ops import contract
+from impromptu_ops.cli.app import App, pass_app
+from impromptu_ops.cli.output import err, out, out_json, stdout_is_tty, table
+from impromptu_ops.errors import InputError, PolicyDenied
+from impromptu_ops.secret import Secret
+from impromptu_ops.store.base import SecretStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_STDIN = 64 * 1024
+
+
+def backend_option(fn: F) -> F:
+    fn = click.option("--agent", default=None,
+                      help="Agent whose secrets to use (Vault path segment).")(fn)
+    return click.option(
+        "--backend", type=click.Choice(["local", "vault"]), default=None,
+        help="Secret store (default: vault when VAULT_ADDR or the config names one, "
+             "else the local encrypted store).")(fn)
+
+
+def _store(app: App, backend: str | None, agent: str | None) -> SecretStore:
+    from impromptu_ops.store.factory import open_store
+
+    return open_store(app.settings(store__backend=backend, store__agent=agent))
+
+
+@click.group("secrets")
+def secrets() -> None:
+    """Keep the platform, OpenRouter and wallet keys in Vault or the encrypted local store."""
+
+
+@secrets.command("put")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Store a value that does not look like NAME.")
+@backend_option
+@pass_app
+def put_cmd(app: App, name: str, force: bool, backend: str | None, agent: str | None) -> None:
+    """Store a new version of NAME, read from stdin or a hidden prompt (never argv)."""
+    from impromptu_ops.store import manage
+
+    manage.canonical(name)
+    stdin = sys.stdin
+    if stdin.isatty():
+        raw = click.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True,
+                           err=True)
+    else:
+        raw = stdin.read(MAX_STDIN + 1)
+        if len(raw) > MAX_STDIN:
+            raise InputError("the value on stdin is too large")
+        raw = raw.removesuffix("\n").removesuffix("\r")
+    store = _store(app, backend, agent)
+    version = manage.put(store, name, Secret(raw, name), force=force)
+    out(f"stored {name} version {version} in {store.description}")
+
+
+def print_revealed_secret(value: Secret) -> None:
+    """The single unmasked print of the CLI (``get --reveal``); everything else redacts."""
+    sys.stdout.write(value.reveal() + "\n")
+    sys.stdout.flush()
+
+
+@secrets.command("get")
+@click.argument("name")
+@click.option("--version", "version", type=int, default=None, help="A specific version.")
+@click.option("--reveal", is_flag=True, help="Print the value itself (terminal only).")
+@click.option("--force", is_flag=True, help="With --reveal: allow a pipe or file.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (value masked).")
+@backend_option
+@pass_app
+def get_cmd(app: App, name: str, version: int | None, reveal: bool, force: bool,
+            as_json: bool, backend: str | None, agent: str | None) -> None:
+    """Show NAME, masked unless --reveal."""
+    from impromptu_ops.store import manage
+
+    manage.canonical(name)
+    if reveal and not force and not stdout_is_tty():
+        raise PolicyDenied("refusing to reveal a secret into a pipe or file",
+                           hint="use `secrets exec` to hand it to a program, or --force")
+    got = _store(app, backend, agent).read(name, version)
+    if reveal:
+        print_revealed_secret(got.value())
+    elif as_json:
+        out_json({"name": name, "version": got.version, "created": got.created_time,
+                  "value": got.value().masked})
+    else:
+        out(f"{name} v{got.version} ({got.created_time:%Y-%m-%d %H:%M}Z): {got.value()}")
+
+
+@secrets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@backend_option
+@pass_app
+def list_cmd(app: App, as_json: bool, backend: str | None, agent: str | None) -> None:
+    """List the secrets in the store with their current version."""
+    store = _store(app, backend, agent)
+    rows: list[tuple[str, ...]] = []
+    for name in store.list():
+        meta = store.metadata(name)
+        rows.append((name, str(meta.current_version), f"{meta.updated_time:%Y-%m-%d %H:%M}"))
+    if as_json:
+        out_json({"store": store.description,
+                  "secrets": [{"name": n, "version": int(v), "updated": u}
+                              for n, v, u in rows]})
+        return
+    out(f"# {store.description}")
+    out(table(rows, ("name", "version", "updated")) if rows else "(no secrets)")
+
+
+@secrets.command("history")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@backend_option
+@pass_app
+def history_cmd(app: App, name: str, as_json: bool, backend: str | None,
+                agent: str | None) -> None:
+    """Show the versions of NAME (values are never shown)."""
+    from impromptu_ops.store import manage
+
+    current, versions = manage.history(_store(app, backend, agent), name)
+
+    def state(v: Any) -> str:
+        flags = ["destroyed" if v.destroyed else "deleted" if v.deleted else "ok"]
+        return ",".join(flags + (["current"] if v.version == current else []))
+
+    if as_json:
+        out_json({"name": name, "current": current,
+                  "versions": [{"version": v.version, "created": v.created_time,
+                                "state": state(v)} for v in versions]})
+        return
+    out(table([(str(v.version), f"{v.created_time:%Y-%m-%d %H:%M:%S}", state(v))
+               for v in versions], ("version", "created", "state")))
+
+
+@secrets.command("rollback")
+@click.argument("name")
+@click.option("--version", "version", type=int, required=True, help="The version to restore.")
+@backend_option
+@pass_app
+def rollback_cmd(app: App, name: str, version: int, backend: str | None,
+                 agent: str | None) -> None:
+    """Make an older version of NAME current again (written as a new version)."""
+    from impromptu_ops.store import manage
+
+    new = manage.rollback(_store(app, backend, agent), name, version)
+    out(f"{name}: version {version} restored as version {new}")
+
+
+@secrets.command("exec", context_settings={"ignore_unknown_options": True,
+                                           "allow_interspersed_args": False})
+@click.option("--only", "only", multiple=True,
+              help="Secret names to pass (repeat or comma-separate; default: all present).")
+@click.option("--files", "files", default=None, metavar="DIR",
+              help="Pass secrets as 0400 files in a private folder created inside DIR "
+                   "('auto': /dev/shm when available), removed when the command ends.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@backend_option
+@pass_app
+def exec_cmd(app: App, only: tuple[str, ...], files: str | None, command: tuple[str, ...],
+             backend: str | None, agent: str | None) -> int:
+    """Run COMMAND with the secrets in its environment (IMPROMPTU_API_KEY, ...).
+
+    Example: impromptu-ops secrets exec --only impromptu-api-key -- ./heartbeat.sh
+    """
+    from impromptu_ops.store import childenv
+
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    found = childenv.collect(_store(app, backend, agent), names or None)
+    if files is None:
+        sys.stdout.flush()
+        childenv.exec_with_secrets(command, found)
+    parent = None if files == "auto" else Path(files)
+    return childenv.run_with_secret_files(command, found, parent)
+
+
+@secrets.command("import")
+@click.option("--from-env", "from_env", is_flag=True,
+              help="Import " + ", ".join(contract.SECRET_ENV.values()) + " from the "
+                   "environment.")
+@click.option("--from-file", "from_file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Import NAME=value lines, e.g. ~/.impromptu/env.")
+@click.option("--force", is_flag=True, help="Store values that do not look like their name.")
+@backend_option
+@pass_app
+def import_cmd(app: App, from_env: bool, from_file: Path | None, force: bool,
+               backend: str | None, agent: str | None) -> None:
+    """Move keys from the environment or an env file into the store."""
+    from impromptu_ops.store import manage
+
+    if from_env == (from_file is not None):
+        raise click.UsageError("give exactly one of --from-env or --from-file")
+    found = (manage.values_from_env(os.environ) if from_env
+             else manage.read_env_file(from_file.expanduser()))  # type: ignore[union-attr]
+    if not found:
+        raise InputError("no known secret variables found ("
+                         + ", ".join(contract.SECRET_ENV.values()) + ")")
+    store = _store(app, backend, agent)
+    report = manage.import_values(store, found, force=force)
+    for name, version in report.stored:
+        out(f"stored {name} version {version}")
+    for name in report.unchanged:
+        out(f"unchanged {name} (the store already has this value)")
+    for name, why in report.refused:
+        err(f"refused {name}: {why}")
+    if from_file is not None and report.stored:
+        err(f"note: {from_file} still holds the values: "
+            f"run `impromptu-ops secrets scan --fix {from_file}` to remove them")
+    if report.refused:
+        raise InputError(f"{len(report.refused)} value(s) refused")
+
+
+@secrets.command("scan")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--fix", is_flag=True,
+              help="Move named keys into the store and comment out their lines.")
+@click.option("--no-system", is_flag=True, help="Skip /etc and the cron spool.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@backend_option
+@pass_app
+def scan_cmd(app: App, paths: tuple[Path, ...], fix: bool, no_system: bool, as_json: bool,
+             backend: str | None, agent: str | None) -> int:
+    """Find plaintext keys in shell rc, .env, crontab and systemd files (exit 1 if any)."""
+    from impromptu_ops import secretscan
+
+    targets = list(paths) or secretscan.default_paths(Path.home(), Path.cwd(),
+                                                      system=not no_system)
+    report = secretscan.scan(targets)
+    rows: list[tuple[str, ...]] = [(f"{f.path}:{f.line}", f.kind, f.name or "-", f.masked)
+                                   for f in report.findings]
+    if not fix:
+        if as_json:
+            out_json({"files": report.files, "findings": [
+                {"where": w, "kind": k, "name": n, "value": v} for w, k, n, v in rows]})
+        elif rows:
+            out(table(rows, ("where", "kind", "store as", "value")))
+        else:
+            out(f"no plaintext keys found in {report.files} file(s)")
+        return 1 if rows else 0
+    result = secretscan.fix(_store(app, backend, agent), report)
+    for f in result.moved:
+        out(f"moved {f.path}:{f.line} -> {f.name}")
+    for path, backup in result.backups:
+        out(f"backup of {path} kept in the store as {backup}")
+    for f, why in result.left:
+        err(f"left {f.path}:{f.line} ({f.kind} {f.masked}): {why}")
+    return 1 if result.left else 0
+
+
+@secrets.command("check")
+@backend_option
+@pass_app
+def check_cmd(app: App, backend: str | None, agent: str | None) -> None:
+    """Check that the store answers (Vault: reachable, unsealed, token valid)."""
+    out(_store(app, backend, agent).check())
+
+
+@secrets.command("policy")
+@click.argument("role", type=click.Choice(["heartbeat", "rotation", "operator"]))
+@click.option("--agent", default=None, help="Agent name (default: store.agent).")
+@pass_app
+def policy_cmd(app: App, role: str, agent: str | None) -> None:
+    """Print the least-privilege Vault policy (HCL) for ROLE and one agent."""
+    from impromptu_ops.store.policies import render_policy
+
+    s = app.settings(store__agent=agent)
+    out(render_policy(s.paths.policies_dir, role, s.store.agent, s.store.vault_mount,
+                      s.store.vault_prefix), nl=False)
