@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "register": "impromptu_ops.cli.register:register",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
     "screen": "impromptu_ops.cli.screen:screen",
+    "secrets": "impromptu_ops.cli.secrets:secrets",
     "update": "impromptu_ops.cli.update:update",
 }
 
