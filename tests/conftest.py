@@ -16,6 +16,7 @@ import pytest
 
 pytest_plugins: list[str] = [
     "tests.fixtures_chain",
+    "tests.fixtures_gate",
     "tests.fixtures_jobs",
     "tests.fixtures_sandbox",
     "tests.fixtures_vault",

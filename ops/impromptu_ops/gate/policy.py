@@ -446,11 +446,23 @@ class _Evaluator:
 
     def _combo(self, rule: Rule, u: _Unit) -> None:
         hits = {name: [self._set_hits(name, ln) for ln in u.lines] for name in rule.all_of}
+
+        def span(i: int) -> tuple[int, int]:
+            if rule.window < 0:
+                return 0, len(u.lines)
+            return max(0, i - rule.window), min(len(u.lines), i + rule.window + 1)
+
+        # A line that matches every set by itself is the culprit; its neighbours are not
+        # reported again for the same window.
+        whole = [i for i in sorted(u.added) if all(hits[n][i] for n in rule.all_of)]
+        covered: set[int] = set()
+        for i in whole:
+            self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", u.lines[i])
+            covered.update(range(*span(i)))
         for i in sorted(u.added):
-            if not any(hits[n][i] for n in rule.all_of):
+            if i in covered or not any(hits[n][i] for n in rule.all_of):
                 continue
-            lo, hi = (0, len(u.lines)) if rule.window < 0 else (
-                max(0, i - rule.window), min(len(u.lines), i + rule.window + 1))
+            lo, hi = span(i)
             if all(any(hits[n][lo:hi]) for n in rule.all_of):
                 self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", u.lines[i])
 
