@@ -252,6 +252,20 @@ def test_size_cap_declared_and_streamed(make: Callable[..., PlatformClient]) -> 
         c.heartbeat()
 
 
+def test_a_slow_drip_cannot_outlast_the_deadline(make: Callable[..., PlatformClient],
+                                                 fake: FakeTime) -> None:
+    def drip() -> Iterator[bytes]:
+        for _ in range(1000):
+            fake.now += 1.0  # each chunk arrives just inside the read timeout
+            yield b" "
+
+    handler, _ = sequence(httpx.Response(200, content=drip()))
+    with make(handler, deadline=10.0) as c, pytest.raises(errors.TransportError,
+                                                          match="too slowly"):
+        c.heartbeat()
+    assert fake.now <= 12.0
+
+
 def test_invalid_json_is_one_clear_line(make: Callable[..., PlatformClient]) -> None:
     handler, _ = sequence(httpx.Response(200, content=b'{"agentId": "a", \x00<<not json'))
     with make(handler) as c, pytest.raises(errors.MalformedResponse) as info:

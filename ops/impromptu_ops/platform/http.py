@@ -175,7 +175,8 @@ class HttpCore:
 
     # --- one attempt ----------------------------------------------------------------------
     def _send(self, method: str, path: str, *, params: Mapping[str, str] | None,
-              json_body: Any, headers: dict[str, str], timeout: httpx.Timeout) -> HttpResponse:
+              json_body: Any, headers: dict[str, str], timeout: httpx.Timeout,
+              give_up_at: float) -> HttpResponse:
         url = self.base_url + path
         cap = self.limits.max_response_bytes
         try:
@@ -190,6 +191,10 @@ class HttpCore:
                     size += len(chunk)
                     if size > cap:
                         raise _Attempt(self._too_big(method, path, size), sent=True)
+                    if self._clock() > give_up_at:  # a slow drip resets the read timeout
+                        raise _Attempt(TransportError(
+                            f"{method} {path}: the response is arriving too slowly to finish"
+                            f" within the {self.limits.deadline:g}s deadline"), sent=True)
                     chunks.append(chunk)
                 body = b"".join(chunks)
                 return HttpResponse(resp.status_code, resp.headers, body, method, path,
@@ -287,7 +292,8 @@ class HttpCore:
                                                 0.001))
             try:
                 resp = self._send(method, path, params=params, json_body=json_body,
-                                  headers=headers, timeout=timeout)
+                                  headers=headers, timeout=timeout,
+                                  give_up_at=start + self.limits.deadline)
             except _Attempt as failed:
                 error: OpsError = failed.error
                 resend = not isinstance(error, MalformedResponse) and retry.may_resend(
