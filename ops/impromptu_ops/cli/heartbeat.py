@@ -28,8 +28,7 @@ def heartbeat(ctx: click.Context, app: App, as_json: bool, metrics_file: Path | 
     from impromptu_ops.jobs.heartbeat import lines, run_scheduled
 
     settings = app.settings(jobs__metrics_file=metrics_file, jobs__ping_url=ping_url)
-    report = run_scheduled(settings, metrics_file=settings.jobs.metrics_file,
-                           ping_base=settings.jobs.ping_url)
+    report = run_scheduled(settings)
     if as_json:
         out_json(report.to_json())
     else:

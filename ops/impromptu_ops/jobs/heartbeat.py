@@ -388,10 +388,14 @@ def run_scheduled(settings: Settings, *, metrics_file: Any = None, ping_base: st
                   **kw: Any) -> HeartbeatReport:
     """A scheduled run: ping start, run, write the textfile, ping the exit status.
 
-    A busy lock is reported as a skipped run (exit 75) without pings, state or textfile:
-    the run that holds the lock owns all three.
+    ``metrics_file`` and ``ping_base`` default to ``jobs.metrics_file`` and
+    ``jobs.ping_url``. A busy lock is reported as a skipped run (exit 75) without pings,
+    state or textfile: the run that holds the lock owns all three.
     """
     from impromptu_ops.jobs.ping import ping
+
+    metrics_file = metrics_file or settings.jobs.metrics_file
+    ping_base = ping_base or settings.jobs.ping_url
 
     job = HeartbeatJob(settings, **kw)
     if ping_base:
