@@ -141,6 +141,27 @@ def _preflight(settings: Settings, request: RegistrationRequest, journal: Journa
         raise PolicyDenied(f"the secrets of an earlier registration are in the emergency file "
                            f"{path}", hint=f"run: impromptu-ops register recover {path}")
     entry = journal.read()
+    store = open_store()
+    store.check()
+    try:
+        store.read(API_KEY_NAME)
+    except SecretNotFound:
+        pass
+    else:
+        if entry and entry.step in ("submitted", "stored"):
+            todo = ("nothing to do" if entry.tos_accepted
+                    else "run `impromptu-ops register accept-tos` if it is still PENDING")
+            raise PolicyDenied(
+                f"agent {entry.agent_id or '(id not recorded)'} ({entry.name!r}) is already "
+                f"registered and its {API_KEY_NAME} is in the store ({store.description})",
+                hint=todo,
+            )
+        raise PolicyDenied(
+            f"the store ({store.description}) already holds {API_KEY_NAME}; registering "
+            "another agent there would put two agents' keys in one place",
+            hint="point the store elsewhere: another [store] agent (Vault) or "
+                 "store.local_path (local)",
+        )
     if entry and entry.step == "submitted" and not request.force_new:
         raise PolicyDenied(
             f"a registration of {entry.name!r} was sent at {entry.updated_at} and its answer "
@@ -149,25 +170,12 @@ def _preflight(settings: Settings, request: RegistrationRequest, journal: Journa
                  "name), then run register again with --force-new to start a new one",
         )
     if entry and entry.step in ("stored", "emergency") and not request.force_new:
-        todo = ("run `impromptu-ops register accept-tos`" if not entry.tos_accepted
-                else "nothing to do")
-        raise PolicyDenied(f"agent {entry.agent_id} ({entry.name!r}) is already registered and "
-                           f"its secrets are kept", hint=todo)
+        raise PolicyDenied(f"agent {entry.agent_id} ({entry.name!r}) was registered but its "
+                           f"{API_KEY_NAME} is not in the store ({store.description})",
+                           hint="restore the store (or `register recover` its emergency file); "
+                                "--force-new registers another agent")
     if entry and entry.step in ("solving", "payment"):
         note(f"an earlier run stopped at step {entry.step!r}; nothing was registered then")
-    store = open_store()
-    store.check()
-    try:
-        store.read(API_KEY_NAME)
-    except SecretNotFound:
-        pass
-    else:
-        raise PolicyDenied(
-            f"the store ({store.description}) already holds {API_KEY_NAME}; registering "
-            "another agent there would put two agents' keys in one place",
-            hint="point the store elsewhere: another [store] agent (Vault) or "
-                 "store.local_path (local)",
-        )
     return journal.write(Entry(name=request.name, step="started"))
 
 
@@ -277,8 +285,10 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
         hooks.note(text)
 
     reused = _reusable_proof(entry_before, request)
-    if reused:
+    if reused and entry_before:
         body["pow"] = reused
+        entry = journal.write(entry, chain_id=entry_before.chain_id,
+                              expires_at=entry_before.expires_at)
         note("reusing the proof of work the server accepted before the payment was asked")
 
     for _ in range(MAX_STEPS):
@@ -314,9 +324,11 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
             raise RegistrationRefused(message, code=answer.code, status=answer.status,
                                       hint=RETRY_HINTS.get(answer.code, hint),
                                       method="POST", url="/agents/register")
-        if 200 <= answer.status < 300:
+        if 200 <= answer.status < 300:  # secrets first: no journal write before keeping them
             return _registered(settings, request, answer.body, open_store, journal, entry,
                                notes, note, solved, paid="payment" in body)
+        if proof_sent:  # the server answered that it needs more: nothing registered
+            entry = journal.write(entry, step="started")
         if answer.status == NEEDS_POW or answer.code == "POW_REQUIRED":
             if "pow" in body:
                 raise MalformedResponse("the server asked for a proof of work again after "
@@ -341,10 +353,10 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
             if "payment" in body:
                 raise MalformedResponse("the server asked for payment again after receiving "
                                         "a transaction", hint="nothing was registered")
+            entry = journal.write(entry, step="payment", pow=body.get("pow") or {}, payment={
+                "chainId": req.chain_id, "token": req.token, "amount": str(req.amount),
+                "recipient": req.recipient, "reference": req.reference})
             if tx is None:
-                journal.write(entry, step="payment", pow=body.get("pow") or {}, payment={
-                    "chainId": req.chain_id, "token": req.token, "amount": str(req.amount),
-                    "recipient": req.recipient, "reference": req.reference})
                 raise PaymentNeeded(
                     f"registration needs a fee: {req.describe()}; nothing was registered",
                     hint="pay it, then run register again with --payment-tx 0x<transaction hash>",
@@ -371,14 +383,17 @@ def _registered(settings: Settings, request: RegistrationRequest, body: Mapping[
         elif isinstance(value, str) and value:
             secrets[secret_name] = Secret(value, secret_name)
     kept: Kept | None = None
+    failed: SecretsNotStored | None = None
     if secrets:
         try:
             kept = keep_secrets(settings, open_store, secrets, str(agent_id or "unknown"))
         except SecretsNotStored as exc:
-            journal.write(entry, step="emergency", agent_id=str(agent_id),
-                          emergency_file=str(exc.emergency_file))
-            raise
+            failed = exc
     _test_pause("register-response")
+    if failed is not None:
+        journal.write(entry, step="emergency", agent_id=str(agent_id),
+                      emergency_file=str(failed.emergency_file))
+        raise failed
     if kept is None or API_KEY_NAME not in secrets or not agent_id:
         journal.write(entry, step="submitted", agent_id=str(agent_id))
         raise MalformedResponse(
@@ -424,6 +439,6 @@ def recover_emergency(settings: Settings, path: Path, open_store: StoreOpener
     agent_id, kept = recover(settings, open_store, path)
     journal = journal_for(settings)
     entry = journal.read()
-    if entry and entry.step == "emergency":
-        journal.write(entry, step="stored", emergency_file="")
+    if entry and entry.step in ("emergency", "submitted"):
+        journal.write(entry, step="stored", emergency_file="", agent_id=agent_id)
     return agent_id, kept
