@@ -210,7 +210,7 @@ class _PingHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def ping_server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    seen: ClassVar[list[tuple[str, str]]] = []
+    seen: list[tuple[str, str]] = []
     handler = type("H", (_PingHandler,), {"seen": seen})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
