@@ -130,31 +130,40 @@ def run_with_secret_files(argv: Sequence[str], secrets: Mapping[str, Secret],
     if not argv:
         raise InputError("no command given: use `secrets exec --files DIR -- COMMAND ...`")
     parent = parent or default_files_parent()
-    try:
-        folder = Path(tempfile.mkdtemp(prefix="impromptu-secrets-", dir=parent))
-    except OSError as exc:
-        raise InputError(f"cannot create a private folder in {parent}: {exc.strerror}"
-                         ) from None
     child: subprocess.Popen[bytes] | None = None
+    caught: list[int] = []
     previous: dict[signal.Signals, Any] = {}
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
         if child is not None and child.poll() is None:
             child.send_signal(signum)
 
+    # Handlers first: a signal at any later instant still reaches the cleanup below.
+    for sig in FORWARDED_SIGNALS:
+        previous[sig] = signal.signal(sig, forward)
+    folder: Path | None = None
     try:
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="impromptu-secrets-", dir=parent))
+        except OSError as exc:
+            raise InputError(f"cannot create a private folder in {parent}: {exc.strerror}"
+                             ) from None
         os.chmod(folder, 0o700)
         extra = write_secret_files(folder, secrets)
         env = child_environment(os.environ if base_env is None else base_env, extra)
-        for sig in FORWARDED_SIGNALS:
-            previous[sig] = signal.signal(sig, forward)
+        if caught:  # stopped before the child existed: do not start it
+            return 128 + caught[0]
         try:
             child = subprocess.Popen(list(argv), env=env)
         except OSError as exc:
             raise InputError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+        if caught and child.poll() is None:  # a signal raced the start
+            child.send_signal(caught[0])
         code = child.wait()
         return 128 - code if code < 0 else code
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
