@@ -193,6 +193,39 @@ def test_registration_secrets_arrive_wrapped(sandbox_factory: SandboxFactory,
     assert wallet_key.reveal() not in shown and done.body["apiKey"].reveal() not in shown
 
 
+@pytest.mark.parametrize("prefix", ["v1", "legacy"])
+def test_earnings_and_referrals(sandbox_factory: SandboxFactory,
+                                connect: Callable[..., PlatformClient], prefix: str) -> None:
+    sb = sandbox_factory(pow_required=False)
+    referrer = new_agent(sb)
+    joined = connect(sb, None, prefix).register_attempt(
+        reg_body(referrer=referrer["agentId"]))
+    assert joined.registered
+    referee_id = joined.body["agentId"]
+    amounts = [10**18, 3 * 10**18 + 7, 123]
+    for amount in amounts:
+        sb.control("POST", "/ledger/earn", {"agentId": referee_id, "amount": str(amount)})
+    with connect(sb, joined.body["apiKey"], prefix) as referee:
+        pages, cursor = [], None
+        while True:
+            page = referee.earnings(after=cursor, limit=2)
+            assert page.problems == ()
+            pages.append(page)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        got = [e for p in pages for e in p.entries]
+        assert len(pages) == 2
+        assert [e.amount for e in got if e.type == "ENGAGEMENT"] == amounts
+        assert all("nodeId" in e.raw for e in got if e.type == "ENGAGEMENT")
+    c = connect(sb, referrer["apiKey"], prefix)
+    assert [r.agent_id for r in c.referrals().referrals] == [referee_id]
+    credits = [e for e in c.earnings().entries if e.type == "REFERRAL"]
+    assert [e.amount for e in credits] == [a * contract.REFERRAL_BPS // contract.BPS_DENOMINATOR
+                                           for a in amounts]
+    assert credits[0].raw["refereeAgentId"] == referee_id
+
+
 # --- every error code of the §1 table ---------------------------------------------------------
 
 
