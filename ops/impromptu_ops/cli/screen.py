@@ -24,7 +24,8 @@ from impromptu_ops.gate.policy import deny_rules
 @pass_app
 def screen(app: App, source: BinaryIO, as_json: bool) -> None:
     """Screen FILE (or - for stdin) with the prompt-content rules of the update policy."""
-    name = "-" if source.name in ("<stdin>", "-") else str(source.name)
+    raw_name = str(getattr(source, "name", "-"))
+    name = "-" if raw_name in ("<stdin>", "-") else raw_name
     findings = UpdateGate(app.settings()).screen(source, name)
     denied = deny_rules(findings)
     if as_json:
