@@ -37,10 +37,11 @@ from pathlib import Path
 
 from impromptu_ops import atomic, contract
 from impromptu_ops.errors import CasConflict, SecretNotFound, StoreError
-from impromptu_ops.secret import Secret, mask
+from impromptu_ops.secret import MASK, Secret, mask
 from impromptu_ops.store.base import SecretStore
 
 MAX_FILE_BYTES = 1024 * 1024
+MARKER = "# impromptu-ops: moved to the secret store as"
 ENV_TO_NAME = {env: name for name, env in contract.SECRET_ENV.items()}
 _ASSIGN = re.compile(
     r"(?<![A-Za-z0-9_])(?P<env>[A-Z][A-Z0-9_]{2,63})\s*=\s*(?P<q>[\"']?)"
@@ -84,10 +85,12 @@ def find_in_text(text: str, path: Path) -> list[Finding]:
     """All findings in ``text`` (the contents of ``path``). Pure."""
     found: list[Finding] = []
     for number, line in enumerate(text.splitlines(), start=1):
+        # A line we already moved holds masked assignments; still check it for key shapes.
+        ours = line.lstrip().startswith(MARKER)
         taken: list[tuple[int, int]] = []
-        for m in _ASSIGN.finditer(line):
+        for m in () if ours else _ASSIGN.finditer(line):
             env, value = m.group("env"), m.group("value")
-            if value.startswith("$") or len(value) < 8:
+            if value.startswith("$") or len(value) < 8 or MASK in value:
                 continue
             if env in ENV_TO_NAME:
                 found.append(Finding(path, number, f"env:{env}", env, ENV_TO_NAME[env],
@@ -131,7 +134,7 @@ def rewrite(text: str, moved: Sequence[Finding], note: str) -> str:
         body = contract.KEY_SHAPES.sub(lambda m: mask(m.group(0)), body)
         indent = body[: len(body) - len(body.lstrip())]
         names = ", ".join(sorted({f.name or "" for f in by_line[number]}))
-        out.append(f"{indent}# impromptu-ops: moved to the secret store as {names} "
+        out.append(f"{indent}{MARKER} {names} "
                    f"({note}); was: {body.strip()}{ending or chr(10)}")
     return "".join(out)
 
