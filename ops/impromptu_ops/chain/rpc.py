@@ -131,6 +131,8 @@ class JsonRpcClient:
         backoff_base, backoff_cap: full-jitter back-off bounds in seconds.
         max_retry_after: never sleep longer than this on one ``Retry-After``.
         transport: an httpx transport (tests); ``sleeper`` and ``rng`` are injected too.
+        keepalive: False for a long-lived client that must hold no idle socket (the
+            sandbox keeps one for its whole life).
 
     Attributes:
         calls: HTTP requests made so far (a batch counts once): the benchmark reads it.
@@ -141,7 +143,7 @@ class JsonRpcClient:
                  backoff_cap: float = 30.0, max_retry_after: float = 60.0,
                  transport: httpx.BaseTransport | None = None,
                  sleeper: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, keepalive: bool = True) -> None:
         if not url.startswith(("http://", "https://")):
             raise ChainError(f"chain RPC URL {safe_endpoint(url) or '(empty)'} is not http(s)",
                              hint="set chain.rpc_url (env IMPROMPTU_CHAIN_RPC)")
@@ -154,7 +156,8 @@ class JsonRpcClient:
         self.max_retry_after = max_retry_after
         self._sleep = sleeper
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._http = httpx.Client(timeout=timeout, transport=transport,
+        limits = httpx.Limits() if keepalive else httpx.Limits(max_keepalive_connections=0)
+        self._http = httpx.Client(timeout=timeout, transport=transport, limits=limits,
                                   headers={"Content-Type": "application/json"})
         self._next_id = 0
         self.calls = 0

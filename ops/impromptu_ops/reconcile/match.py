@@ -156,10 +156,17 @@ def _payouts(entries: Sequence[LedgerEntry], transfers: Iterable[Transfer],
     return found, matches, received
 
 
-def _vesting(entries: Sequence[LedgerEntry], policy: Policy) -> list[Discrepancy]:
-    """Walk time forwards: a payout may not exceed what had vested (net of fees) by then."""
+def _vesting(entries: Sequence[LedgerEntry], policy: Policy,
+             skip: set[str]) -> list[Discrepancy]:
+    """Walk time forwards: a payout may not exceed what had vested (net of fees) by then.
+
+    ``skip``: payouts already reported as duplicates of another entry's transfer; they moved
+    no money, so counting them again would report one fault twice.
+    """
     events: list[tuple[datetime, int, LedgerEntry]] = []  # (when, order, entry)
     for e in entries:
+        if e.id in skip:
+            continue
         if e.type in CREDIT_TYPES:
             events.append((vest_time(e, policy), 0, e))
         elif e.type == "REGISTRATION_FEE":
@@ -273,7 +280,8 @@ def reconcile(entries: Sequence[LedgerEntry], transfers: Iterable[Transfer],
     received_final = sum(t.amount for t in {t.key: t for t in seen}.values()
                          if t.token == policy.token and t.recipient == policy.wallet
                          and t.block_number <= final_block)
-    found += _vesting(entries, policy)
+    found += _vesting(entries, policy, {d.entry_id for d in found
+                                        if d.kind is Kind.DUPLICATE_PAYOUT and d.entry_id})
     found += _fees(entries, policy)
     found += _referrals(entries, referrals, policy)
     credits = [e for e in entries if e.type in CREDIT_TYPES]

@@ -21,6 +21,7 @@ MODULES: tuple[str, ...] = (
     "impromptu_ops.sandbox.keys",
     "impromptu_ops.sandbox.openrouter",
     "impromptu_ops.sandbox.skill",
+    "impromptu_ops.sandbox.ledger",
 )
 
 

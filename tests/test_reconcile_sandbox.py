@@ -1,0 +1,144 @@
+"""End to end: the sandbox's ledger and real payouts on anvil, reconciled by the library.
+
+One anvil and one sandbox (``--chain-rpc`` = that anvil) per module; each test makes its own
+agent (its own wallet), so tests do not see each other's transfers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from impromptu_ops.chain.rpc import JsonRpcClient
+from impromptu_ops.platform.client import PlatformClient
+from impromptu_ops.reconcile.model import Kind, Report
+from impromptu_ops.reconcile.service import PlatformLedger, Window, reconcile_earnings
+from impromptu_ops.sandbox.ledger import SCENARIOS
+from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
+from impromptu_ops.secret import Secret
+from impromptu_ops.settings import Settings, load_settings
+from tests.fixtures_chain import Anvil
+from tests.fixtures_sandbox import FAST
+
+
+@pytest.fixture(scope="module")
+def ledger_sandbox(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[SandboxServer]:
+    server = SandboxServer(SandboxConfig.build(**FAST, chain_rpc=anvil.url),
+                           tmp_path_factory.mktemp("ledger-sandbox") / "state",
+                           host="127.0.0.1", port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Agent:
+    def __init__(self, server: SandboxServer, anvil: Anvil, state_dir: Path) -> None:
+        made = server.control("POST", "agents", {})
+        self.server = server
+        self.anvil = anvil
+        self.agent_id: str = made["agentId"]
+        self.key = Secret(made["apiKey"], "impromptu-api-key")
+        self.wallet: str = made["walletAddress"]
+        self.token: dict[str, Any] = server.control("POST", "ledger/token", {})
+        self.state_dir = state_dir
+
+    def scenario(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.server.control(
+            "POST", "ledger/scenario", {"agentId": self.agent_id, "name": name})
+        return result
+
+    def settings(self, **more: Any) -> Settings:
+        values = {"platform.api_url": self.server.base_url,
+                  "chain.rpc_url": self.anvil.url, "chain.wallet_address": self.wallet,
+                  "chain.token_address": self.token["address"],
+                  "chain.payout_senders": self.token["treasury"],
+                  "paths.state_dir": self.state_dir, **more}
+        return load_settings(values, env={})
+
+    def reconcile(self, window: Window | None = None, **more: Any) -> tuple[Report, int]:
+        settings = self.settings(**more)
+        with PlatformClient(settings.platform, self.key) as client, \
+                JsonRpcClient(self.anvil.url) as rpc:
+            report = reconcile_earnings(settings, rpc, PlatformLedger(client, page_size=3),
+                                        window or Window())
+            return report, rpc.calls
+
+
+@pytest.fixture
+def agent(ledger_sandbox: SandboxServer, anvil: Anvil, tmp_path: Path) -> Agent:
+    return Agent(ledger_sandbox, anvil, tmp_path / "state")
+
+
+def test_clean_scenario_reconciles_exactly(agent: Agent) -> None:
+    agent.scenario("clean")
+    report, _ = agent.reconcile()
+    assert report.reconciled, report.discrepancies
+    t = report.totals
+    referral = 12_345_678_901_234_567_891 * 500 // 10_000
+    assert t.earned == 100 * 10**18 + 1 + referral
+    assert t.fees == -10 * 10**18
+    assert t.paid_ledger == t.received_chain == 50 * 10**18
+    assert t.pending == 100 * 10**18 + 1 + referral - 10 * 10**18 - 50 * 10**18
+    assert len(report.matches) == 1 and report.context["decimals"] == 18
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if n not in ("clean", "reorged_transfer")])
+def test_each_scenario_is_found_and_named(agent: Agent, name: str) -> None:
+    agent.scenario(name)
+    report, _ = agent.reconcile()
+    assert report.kinds() == {Kind(name)}, report.discrepancies
+    effects = sum(d.chain_effect for d in report.discrepancies)
+    assert report.totals.paid_ledger + effects == report.totals.received_chain
+
+
+def test_reorg_is_detected_on_rerun(agent: Agent) -> None:
+    out = agent.scenario("reorged_transfer")
+    first, _ = agent.reconcile()
+    assert first.reconciled, first.discrepancies
+    assert any(m.provisional for m in first.matches)
+    block = out["reorgPayout"]["blockNumber"]
+    with JsonRpcClient(agent.anvil.url) as rpc:
+        depth = rpc.block_number() - block + 1
+    agent.server.control("POST", "ledger/reorg", {"depth": depth})
+    second, _ = agent.reconcile()
+    assert second.kinds() == {Kind.REORGED_TRANSFER}
+    (d,) = second.discrepancies
+    assert d.tx_hash == out["reorgPayout"]["txHash"] and d.expected == 2 * 10**18
+    third, _ = agent.reconcile()  # still named on later runs, not just "missing"
+    assert third.kinds() == {Kind.REORGED_TRANSFER}
+
+
+def test_rerun_with_cache_is_cheap_and_idempotent(agent: Agent) -> None:
+    agent.scenario("amount_mismatch")
+    with JsonRpcClient(agent.anvil.url) as rpc:
+        rpc.request("anvil_mine", ["0xc8"])  # push the payouts below the finalized tag
+    first, _ = agent.reconcile(**{"chain.max_block_range": 50})
+    second, calls = agent.reconcile(**{"chain.max_block_range": 50})
+    assert first.discrepancies == second.discrepancies
+    assert first.totals == second.totals
+    assert second.context["scannedBlocks"] < first.context["scannedBlocks"]
+    assert calls <= 6, calls
+
+
+def test_pinned_decimals_and_chain_id_check(agent: Agent) -> None:
+    agent.scenario("clean")
+    report, _ = agent.reconcile(**{"chain.decimals": 6})
+    assert report.context["decimals"] == 6 and report.reconciled
+    from impromptu_ops.errors import ChainError
+    with pytest.raises(ChainError, match="chain id 8453"):
+        agent.reconcile(**{"chain.chain_id": 1})
+
+
+def test_since_date_limits_the_scan(agent: Agent) -> None:
+    from datetime import UTC, datetime, timedelta
+    agent.scenario("clean")
+    report, _ = agent.reconcile(Window(since=datetime.now(UTC) + timedelta(days=1)))
+    # nothing scanned, but the payout's receipt still proves it
+    assert report.context["scannedBlocks"] == 0
+    assert report.reconciled, report.discrepancies
