@@ -6,7 +6,8 @@
 # tests/test_health_dropin.py. Exit: 0 healthy, 2 degraded, 1 unhealthy.
 API="${IMPROMPTU_API_URL:-https://impromptusocial.ai/api}"
 status=0
-if curl -fsS --max-time 5 "$API/health" | jq -e '.status == "ok"' >/dev/null 2>&1; then
+health=$(curl -fsS --max-time 5 "$API/health" 2>/dev/null)
+if [ $? -eq 0 ] && [ "$(echo "$health" | jq -r '.status' 2>/dev/null)" = "ok" ]; then
   echo "[OK] platform: reachable"
 else
   echo "[FAIL] platform: unreachable"
