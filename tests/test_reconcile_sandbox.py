@@ -53,16 +53,17 @@ class Agent:
             "POST", "ledger/scenario", {"agentId": self.agent_id, "name": name})
         return result
 
-    def settings(self, **more: Any) -> Settings:
+    def settings(self, more: dict[str, Any] | None = None) -> Settings:
         values = {"platform.api_url": self.server.base_url,
                   "chain.rpc_url": self.anvil.url, "chain.wallet_address": self.wallet,
                   "chain.token_address": self.token["address"],
                   "chain.payout_senders": self.token["treasury"],
-                  "paths.state_dir": self.state_dir, **more}
+                  "paths.state_dir": self.state_dir, **(more or {})}
         return load_settings(values, env={})
 
-    def reconcile(self, window: Window | None = None, **more: Any) -> tuple[Report, int]:
-        settings = self.settings(**more)
+    def reconcile(self, window: Window | None = None,
+                  more: dict[str, Any] | None = None) -> tuple[Report, int]:
+        settings = self.settings(more)
         with PlatformClient(settings.platform, self.key) as client, \
                 JsonRpcClient(self.anvil.url) as rpc:
             report = reconcile_earnings(settings, rpc, PlatformLedger(client, page_size=3),
@@ -118,8 +119,8 @@ def test_rerun_with_cache_is_cheap_and_idempotent(agent: Agent) -> None:
     agent.scenario("amount_mismatch")
     with JsonRpcClient(agent.anvil.url) as rpc:
         rpc.request("anvil_mine", ["0xc8"])  # push the payouts below the finalized tag
-    first, _ = agent.reconcile(**{"chain.max_block_range": 50})
-    second, calls = agent.reconcile(**{"chain.max_block_range": 50})
+    first, _ = agent.reconcile(more={"chain.max_block_range": 50})
+    second, calls = agent.reconcile(more={"chain.max_block_range": 50})
     assert first.discrepancies == second.discrepancies
     assert first.totals == second.totals
     assert second.context["scannedBlocks"] < first.context["scannedBlocks"]
@@ -128,11 +129,11 @@ def test_rerun_with_cache_is_cheap_and_idempotent(agent: Agent) -> None:
 
 def test_pinned_decimals_and_chain_id_check(agent: Agent) -> None:
     agent.scenario("clean")
-    report, _ = agent.reconcile(**{"chain.decimals": 6})
+    report, _ = agent.reconcile(more={"chain.decimals": 6})
     assert report.context["decimals"] == 6 and report.reconciled
     from impromptu_ops.errors import ChainError
     with pytest.raises(ChainError, match="chain id 8453"):
-        agent.reconcile(**{"chain.chain_id": 1})
+        agent.reconcile(more={"chain.chain_id": 1})
 
 
 def test_since_date_limits_the_scan(agent: Agent) -> None:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 COMMANDS: dict[str, str] = {
     "api": "impromptu_ops.cli.api:api",
     "config": "impromptu_ops.cli.config:config",
+    "earnings": "impromptu_ops.cli.earnings:earnings",
     "health": "impromptu_ops.cli.health:health",
     "heartbeat": "impromptu_ops.cli.heartbeat:heartbeat",
     "install": "impromptu_ops.cli.install:install",

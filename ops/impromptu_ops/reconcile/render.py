@@ -18,9 +18,10 @@ import csv
 import html
 import io
 import json
+from pathlib import Path
 from typing import Any
 
-from impromptu_ops import contract
+from impromptu_ops import atomic, contract
 from impromptu_ops.chain.erc20 import format_units
 from impromptu_ops.reconcile.model import Report
 
@@ -203,6 +204,11 @@ final up to {e(str(c.get('finalBlock')))} ({e(str(c.get('finalSource')))}); gene
 </tr>{matches}</table>
 </body></html>
 """
+
+
+def write_report(report: Report, fmt: str, path: Path) -> None:
+    """Write the report to ``path`` atomically (temp file, fsync, rename), mode 0600."""
+    atomic.write_text(path, render(report, fmt))
 
 
 def render(report: Report, fmt: str) -> str:

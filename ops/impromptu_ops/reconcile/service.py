@@ -31,6 +31,7 @@ from impromptu_ops.reconcile.model import Policy, Report, parse_entry, parse_ref
 from impromptu_ops.settings import Settings
 
 log = logging.getLogger(__name__)
+API_KEY_NAME = contract.SECRET_NAMES[0]  # "impromptu-api-key"
 RECEIPT_BATCH = 100
 SAVE_EVERY_CHUNKS = 50
 MAX_LEDGER_PAGES = 10_000
@@ -260,3 +261,30 @@ def _fetch_receipts(rpc: JsonRpcClient, tx_hashes: list[str], heads: finality.He
             if isinstance(block, str) and heads.is_final(int(block, 16)):
                 cache.receipts[tx_hash] = transfers
     return out
+
+
+def run_reconciliation(settings: Settings, window: Window, *,
+                       progress: Callable[[int, int], None] | None = None,
+                       now: datetime | None = None) -> Report:
+    """Everything ``earnings reconcile`` needs: the key from the store, the platform client,
+    the chain client, one :func:`reconcile_earnings` run; clients closed afterwards.
+
+    Raises:
+        ConfigError: no chain RPC or wallet configured.
+        OpsError: any failure to read the store, the platform or the chain.
+    """
+    from impromptu_ops.platform.client import PlatformClient
+    from impromptu_ops.store.factory import open_store
+
+    chain = settings.chain
+    if not chain.rpc_url:
+        raise ConfigError("no chain RPC configured",
+                          hint="set chain.rpc_url (env IMPROMPTU_CHAIN_RPC) to a Base RPC URL")
+    api_key = open_store(settings).read(API_KEY_NAME).value()
+    with PlatformClient(settings.platform, api_key) as client, JsonRpcClient(
+            chain.rpc_url, timeout=chain.rpc_timeout,
+            max_response_bytes=chain.max_response_bytes,
+            rate_limit_retries=chain.rate_limit_retries, backoff_base=chain.backoff_base,
+            backoff_cap=chain.backoff_cap, max_retry_after=chain.max_retry_after) as rpc:
+        return reconcile_earnings(settings, rpc, PlatformLedger(client), window, now=now,
+                                  progress=progress)

@@ -1,0 +1,127 @@
+"""``impromptu-ops earnings reconcile``: the ledger against what arrived on chain.
+
+Exit codes (this command's own contract): 0 reconciled, 1 discrepancies found, 3 could not
+check (configuration, store, platform or chain failure, bad arguments). The work is
+:func:`impromptu_ops.reconcile.service.run_reconciliation`; rendering is
+:mod:`impromptu_ops.reconcile.render`.
+
+Output and redaction: the table and HTML formats show tx hashes abbreviated
+(``contract.show_tx_hash``) and go through the redacting ``out()``. JSON and CSV carry full
+tx hashes, which have the shape of a private key and would be masked by ``out()``; they are
+written to ``--output`` by the library's atomic writer, or echoed to stdout unredacted.
+That is safe because the report is built only from public chain data and ledger amounts:
+no value from the secret store or the settings' secrets ever enters a Report.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from impromptu_ops.cli.app import App, pass_app
+from impromptu_ops.cli.output import err, out
+from impromptu_ops.errors import OpsError
+
+EXIT_RECONCILED, EXIT_DISCREPANCIES, EXIT_UNKNOWN = 0, 1, 3
+
+
+def _since(ctx: click.Context, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD or an RFC 3339 time", ctx=ctx,
+                                 param_hint="--since") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _to_block(ctx: click.Context, value: str) -> int | None:
+    if value == "latest":
+        return None
+    if not value.isdigit():
+        raise click.BadParameter("a block number or 'latest'", ctx=ctx, param_hint="--to-block")
+    return int(value)
+
+
+class _Progress:
+    """A progress bar over block ranges, on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="scanning blocks",
+                                         file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.group("earnings")
+def earnings() -> None:
+    """Earnings, payouts and referral credits."""
+
+
+@earnings.command("reconcile")
+@click.option("--from-block", type=click.IntRange(min=0), help="First block to scan.")
+@click.option("--since", help="Scan from the first block at or after this date (UTC).")
+@click.option("--to-block", default="latest", show_default=True,
+              help="Last block to scan: a number or 'latest'.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report to this file (atomically) instead of stdout.")
+@click.option("--rpc-url", help="Chain JSON-RPC URL (default: chain.rpc_url).")
+@click.option("--wallet", help="The agent's wallet address (default: chain.wallet_address).")
+@pass_app
+@click.pass_context
+def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str | None,
+              to_block: str, fmt: str, output: Path | None, rpc_url: str | None,
+              wallet: str | None) -> None:
+    """Reconcile the platform's ledger against the IMPRMPT transfers on Base.
+
+    Exit 0 when everything reconciles, 1 when discrepancies are found, 3 when it could not
+    check. Reruns reuse a local cache of scanned blocks and are fast.
+    """
+    from impromptu_ops.reconcile import render
+    from impromptu_ops.reconcile.service import Window, run_reconciliation
+
+    if from_block is not None and since is not None:
+        raise click.UsageError("give --from-block or --since, not both", ctx=ctx)
+    window = Window(from_block=from_block, to_block=_to_block(ctx, to_block),
+                    since=_since(ctx, since))
+    progress = _Progress() if sys.stderr.isatty() else None
+    try:
+        settings = app.settings(chain__rpc_url=rpc_url, chain__wallet_address=wallet)
+        report = run_reconciliation(settings, window, progress=progress)
+        if output is not None:
+            render.write_report(report, fmt, output)
+            err(f"{render.verdict(report)}: report written to {output}")
+        elif fmt in ("json", "csv"):
+            # Deliberately unredacted: full tx hashes are public chain data (see module doc).
+            click.echo(render.render(report, fmt), nl=False)
+        else:
+            out(render.render(report, fmt), nl=False)
+    except OpsError as exc:
+        err(f"impromptu-ops: UNKNOWN: could not reconcile: {exc.diagnostics()}")
+        ctx.exit(EXIT_UNKNOWN)
+    finally:
+        if progress is not None:
+            progress.close()
+    ctx.exit(EXIT_RECONCILED if report.reconciled else EXIT_DISCREPANCIES)
+
+
+# Usage errors (bad flags) mean "could not check" for this command: exit 3, not click's 2.
+reconcile.usage_exit_code = EXIT_UNKNOWN  # type: ignore[attr-defined]
+earnings.usage_exit_code = EXIT_UNKNOWN  # type: ignore[attr-defined]
