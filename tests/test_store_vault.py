@@ -38,6 +38,7 @@ class DroppingProxy:
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
+        self.listener.settimeout(0.1)  # so the accept loop notices close() promptly
         self.addr = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.mode = ""
         self.dropped = 0
@@ -63,8 +64,11 @@ class DroppingProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             upstream = socket.create_connection(self.upstream)
             self._socks += [client, upstream]
             t = threading.Thread(target=self._pipe, args=(client, upstream), daemon=True)
