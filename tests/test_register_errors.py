@@ -224,3 +224,13 @@ def test_name_taken_is_a_validation_error(registrar: Registrar, tmp_path: Path) 
     res = registrar.run("register", "--name", "TAKEN", "--accept-tos")
     assert res.code == 1 and "VALIDATION_ERROR" in res.error
     assert registrar.journal_step() == "started"
+
+
+def test_a_second_concurrent_registration_is_turned_away(registrar: Registrar) -> None:
+    from impromptu_ops.locks import ProcessLock
+
+    lock = registrar.settings().paths.state_dir / "registration.lock"
+    with ProcessLock(lock, "registration"):
+        res = registrar.run("register", "--name", "twin", "--accept-tos")
+    assert res.code == 75 and "another registration run holds" in res.error
+    assert registrar.sandbox.state.data["agents"] == {}

@@ -37,6 +37,7 @@ from impromptu_ops.errors import (
     SecretNotFound,
     TransportError,
 )
+from impromptu_ops.locks import ProcessLock
 from impromptu_ops.pow.challenge import parse_challenge
 from impromptu_ops.pow.solver import Plan, Progress, SolveResult, solve
 from impromptu_ops.registration.api import NEEDS_PAYMENT, NEEDS_POW, RegistrationApi
@@ -263,9 +264,17 @@ def register_agent(settings: Settings, request: RegistrationRequest, *, api: Reg
         MalformedResponse: a malformed challenge or answer.
         SecretsNotStored: registered, but the secrets went to an emergency file.
         TransportError: the network failed (hint says whether the agent may exist).
+        LockBusy: another registration is running.
     """
     hooks = hooks or Hooks()
     tx = check_tx_hash(request.payment_tx) if request.payment_tx else None
+    # One registration at a time per state folder: two would race on the journal and store.
+    with ProcessLock(settings.paths.state_dir / "registration.lock", "registration"):
+        return _register(settings, request, tx, api, open_store, hooks)
+
+
+def _register(settings: Settings, request: RegistrationRequest, tx: str | None,
+              api: RegistrationApi, open_store: StoreOpener, hooks: Hooks) -> Registration:
     journal = journal_for(settings)
     entry_before = journal.read()
     entry = _preflight(settings, request, journal, open_store, hooks.note)
