@@ -219,3 +219,23 @@ def test_policy_renders_for_an_agent(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0 and 'path "secret/data/impromptu/a7/*"' in out and "${" not in out
     code, _, err = _run(["secrets", "policy", "rotation", "--agent", "../x"], capsys)
     assert code == 65 and "invalid secret name" in err
+
+
+def test_passphrase_store_through_the_environment(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        isolated_home: Path) -> None:
+    from impromptu_ops.store.local import kdf_of
+
+    monkeypatch.setenv("IMPROMPTU_STORE_PASSPHRASE", "a long passphrase, not argv")
+    monkeypatch.setenv("IMPROMPTU_STORE_SCRYPT_N", "4096")
+    code, out, _ = _run(["secrets", "put", "impromptu-api-key"], capsys, API_KEY, monkeypatch)
+    assert code == 0
+    store_file = isolated_home / ".local/share/impromptu-ops/secrets.store"
+    assert kdf_of(store_file) == "scrypt"
+    assert not (isolated_home / ".config/impromptu-ops/store.key").exists()
+    monkeypatch.delenv("IMPROMPTU_STORE_PASSPHRASE")
+    code, out, err = _run(["secrets", "get", "impromptu-api-key"], capsys)
+    assert code == 78 and out == "" and "passphrase" in err and err.count("\n") == 1
+    monkeypatch.setenv("IMPROMPTU_STORE_PASSPHRASE", "the wrong passphrase")
+    code, out, err = _run(["secrets", "get", "impromptu-api-key"], capsys)
+    assert code == 65 and out == "" and "authentication" in err

@@ -40,8 +40,16 @@ def backend_option(fn: F) -> F:
 
 def _store(app: App, backend: str | None, agent: str | None) -> SecretStore:
     from impromptu_ops.store.factory import open_store
+    from impromptu_ops.store.local import kdf_of
 
-    return open_store(app.settings(store__backend=backend, store__agent=agent))
+    settings = app.settings(store__backend=backend, store__agent=agent)
+    if (settings.store_backend == "local" and settings.store.passphrase is None
+            and sys.stdin.isatty() and kdf_of(settings.local_store_path) == "scrypt"):
+        phrase = click.prompt("passphrase of the local secret store", hide_input=True,
+                              err=True)
+        settings = app.settings(store__backend=backend, store__agent=agent,
+                                store__passphrase=Secret(phrase, "store-passphrase"))
+    return open_store(settings)
 
 
 @click.group("secrets")

@@ -54,6 +54,24 @@ def _check_private(path: Path, what: str) -> os.stat_result:
     return st
 
 
+def kdf_of(path: Path) -> str | None:
+    """The key derivation an existing store uses (``keyfile``/``scrypt``), ``None`` if none.
+
+    Lets the CLI prompt for a passphrase only when the store needs one.
+
+    Raises:
+        TamperedStore: the header is unreadable.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(sealed.MAGIC) + sealed.MAX_HEADER + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot open the local store {path}: {exc.strerror}") from None
+    return sealed.parse_header(head)[0].kdf
+
+
 class LocalStore:
     """A :class:`~impromptu_ops.store.base.SecretStore` in one encrypted file.
 
