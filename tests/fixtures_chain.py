@@ -1,5 +1,8 @@
 """Chain fixtures: a real anvil (chain id 8453) on a free loopback port, and a deployed token.
 
+``ledger_sandbox`` (module scope) is a sandbox whose ``--chain-rpc`` is that anvil, for the
+end-to-end reconciliation tests.
+
 ``anvil`` is module-scoped (one node per test module, ~0.3 s to start); tests isolate
 themselves with ``evm_snapshot``/``evm_revert`` through ``chain`` (function scope), which
 also deploys a fresh test token inside the snapshot. The binary comes from env
@@ -22,10 +25,14 @@ import pytest
 
 from impromptu_ops.chain.rpc import JsonRpcClient
 from impromptu_ops.sandbox.contracts import token as token_ops
+from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
 
 REPO = Path(__file__).resolve().parents[1]
 CHAIN_ID = 8453
 DECIMALS = 18
+# Tiny PoW parameters for the ledger sandbox (as tests/fixtures_sandbox.py uses; not imported
+# from there because a plugin module must not be imported before pytest registers it).
+FAST_POW = {"pow_memory_kib": 64, "pow_iterations": 1, "pow_difficulty": 1}
 SUPPLY = 10**40  # plenty: tests pay amounts above 10**27 to prove exactness
 
 
@@ -126,3 +133,16 @@ def chain(anvil: Anvil) -> Iterator[Chain]:
     finally:
         rpc.request("evm_revert", [snap])
         rpc.close()
+
+
+@pytest.fixture(scope="module")
+def ledger_sandbox(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[SandboxServer]:
+    server = SandboxServer(SandboxConfig.build(**FAST_POW, chain_rpc=anvil.url),
+                           tmp_path_factory.mktemp("ledger-sandbox") / "state",
+                           host="127.0.0.1", port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,7 +6,6 @@ agent (its own wallet), so tests do not see each other's transfers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,10 @@ from impromptu_ops.platform.client import PlatformClient
 from impromptu_ops.reconcile.model import Kind, Report
 from impromptu_ops.reconcile.service import PlatformLedger, Window, reconcile_earnings
 from impromptu_ops.sandbox.ledger import SCENARIOS
-from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
+from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings, load_settings
 from tests.fixtures_chain import Anvil
-from tests.fixtures_sandbox import FAST
-
-
-@pytest.fixture(scope="module")
-def ledger_sandbox(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[SandboxServer]:
-    server = SandboxServer(SandboxConfig.build(**FAST, chain_rpc=anvil.url),
-                           tmp_path_factory.mktemp("ledger-sandbox") / "state",
-                           host="127.0.0.1", port=0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Agent:

@@ -1,0 +1,96 @@
+"""``impromptu-ops earnings reconcile`` end to end: exit codes 0/1/3, formats, files, secrets."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from impromptu_ops.cli.main import run
+from impromptu_ops.sandbox.server import SandboxServer
+from impromptu_ops.secret import Secret
+from impromptu_ops.settings import load_settings
+from impromptu_ops.store.factory import open_store
+from tests.fixtures_chain import Anvil, free_port
+
+
+@pytest.fixture
+def configured(ledger_sandbox: SandboxServer, anvil: Anvil,
+               monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A fresh agent whose key is in the (local) store and whose chain settings are in env."""
+    made = ledger_sandbox.control("POST", "agents", {})
+    token = ledger_sandbox.control("POST", "ledger/token", {})
+    for name, value in {"IMPROMPTU_API_URL": ledger_sandbox.base_url,
+                        "IMPROMPTU_CHAIN_RPC": anvil.url,
+                        "IMPROMPTU_CHAIN_WALLET_ADDRESS": made["walletAddress"],
+                        "IMPROMPTU_CHAIN_TOKEN_ADDRESS": token["address"],
+                        "IMPROMPTU_CHAIN_PAYOUT_SENDERS": token["treasury"]}.items():
+        monkeypatch.setenv(name, value)
+    open_store(load_settings()).write("impromptu-api-key", {"value": Secret(made["apiKey"])},
+                                      cas=None)
+    return {**made, "token": token, "sandbox": ledger_sandbox}
+
+
+def scenario(configured: dict[str, Any], name: str) -> dict[str, Any]:
+    result: dict[str, Any] = configured["sandbox"].control(
+        "POST", "ledger/scenario", {"agentId": configured["agentId"], "name": name})
+    return result
+
+
+def test_clean_exits_0_with_a_table(configured: dict[str, Any],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    scenario(configured, "clean")
+    assert run(["earnings", "reconcile"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("RECONCILED")
+    assert "= pending (vested, not yet paid)" in captured.out
+    assert configured["apiKey"] not in captured.out + captured.err
+
+
+def test_discrepancies_exit_1_and_json_keeps_full_tx_hashes(
+        configured: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    scenario(configured, "amount_mismatch")
+    assert run(["earnings", "reconcile", "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    (d,) = doc["discrepancies"]
+    assert d["kind"] == "amount_mismatch"
+    assert (d["expected"], d["actual"]) == (str(10**18 + 1), str(10**18))
+    assert len(d["txHash"]) == 66 and "*" not in d["txHash"]
+    assert doc["reconciled"] is False
+
+
+def test_files_csv_and_html(configured: dict[str, Any], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = scenario(configured, "unrecorded_transfer")
+    csv_file, html_file = tmp_path / "r.csv", tmp_path / "r.html"
+    assert run(["earnings", "reconcile", "--format", "csv", "--output", str(csv_file)]) == 1
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
+    kinds = {r["kind"] for r in rows if r["record"] == "discrepancy"}
+    assert kinds == {"unrecorded_transfer"}
+    matched = [r for r in rows if r["record"] == "match"]
+    assert matched[0]["tx_hash"] == out["cleanPayout"]["txHash"]
+    assert run(["earnings", "reconcile", "--format", "html", "--output", str(html_file)]) == 1
+    page = html_file.read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<polyline" in page
+    assert "<script" not in page and "src=" not in page and "href=" not in page
+    assert "unrecorded_transfer" in page
+    assert "report written to" in capsys.readouterr().err
+
+
+def test_could_not_check_exits_3(configured: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("IMPROMPTU_CHAIN_RPC", f"http://127.0.0.1:{free_port()}")
+    assert run(["earnings", "reconcile"]) == 3
+    err = capsys.readouterr().err
+    assert "UNKNOWN" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("IMPROMPTU_CHAIN_CHAIN_ID", "1")
+    monkeypatch.delenv("IMPROMPTU_CHAIN_RPC")
+    monkeypatch.setenv("IMPROMPTU_CHAIN_RPC", str(configured["sandbox"].root_url))
+    assert run(["earnings", "reconcile"]) == 3
+    assert run(["earnings", "reconcile", "--since", "yesterday"]) == 3
+    assert run(["earnings", "reconcile", "--from-block", "1", "--since", "2026-01-01"]) == 3
+    assert run(["earnings", "reconcile", "--bogus"]) == 3
