@@ -367,16 +367,18 @@ def check_permissions(ctx: HealthContext) -> CheckResult:
 
 
 def check_secrets_scan(ctx: HealthContext) -> CheckResult:
-    from impromptu_ops.health.shellscan import scan_shell_files
+    from impromptu_ops.secretscan import default_paths, scan
 
-    findings = scan_shell_files(Path.home())
-    if not findings:
-        return CheckResult("secrets_scan", Status.OK, "no plaintext keys in shell files")
-    where = ", ".join(f"{f.path.name}:{f.line} ({f.what})" for f in findings[:3])
+    # The operator's own files only: system-wide folders are the install's business, and
+    # walking /etc on every monitor poll would cost more than the rest of the run.
+    report = scan(default_paths(Path.home(), Path.cwd(), system=False))
+    if not report.findings:
+        return CheckResult("secrets_scan", Status.OK,
+                           f"no plaintext keys in {report.files} shell/env files")
+    where = ", ".join(f"{f.path.name}:{f.line} ({f.kind})" for f in report.findings[:3])
     return CheckResult("secrets_scan", Status.CRITICAL,
-                       f"plaintext keys in shell files: {where} "
-                       "(run impromptu-ops secrets scan --fix)",
-                       (Perf("plaintext_keys", float(len(findings)), "", None, None, 0),))
+                       f"plaintext keys: {where} (run impromptu-ops secrets scan --fix)",
+                       (Perf("plaintext_keys", float(len(report.findings)), "", None, None, 0),))
 
 
 # name -> (function, status a timeout means). Order = output order.
