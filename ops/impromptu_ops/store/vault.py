@@ -415,11 +415,13 @@ class VaultStore:
             except SecretNotFound:
                 return
             for key in answer["data"]["keys"]:
+                full = folder + key
                 if key.endswith("/"):
-                    if depth < 3 and prefix[: len(folder + key)] in (folder + key, prefix):
-                        walk(folder + key, depth + 1)
-                elif (folder + key).startswith(prefix):
-                    found.append(folder + key)
+                    # descend only where names starting with ``prefix`` can live
+                    if depth < 3 and (full.startswith(prefix) or prefix.startswith(full)):
+                        walk(full, depth + 1)
+                elif full.startswith(prefix):
+                    found.append(full)
 
         walk("", 0)
         return sorted(found)
