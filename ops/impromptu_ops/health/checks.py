@@ -37,6 +37,7 @@ from impromptu_ops.errors import (
     RateLimited,
     SecretNotFound,
     StoreError,
+    StoreUnavailable,
     TransportError,
 )
 from impromptu_ops.health.model import CheckResult, Perf, Status, worst
@@ -262,9 +263,14 @@ def check_openrouter_key(ctx: HealthContext) -> CheckResult:
     except ConfigError as exc:
         return CheckResult("openrouter_key", Status.UNKNOWN, _key_missing(OPENROUTER_KEY, exc))
     except StoreError as exc:
-        status = Status.WARNING if isinstance(exc, SecretNotFound) else Status.CRITICAL
-        return CheckResult("openrouter_key", status,
-                           _key_missing(OPENROUTER_KEY, exc) + " (inference will fail)")
+        # Missing: inference will fail (WARNING: the agent still checks in). Store down:
+        # CRITICAL. Denied (a heartbeat-only token may read the platform key alone): we
+        # cannot tell, UNKNOWN.
+        if isinstance(exc, SecretNotFound):
+            return CheckResult("openrouter_key", Status.WARNING,
+                               _key_missing(OPENROUTER_KEY, exc) + " (inference will fail)")
+        status = Status.CRITICAL if isinstance(exc, StoreUnavailable) else Status.UNKNOWN
+        return CheckResult("openrouter_key", status, _key_missing(OPENROUTER_KEY, exc))
     url = ctx.settings.platform.openrouter_url.rstrip("/") + "/key"
     try:
         resp = ctx.get(url, ctx.policy.timeout("openrouter_key"), key)
