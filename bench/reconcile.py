@@ -112,7 +112,7 @@ class Ledger:
 
     def __init__(self, chain: FakeChain) -> None:
         total = sum(int(log["data"], 16) for log in chain.logs)
-        self._entries: list[dict[str, Any]] = [{
+        self._entries: list[Mapping[str, Any]] = [{
             "id": "credit", "type": "ENGAGEMENT", "amount": str(total), "token": TOKEN,
             "createdAt": "2025-01-01T00:00:00Z"}]
         for i, log in enumerate(chain.logs):
