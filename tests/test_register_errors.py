@@ -39,13 +39,14 @@ class Tamper:
 
     def __init__(self, registrar: Registrar,
                  challenge: Callable[[Any], Any] = lambda c: c,
-                 body: Callable[[dict[str, Any]], dict[str, Any]] = lambda b: b) -> None:
+                 body: Callable[[dict[str, Any]], dict[str, Any]] = lambda b: b,
+                 answer: Callable[[Answer], Answer] = lambda a: a) -> None:
         self.api = ClientRegistrationApi(registrar.settings().platform)
-        self._challenge, self._body = challenge, body
+        self._challenge, self._body, self._answer = challenge, body, answer
         self.challenges: list[Any] = []
 
     def register(self, body: Mapping[str, Any]) -> Answer:
-        return self.api.register(self._body(copy.deepcopy(dict(body))))
+        return self._answer(self.api.register(self._body(copy.deepcopy(dict(body)))))
 
     def challenge(self) -> Any:
         raw = self.api.challenge()
@@ -234,3 +235,18 @@ def test_a_second_concurrent_registration_is_turned_away(registrar: Registrar) -
         res = registrar.run("register", "--name", "twin", "--accept-tos")
     assert res.code == 75 and "another registration run holds" in res.error
     assert registrar.sandbox.state.data["agents"] == {}
+
+
+def test_registration_answer_without_a_key_is_flagged_not_hidden(registrar: Registrar) -> None:
+    def drop_key(answer: Answer) -> Answer:
+        if answer.status == 201:
+            return Answer(201, None, {k: v for k, v in answer.body.items() if k != "apiKey"})
+        return answer
+
+    exc = attempt(registrar, Tamper(registrar, answer=drop_key))
+    assert isinstance(exc, MalformedResponse)
+    assert "without an agentId and apiKey" in exc.diagnostics()
+    assert "key may be lost" in exc.diagnostics()
+    assert registrar.journal_step() == "submitted"
+    again = registrar.run("register", "--name", "agent-x2", "--accept-tos")
+    assert again.code == 1 and "never recorded" in again.error

@@ -128,3 +128,12 @@ def test_store_slot_already_holding_a_key_is_refused_before_any_work(
     res = registrar.run("register", "--name", "theta", "--accept-tos")
     assert res.code == 1 and "already holds impromptu-api-key" in res.error
     assert registrar.sandbox.state.data["challenges"] == hashes_before  # no challenge fetched
+
+
+@pytest.mark.parametrize("registrar", [{"payment_mode": "none"}], indirect=True)
+def test_register_over_the_legacy_paths(registrar: Registrar) -> None:
+    registrar.setenv(IMPROMPTU_PLATFORM_PATH_PREFIX="legacy")
+    res = registrar.run("register", "--name", "old-school", "--accept-tos")
+    assert res.code == 0, res.err
+    with registrar.client() as client:
+        assert client.heartbeat().raw["name"] == "old-school"
