@@ -3,7 +3,9 @@ terms paths, wallet keys, and that nothing secret is ever printed."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 
@@ -137,3 +139,20 @@ def test_register_over_the_legacy_paths(registrar: Registrar) -> None:
     assert res.code == 0, res.err
     with registrar.client() as client:
         assert client.heartbeat().raw["name"] == "old-school"
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("registrar", "answer", "status"),
+                         [({}, "y", "ACTIVE"), ({}, "n", "PENDING")],
+                         indirect=["registrar"])
+def test_terms_prompt_on_a_tty(registrar: Registrar, monkeypatch: pytest.MonkeyPatch,
+                               answer: str, status: str) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeTty(answer + "\n"))
+    res = registrar.run("register", "--name", f"tty-{answer}")
+    assert res.code == 0, res.err
+    assert "Accept the Impromptu terms of service" in res.err
+    assert f"status: {status}" in res.out
