@@ -1,0 +1,45 @@
+"""The sandbox's §6 endpoints as the platform client sees them: pages, cursors, referrals."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from impromptu_ops.platform.client import PlatformClient
+from impromptu_ops.reconcile.model import parse_entry
+from impromptu_ops.reconcile.service import PlatformLedger
+from impromptu_ops.sandbox.server import SandboxServer
+from impromptu_ops.secret import Secret
+from impromptu_ops.settings import load_settings
+
+
+def test_pages_cursor_and_referral_credit(ledger_sandbox: SandboxServer) -> None:
+    referrer = ledger_sandbox.control("POST", "agents", {})
+    settings = load_settings({"platform.api_url": ledger_sandbox.base_url}, env={})
+    ledger_sandbox.control("POST", "ledger/token", {})
+    # a referee registered through the real endpoint, naming the referrer
+    from tests.fixtures_sandbox import register
+    referee = register(ledger_sandbox, referrer=referrer["agentId"])
+    for i in range(5):
+        ledger_sandbox.control("POST", "ledger/earn", {"agentId": referee["agentId"],
+                                                       "amount": str(10**18 * (i + 1) + 19)})
+    with PlatformClient(settings.platform, Secret(referrer["apiKey"])) as client:
+        ledger = PlatformLedger(client, page_size=2)
+        raw = ledger.entries()
+        refs = ledger.referrals()
+    entries = [parse_entry(e) for e in raw]
+    assert [e.type for e in entries] == ["REFERRAL"] * 5
+    assert [e.amount for e in entries] == [(10**18 * (i + 1) + 19) * 500 // 10_000
+                                           for i in range(5)]
+    assert len({e.id for e in entries}) == 5
+    assert refs == [{"agentId": referee["agentId"], "registeredAt": refs[0]["registeredAt"]}]
+    url = f"{ledger_sandbox.base_url}/v1/agent/earnings"
+    headers = {"Authorization": f"Bearer {referrer['apiKey']}"}
+    bad = httpx.get(url, params={"after": "led_nope"}, headers=headers, timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert httpx.get(url, timeout=10).status_code == 401
+
+
+def test_payout_control_needs_a_known_agent(ledger_sandbox: SandboxServer) -> None:
+    with pytest.raises(Exception, match="404"):
+        ledger_sandbox.control("POST", "ledger/payout", {"agentId": "agt_x", "amount": "1"})
