@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impromptu_ops.errors import PolicyDenied
@@ -61,6 +61,7 @@ def test_p99_of_one_round_matches_the_geometric_closed_form(d: int) -> None:
     assert quantile_hashes([d]) == pytest.approx(exact, rel=0.01)
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(1, 30), min_size=1, max_size=12))
 def test_p99_lies_between_the_mean_and_a_chernoff_bound(ds: list[int]) -> None:
     mean = sum(2.0 ** d for d in ds)

@@ -79,7 +79,7 @@ def tail_probability(difficulties: list[int], attempts: float) -> float:
     if attempts <= mean:
         return 0.5  # the estimate only asks about the upper tail
     lo, hi = 0.0, min(-lq for lq in log_qs)
-    for _ in range(200):  # bisection on K'(s) = attempts; K' rises from mean to infinity
+    for _ in range(80):  # bisection on K'(s) = attempts; K' rises from mean to infinity
         mid = (lo + hi) / 2
         if _cgf(mid, log_qs, log_ps)[1] < attempts:
             lo = mid
@@ -100,7 +100,7 @@ def quantile_hashes(difficulties: list[int], tail: float = P99_TAIL) -> float:
     lo, hi = mean, mean * 2
     while tail_probability(difficulties, hi) > tail:
         lo, hi = hi, hi * 2
-    for _ in range(100):
+    while hi - lo > 1e-6 * hi:  # relative precision far beyond what an estimate needs
         mid = (lo + hi) / 2
         if tail_probability(difficulties, mid) > tail:
             lo = mid
