@@ -140,7 +140,10 @@ class KvDocument:
             )
         stamp = now.isoformat()
         if entry is None:
-            entry = {"current": 0, "oldest": 0, "max_versions": 0, "created": stamp,
+            # Recorded on creation, as the Vault backend does: later changes of the default
+            # do not silently change what an existing secret keeps.
+            entry = {"current": 0, "oldest": 0, "max_versions": self.default_max_versions,
+                     "created": stamp,
                      "updated": stamp, "custom": {}, "versions": {}}
         limit = int(entry["max_versions"]) or self.default_max_versions
         infos = {int(v): VersionInfo(int(v), _ts(r["created"]), bool(r["deleted"]),

@@ -143,6 +143,7 @@ class VaultStore:
         self._min_ttl = min_token_ttl
         self._client_obj = client
         self._logged_in = False
+        self._ttl_checked = -float("inf")
         self._sleep = sleep
         self._mount_max: int | None = None
 
@@ -155,13 +156,18 @@ class VaultStore:
         if self._client_obj is None:
             self._client_obj = _make_client(self.addr, self._timeout, self._namespace,
                                             self._ca_cert)
+        client = self._client_obj
         if not self._logged_in:
-            client = self._client_obj
             self._guard("Vault login", lambda: vault_auth.login(client, self._auth))
+            self._logged_in = True
+            self._ttl_checked = -float("inf")
+        # A long-lived process (a scheduler) re-checks the TTL every half floor, so the
+        # token is renewed before it runs out rather than failing mid-job.
+        if time.monotonic() - self._ttl_checked >= self._min_ttl / 2:
             self._guard("Vault token lookup", lambda: vault_auth.ensure_ttl(
                 client, self._auth, self._min_ttl, self.addr))
-            self._logged_in = True
-        return self._client_obj
+            self._ttl_checked = time.monotonic()
+        return client
 
     def _raw(self, fn: Callable[[], T]) -> T:
         """Run one hvac call; turn transport failures into :class:`_Transport`."""
@@ -376,14 +382,16 @@ class VaultStore:
         meta = self._raw_metadata(name)
         if meta is None:
             raise SecretNotFound(f"no secret named {name} in {self.description}")
+        infos = self._infos(meta)
         return SecretMetadata(
             name=name,
             current_version=int(meta["current_version"]),
-            oldest_version=int(meta.get("oldest_version") or 0),
+            # Vault reports 0 until it first prunes; the oldest version held is what we mean.
+            oldest_version=min(infos, default=0),
             max_versions=int(meta.get("max_versions") or 0),
             created_time=_time(meta["created_time"]),
             updated_time=_time(meta["updated_time"]),
-            versions=tuple(sorted(self._infos(meta).values(), key=lambda i: i.version)),
+            versions=tuple(sorted(infos.values(), key=lambda i: i.version)),
             custom=dict(meta.get("custom_metadata") or {}),
         )
 
