@@ -66,6 +66,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @click.group("earnings")
@@ -114,6 +115,9 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
         else:
             out(render.render(report, fmt), nl=False)
     except OpsError as exc:
+        if progress is not None:
+            progress.close()  # end the bar's line before the message
+            progress = None
         err(f"impromptu-ops: UNKNOWN: could not reconcile: {exc.diagnostics()}")
         ctx.exit(EXIT_UNKNOWN)
     finally:

@@ -164,8 +164,10 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
     if first > last and window.to_block is not None:
         raise InputError(f"--from-block {first} is after --to-block {last}")
 
-    # Reorgs: provisional transfers from earlier runs whose block hash changed.
-    provisional = {k: s for k, s in cache.transfers.items() if not s.final}
+    # Reorgs: provisional transfers from earlier runs (inside this window: the rest stay
+    # cached for a run that covers them) whose block hash changed.
+    provisional = {k: s for k, s in cache.transfers.items()
+                   if not s.final and first <= s.transfer.block_number <= last}
     changed = finality.changed_blocks(
         rpc, {s.transfer.block_number: s.transfer.block_hash for s in provisional.values()})
     for key in provisional:
@@ -230,7 +232,7 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
     context = {
         "chainId": chain.chain_id, "token": policy.token, "wallet": wallet,
         "decimals": decimals, "fromBlock": first, "toBlock": last, "latestBlock": latest,
-        "finalBlock": heads.final, "finalSource": heads.source,
+        "finalBlock": heads.final, "finalSource": heads.source, "safeBlock": heads.safe,
         "scannedBlocks": total, "rpcCalls": rpc.calls - calls_before,
         "splits": scanner.splits, "generatedAt": now.isoformat(),
         "sendersChecked": policy.payout_senders is not None,
