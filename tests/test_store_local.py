@@ -154,3 +154,33 @@ def test_store_readable_by_others_is_refused(tmp_path: Path) -> None:
     store.path.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others"):
         store.read("impromptu-api-key")
+
+
+@pytest.mark.parametrize("delay", [0.4, 0.9])
+def test_kill_9_mid_write_leaves_the_old_or_the_new_store(tmp_path: Path, delay: float) -> None:
+    """The local analogue of an ambiguous write: the writer dies at an arbitrary instant."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path, key = tmp_path / "s" / "secrets.store", tmp_path / "s" / "store.key"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMPROMPTU_", "VAULT_"))}
+    env.update(IMPROMPTU_STORE_BACKEND="local", IMPROMPTU_STORE_LOCAL_PATH=str(path),
+               IMPROMPTU_STORE_LOCAL_KEY_FILE=str(key), IMPROMPTU_STORE_MAX_VERSIONS="0")
+    worker = Path(__file__).parent / "store_worker.py"
+    proc = subprocess.Popen([sys.executable, str(worker), "_test/counter", "100000"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    got = LocalStore(path, key).read("_test/counter")  # never TamperedStore
+    assert got.version >= 1
+    assert got.value().reveal() == str(got.version)  # no half-applied write
+    meta = LocalStore(path, key).metadata("_test/counter")
+    assert [v.version for v in meta.versions] == list(range(1, got.version + 1))
+    # the next writer carries on from there
+    LocalStore(path, key).write("_test/counter", {"value": Secret("x" * 8)}, cas=got.version)
