@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -33,9 +34,10 @@ def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
 
 
-def table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
     """A plain aligned text table (no colours: safe in logs and cron mail)."""
-    allrows = ([header] if header else []) + rows
+    allrows: list[Sequence[str]] = [header] if header else []
+    allrows.extend(rows)
     if not allrows:
         return ""
     widths = [max(len(r[i]) for r in allrows) for i in range(len(allrows[0]))]
