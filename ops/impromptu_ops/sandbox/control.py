@@ -40,6 +40,8 @@ from impromptu_ops.sandbox.state import State, iso, new_id
 NOTIFICATION_TYPES = ("mention", "reprompt", "like", "follow", "tier_upgrade")
 TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# Simulated time stays within a century of now: beyond it datetimes overflow.
+MAX_DAYS = 36_500
 
 
 def _int_field(body: dict[str, Any], name: str, problems: dict[str, list[str]],
@@ -75,7 +77,7 @@ def _agent(state: State, agent_id: str) -> dict[str, Any]:
 def _common(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
     problems: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
-    if "tier" in body and body["tier"] not in contract.TIERS:
+    if "tier" in body and (not isinstance(body["tier"], str) or body["tier"] not in contract.TIERS):
         problems["tier"] = [f"must be one of {', '.join(contract.TIERS)}"]
     if "status" in body and body["status"] not in AGENT_STATUSES:
         problems["status"] = [f"must be one of {', '.join(AGENT_STATUSES)}"]
@@ -88,8 +90,9 @@ def _common(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]
         if amount is not None:
             out[name] = amount
     days = body.get("keyExpiresInDays")
-    if days is not None and (not isinstance(days, int | float) or isinstance(days, bool)):
-        problems["keyExpiresInDays"] = ["must be a number of days (may be negative)"]
+    if days is not None and (not isinstance(days, int | float) or isinstance(days, bool)
+                             or not -MAX_DAYS <= days <= MAX_DAYS):
+        problems["keyExpiresInDays"] = [f"must be a number of days within +-{MAX_DAYS}"]
     wallet = body.get("walletAddress")
     if wallet is not None and (not isinstance(wallet, str) or not ADDRESS_RE.match(wallet)):
         problems["walletAddress"] = ["must be a 0x address"]
@@ -159,8 +162,9 @@ def install(router: Router, state: State) -> None:
 
     def set_clock(req: Request) -> Response:
         offset = req.json_object().get("offsetSeconds")
-        if not isinstance(offset, int | float) or isinstance(offset, bool):
-            raise validation({"offsetSeconds": ["must be a number of seconds"]})
+        if (not isinstance(offset, int | float) or isinstance(offset, bool)
+                or not -MAX_DAYS * DAY <= offset <= MAX_DAYS * DAY):
+            raise validation({"offsetSeconds": [f"must be seconds within +-{MAX_DAYS} days"]})
         state.data["clockOffset"] = float(offset)
         return get_clock(req)
 

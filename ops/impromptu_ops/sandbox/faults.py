@@ -51,7 +51,7 @@ def _check_rule(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(status, int) or not 100 <= status <= 599:
         problems["status"] = ["must be an HTTP status"]
     code = body.get("code")
-    if code is not None and code not in contract.ERROR_CODES:
+    if code is not None and (not isinstance(code, str) or code not in contract.ERROR_CODES):
         problems["code"] = ["must be a contract error code"]
     delay = body.get("delay", 1.0)
     if not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY_SECONDS:
