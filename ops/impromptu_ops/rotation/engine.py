@@ -1,0 +1,603 @@
+"""The rotation state machine: start, resume, roll back, report.
+
+Modelled on the staged protocol of AWS Secrets Manager (create, set, test, finish with
+pending / current / previous labels), with stricter ordering:
+
+1. ``intent``: the rotation id and the old key's id and fingerprint are written to the
+   record (CAS) BEFORE any provider call; the CAS write is what makes one rotation win
+   when two start together, on one machine or two.
+2. ``stored``: the new key is minted (labelled with the rotation id) and written to
+   ``_pending/NAME`` at once: a value shown once is never held only in memory for long.
+   A crash between the two leaves a labelled key that the next run finds and disables.
+   A create whose outcome is unknown (timeout) is resolved by reading back, not retrying.
+3. ``verified``: the new key answers a real authenticated call.
+4. ``activated``: consumers holding a copy (the platform's BYOK store) get the new key.
+5. ``promoted``: ``NAME`` gets the new key as its newest version; the old one stays as
+   the previous version. Until here the old key was never touched.
+6. ``old-disabled``: the old key is disabled (not deleted); the grace period starts.
+7. ``old-deleted``: after the grace period, the old key is deleted or revoked.
+8. ``done``: the pending copy is removed and orphaned rotation keys are swept.
+
+Every step is idempotent or checks before it acts, so ``resume`` simply continues from the
+recorded step; ``rollback`` re-enables and restores the old key before it kills the new
+one. At every instant the newest version of ``NAME`` is a key that works.
+
+This module owns the ordering and the recovery rules. It does not know HTTP or Vault: it
+talks to a :class:`~impromptu_ops.rotation.provider.Provider` and a
+:class:`~impromptu_ops.store.base.SecretStore`, both injected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets as pysecrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from impromptu_ops.audit import AuditLog
+from impromptu_ops.errors import (
+    AuthError,
+    CasConflict,
+    ConfigError,
+    IntegrityError,
+    LockBusy,
+    OpsError,
+    RateLimited,
+    SecretNotFound,
+    ServerError,
+    StoreError,
+    TransportError,
+)
+from impromptu_ops.locks import ProcessLock
+from impromptu_ops.rotation.crash import crash_point
+from impromptu_ops.rotation.provider import Provider, RotationUnsupported, label_rotation
+from impromptu_ops.rotation.record import (
+    PENDING_PREFIX,
+    KeyInfo,
+    RecordStore,
+    RotationRecord,
+    State,
+    Step,
+    at_least,
+    fingerprint,
+    iso,
+    next_step,
+    parse_iso,
+)
+from impromptu_ops.secret import Secret
+from impromptu_ops.store.base import SecretStore
+
+log = logging.getLogger(__name__)
+
+# The exit contract of `rotate` (the issue's, for schedulers).
+EXIT_DONE = 0
+EXIT_FAILED_SAFE = 1  # failed; the agent still has a working key
+EXIT_KEY_AT_RISK = 2  # the agent may be without a working key: page someone
+EXIT_BUSY = 75  # another rotation holds the lock or the record
+
+# Errors after which a create's outcome is unknown: read back before doing anything else.
+AMBIGUOUS = (TransportError, ServerError, RateLimited)
+
+
+class RotationBusy(OpsError):
+    """Another rotation holds the record (or waits out its grace period)."""
+
+    exit_code = EXIT_BUSY
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one ``rotate`` / ``resume`` / ``rollback`` run achieved, for the CLI to render."""
+
+    exit_code: int
+    provider: str
+    message: str
+    rotation_id: str = ""
+    state: str = ""
+    step: str = ""
+    grace_until: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def default_owner() -> str:
+    """``host:pid:nonce``: who holds a record (the nonce tells two runs of one pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{pysecrets.token_hex(4)}"
+
+
+def new_rotation_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dt%H%M%S')}-{pysecrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Rotator:
+    """Runs the rotation of one provider's key.
+
+    Args:
+        provider: the key provider.
+        store: the secret store (record, pending and canonical secrets all live there).
+        audit: the hash-chained audit log; every step is appended (ids only).
+        lock_path: the local lock file (fast path; the record's CAS is the real arbiter).
+        grace_seconds: how long the old key stays disabled before deletion (new rotations).
+        lease_seconds: how long a silent record owner on another host keeps its claim.
+        create_attempts: how many fresh keys one run may mint after ambiguous failures.
+        clock: the current time (injected for tests).
+        owner: this run's identity in the record (default ``host:pid:nonce``).
+        on_boundary: called at every step boundary after the crash hook (tests).
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        store: SecretStore,
+        *,
+        audit: AuditLog,
+        lock_path: Path,
+        grace_seconds: float,
+        lease_seconds: float = 900.0,
+        create_attempts: int = 3,
+        clock: Callable[[], datetime] | None = None,
+        owner: str | None = None,
+        on_boundary: Callable[[str], None] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.records = RecordStore(store)
+        self.audit = audit
+        self.lock_path = lock_path
+        self.grace_seconds = grace_seconds
+        self.lease_seconds = lease_seconds
+        self.create_attempts = max(1, create_attempts)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.owner = owner or default_owner()
+        self.on_boundary = on_boundary
+        self._rec: RotationRecord | None = None
+        self._ver = 0
+
+    # ------------------------------------------------------------------ public entry points
+    def start(self, *, dry_run: bool = False) -> Outcome:
+        """Rotate now (or finish an abandoned rotation first).
+
+        Raises:
+            LockBusy, RotationBusy, CasConflict: another rotation holds it (exit 75).
+            RotationUnsupported: the provider cannot rotate (exit 0, with the expiry).
+        """
+        with ProcessLock(self.lock_path, f"rotate {self.provider.name}"):
+            rec, ver = self.records.load(self.provider.name)
+            if rec is not None and rec.active:
+                self._refuse_if_held(rec, starting=True)
+                if dry_run:
+                    return self._outcome(EXIT_DONE, "dry run: would resume the unfinished "
+                                         f"rotation {rec.rotation_id} from {rec.step}", rec)
+                self._rec, self._ver = rec, ver
+                self._claim()
+                self._log("resume", takeover_from=rec.owner)
+                return self._continue()
+            old_value, old_meta, old_ver = self._read_canonical()
+            old_id = old_meta.get("key_id") or self.provider.identify(old_value)
+            now = self.clock()
+            if dry_run:
+                return Outcome(EXIT_DONE, self.provider.name,
+                               f"dry run: would rotate {self.provider.secret} (version "
+                               f"{old_ver}, key {old_id or 'unidentified'}) with grace "
+                               f"{self.grace_seconds:g}s; nothing was changed")
+            self._rec = RotationRecord(
+                provider=self.provider.name, secret=self.provider.secret,
+                rotation_id=new_rotation_id(now), step=Step.INTENT, state=State.RUNNING,
+                owner=self.owner, started=iso(now), updated=iso(now),
+                old=KeyInfo(old_id, fingerprint(old_value), old_ver),
+                grace_seconds=self.grace_seconds,
+            )
+            self._ver = ver
+            self._save(self._rec)  # CAS: of two rotations started together, one wins here
+            self._log("start", old_key_id=old_id, old_fingerprint=self._rec.old.fingerprint)
+            self._boundary(Step.INTENT.value)
+            return self._continue(sweep_first=True)
+
+    def resume(self, *, force: bool = False) -> Outcome:
+        """Continue (or finish rolling back) an interrupted rotation; a no-op when none."""
+        with ProcessLock(self.lock_path, f"rotate {self.provider.name}"):
+            rec, ver = self.records.load(self.provider.name)
+            if rec is None or not rec.active:
+                return self._outcome(EXIT_DONE, "no rotation to resume", rec)
+            if not force:
+                self._refuse_if_held(rec)
+            self._rec, self._ver = rec, ver
+            self._claim()
+            self._log("resume", takeover_from=rec.owner)
+            return self._continue()
+
+    def rollback(self, *, force: bool = False) -> Outcome:
+        """Undo an unfinished rotation: the old key becomes current again, the new one dies.
+
+        Raises:
+            OpsError: the old key was already deleted (past the point of no return).
+        """
+        with ProcessLock(self.lock_path, f"rotate {self.provider.name}"):
+            rec, ver = self.records.load(self.provider.name)
+            if rec is None or not rec.active:
+                return self._outcome(EXIT_DONE, "no rotation to roll back", rec)
+            if rec.state == State.RUNNING and at_least(rec.step, Step.OLD_DELETED):
+                raise OpsError(
+                    f"rotation {rec.rotation_id} is past the point of no return: the old key "
+                    "is deleted", hint="run `impromptu-ops rotate resume` to finish it")
+            if not force:
+                self._refuse_if_held(rec)
+            self._rec, self._ver = rec, ver
+            self._claim()
+            try:
+                self._rollback("operator asked")
+            except OpsError as exc:
+                return self._failed(exc)
+            return self._outcome(EXIT_DONE, "rolled back: the old key is current again",
+                                 self._rec)
+
+    def status(self, audit_lines: int = 20) -> dict[str, Any]:
+        """The record (ids, steps, times; never values) and the recent audit trail."""
+        rec, ver = self.records.load(self.provider.name)
+        trail = [e for e in self.audit.entries() if e.get("provider") == self.provider.name]
+        return {
+            "provider": self.provider.name,
+            "secret": self.provider.secret,
+            "record": None if rec is None else {**_record_view(rec), "record_version": ver},
+            "audit": trail[-audit_lines:],
+        }
+
+    # ------------------------------------------------------------------ the forward path
+    def _continue(self, *, sweep_first: bool = False) -> Outcome:
+        try:
+            if self.rec.state == State.ROLLING_BACK:
+                self._rollback(self.rec.error or "resuming a rollback")
+                return self._outcome(EXIT_DONE, "rolled back: the old key is current again",
+                                     self.rec)
+            if sweep_first:
+                self._sweep()
+            return self._forward()
+        except (CasConflict, LockBusy) as exc:
+            self._log("lost", error=exc.diagnostics())
+            raise
+        except RotationUnsupported:
+            if not at_least(self.rec.step, Step.STORED):  # nothing was minted: close it
+                self._save(self.rec.evolve(state=State.ROLLED_BACK, error="unsupported"))
+            raise
+        except OpsError as exc:
+            return self._failed(exc)
+
+    def _forward(self) -> Outcome:
+        p = self.provider
+        while True:
+            rec = self.rec
+            step = next_step(rec.step)
+            if step is None:
+                return self._outcome(EXIT_DONE, f"rotated {rec.secret}; the old key is deleted",
+                                     rec)
+            if step is Step.STORED:
+                self._create_and_store()
+                continue
+            if step is Step.VERIFIED:
+                try:
+                    p.verify(self._pending_value())
+                except AuthError as exc:
+                    self._rollback(f"the new key failed verification: {exc.diagnostics()}")
+                    return self._outcome(EXIT_FAILED_SAFE, "the new key did not work; rolled "
+                                         "back, the old key is still current", self.rec)
+                self._advance(step)
+            elif step is Step.ACTIVATED:
+                p.activate(self._pending_value())
+                self._advance(step)
+            elif step is Step.PROMOTED:
+                self._promote()
+            elif step is Step.OLD_DISABLED:
+                if rec.old.key_id:
+                    p.disable(rec.old.key_id)
+                until = self.clock() + timedelta(seconds=rec.grace_seconds)
+                self._advance(step, grace_until=iso(until))
+            elif step is Step.OLD_DELETED:
+                if rec.grace_until and self.clock() < parse_iso(rec.grace_until):
+                    return self._outcome(
+                        EXIT_DONE, f"rotated {rec.secret}; the old key is disabled and will be "
+                        f"deleted after {rec.grace_until} by `rotate resume` or the next run",
+                        rec)
+                if rec.old.key_id:
+                    p.delete(rec.old.key_id)
+                self._advance(step)
+            else:  # DONE
+                self.records.delete_pending(rec.secret)
+                self._sweep()
+                self._advance(Step.DONE, state=State.DONE, error="")
+
+    def _create_and_store(self) -> None:
+        rec, p = self.rec, self.provider
+        adopted = self._stored_pending()
+        if adopted is not None:  # a crash after the pending write, before the record
+            self._log("adopt-pending", new_key_id=adopted.key_id)
+            self._advance(Step.STORED, new=adopted)
+            return
+        attempt = rec.attempt
+        if p.idempotent_create and attempt > 0:
+            pass  # replaying the same attempt returns the same key: that IS the read-back
+        else:
+            # Keys this rotation minted that never reached the store: the value is lost.
+            for ref in p.created_by(rec.rotation_id):
+                self._discard(ref.key_id, "minted by this rotation but never stored")
+            attempt += 1
+            self._save(rec.evolve(attempt=attempt))  # the intent precedes the call
+        last: OpsError | None = None
+        for _ in range(self.create_attempts):
+            try:
+                new = p.create(self.rec.rotation_id, attempt)
+                break
+            except AMBIGUOUS as exc:
+                last = exc
+                self._log("create-ambiguous", attempt=attempt, error=exc.diagnostics())
+                if p.idempotent_create:
+                    continue
+                for ref in p.created_by(self.rec.rotation_id):  # read back, never blindly retry
+                    self._discard(ref.key_id, "create outcome unknown; value never seen")
+                attempt += 1
+                self._save(self.rec.evolve(attempt=attempt))
+        else:
+            assert last is not None
+            raise last
+        self._boundary("created")
+        info = KeyInfo(new.key_id, fingerprint(new.value), 0)
+        pending = PENDING_PREFIX + self.rec.secret
+        meta = {"rotation_id": self.rec.rotation_id, "key_id": new.key_id,
+                "attempt": str(attempt)}
+        try:
+            version = self._write_checked(pending, new.value, meta, info.fingerprint)
+        except StoreError:
+            # The value exists only in this process: without the store it is useless.
+            self._discard(new.key_id, "could not be stored")
+            raise
+        self._boundary("pending-written")
+        self._advance(Step.STORED, new=KeyInfo(new.key_id, info.fingerprint, version),
+                      attempt=attempt)
+
+    def _promote(self) -> None:
+        rec = self.rec
+        value = self._pending_value()
+        cur, _meta, cur_ver = self._read_canonical()
+        cur_fp = fingerprint(cur)
+        if cur_fp == rec.new.fingerprint:
+            version = cur_ver  # promoted before a crash; the record did not hear of it
+        elif cur_fp == rec.old.fingerprint:
+            version = self._write_checked(
+                rec.secret, value, {"key_id": rec.new.key_id, "rotation_id": rec.rotation_id},
+                rec.new.fingerprint, cas=cur_ver)
+        else:
+            raise IntegrityError(
+                f"{rec.secret} changed during rotation {rec.rotation_id} (not by it); "
+                "refusing to overwrite it",
+                hint="check who wrote it, then `rotate rollback` or `rotate resume`")
+        self._boundary("canonical-written")
+        self._advance(Step.PROMOTED, new=KeyInfo(rec.new.key_id, rec.new.fingerprint, version))
+
+    # ------------------------------------------------------------------ rollback
+    def _rollback(self, why: str) -> None:
+        """Make the old key current and working again, then kill every new key."""
+        rec, p = self.rec, self.provider
+        if rec.state != State.ROLLING_BACK:
+            self._save(rec.evolve(state=State.ROLLING_BACK, error=why[:500]))
+            self._log("rollback", reason=why)
+        rec = self.rec
+        cur, _meta, cur_ver = self._read_canonical()
+        # Read back: a crash may have promoted the new key before the record heard of it.
+        promoted = fingerprint(cur) != rec.old.fingerprint
+        if at_least(rec.step, Step.PROMOTED) or promoted:
+            if rec.old.key_id:
+                p.enable(rec.old.key_id)
+            old_value, _m, _v = self.records.read_key(rec.secret, rec.old.version)
+            if fingerprint(old_value) != rec.old.fingerprint:
+                raise IntegrityError(f"{rec.secret} version {rec.old.version} is not the old key")
+            try:
+                p.verify(old_value)  # never restore a key that does not work
+            except AuthError as exc:
+                # The old key is gone (e.g. deleted just before a crash): the only way left
+                # is forward. The current key is the new, verified one.
+                self._save(self.rec.evolve(state=State.RUNNING, error="rollback impossible"))
+                self._log("rollback-impossible", error=exc.diagnostics())
+                raise OpsError(
+                    f"cannot roll back rotation {rec.rotation_id}: the old key no longer works",
+                    hint="the new key is current and works; `rotate resume` finishes") from None
+            p.activate(old_value)
+            if promoted:
+                self._write_checked(rec.secret, old_value, {"key_id": rec.old.key_id},
+                                    rec.old.fingerprint, cas=cur_ver)
+        elif at_least(rec.step, Step.VERIFIED):
+            p.activate(cur)  # the BYOK copy may already be the new key
+        self._boundary("rollback-restored")
+        doomed = {rec.new.key_id} if rec.new.key_id else set()
+        doomed |= {ref.key_id for ref in p.created_by(rec.rotation_id)}
+        for key_id in sorted(doomed):
+            self._discard(key_id, "rolled back")
+        self.records.delete_pending(rec.secret)
+        self._save(self.rec.evolve(state=State.ROLLED_BACK))
+        self._log("rolled-back")
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def rec(self) -> RotationRecord:
+        assert self._rec is not None
+        return self._rec
+
+    def _read_canonical(self) -> tuple[Secret, dict[str, str], int]:
+        try:
+            return self.records.read_key(self.provider.secret)
+        except SecretNotFound:
+            raise ConfigError(
+                f"nothing to rotate: {self.provider.secret} is not in the store",
+                hint="store the current key first (register or `secrets put`)") from None
+
+    def _stored_pending(self) -> KeyInfo | None:
+        try:
+            value, meta, version = self.records.read_key(PENDING_PREFIX + self.rec.secret)
+        except SecretNotFound:
+            return None
+        if meta.get("rotation_id") != self.rec.rotation_id:
+            return None  # a leftover of an older rotation: overwritten below
+        return KeyInfo(meta.get("key_id", ""), fingerprint(value), version)
+
+    def _pending_value(self) -> Secret:
+        value, meta, _version = self.records.read_key(PENDING_PREFIX + self.rec.secret)
+        if (meta.get("rotation_id") != self.rec.rotation_id
+                or fingerprint(value) != self.rec.new.fingerprint):
+            raise IntegrityError(f"the pending key of {self.rec.secret} is not the one "
+                                 f"rotation {self.rec.rotation_id} stored")
+        return value
+
+    def _write_checked(self, name: str, value: Secret, meta: dict[str, str], fp: str,
+                       cas: int | None = None) -> int:
+        """Write a key secret; an ambiguous failure is settled by reading back."""
+        if cas is None:
+            cas = self.records.current_version(name)
+        try:
+            return self.records.write_key(name, value, meta, cas)
+        except StoreError as exc:
+            try:
+                got, _meta, version = self.records.read_key(name)
+            except StoreError:
+                raise exc from None
+            if fingerprint(got) == fp:
+                return version
+            raise
+
+    def _discard(self, key_id: str, why: str) -> None:
+        self.provider.disable(key_id)
+        self.provider.delete(key_id)
+        self._log("orphan-removed", key_id=key_id, reason=why)
+
+    def _sweep(self) -> None:
+        """Disable and delete rotation-labelled keys that no record or secret refers to."""
+        rec = self.rec
+        keep = {rec.old.key_id, rec.new.key_id}
+        for name in (rec.secret, PENDING_PREFIX + rec.secret):
+            with contextlib.suppress(SecretNotFound):
+                keep.add(self.records.read_key(name)[1].get("key_id", ""))
+        for ref in self.provider.owned():
+            rid = label_rotation(ref.label)
+            if ref.key_id in keep or rid is None:
+                continue
+            if rid == rec.rotation_id and not at_least(rec.step, Step.STORED):
+                continue  # handled (with care) by _create_and_store
+            self._discard(ref.key_id, f"orphan of rotation {rid}")
+
+    def _refuse_if_held(self, rec: RotationRecord, *, starting: bool = False) -> None:
+        now = self.clock()
+        if (rec.state == State.RUNNING and at_least(rec.step, Step.OLD_DISABLED)
+                and rec.grace_until):
+            if starting and now < parse_iso(rec.grace_until):
+                raise RotationBusy(
+                    f"rotation {rec.rotation_id} of {rec.secret} waits out its grace period "
+                    f"until {rec.grace_until}", hint="exit 75 means 'try later'")
+            return  # nobody works during the grace period: finishing it is anyone's job
+        host, _, rest = rec.owner.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host == socket.gethostname() and pid_text.isdigit():
+            if int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
+                raise RotationBusy(f"rotation {rec.rotation_id} is running (pid {pid_text})",
+                                   hint="exit 75 means 'try later'")
+            return
+        if now < parse_iso(rec.updated) + timedelta(seconds=self.lease_seconds):
+            raise RotationBusy(
+                f"rotation {rec.rotation_id} is held by {host} (last step {rec.updated})",
+                hint="it is taken over after the lease; `rotate resume --force` if that host "
+                "is gone")
+
+    def _claim(self) -> None:
+        self._save(self.rec.evolve(owner=self.owner))
+
+    def _save(self, rec: RotationRecord) -> None:
+        rec = rec.evolve(owner=self.owner, updated=iso(self.clock()))
+        self._ver = self.records.save(rec, cas=self._ver)
+        self._rec = rec
+
+    def _advance(self, step: Step, **changes: Any) -> None:
+        self._save(self.rec.evolve(step=step, **changes))
+        self._log("step", step=step.value)
+        self._boundary(step.value)
+
+    def _boundary(self, name: str) -> None:
+        crash_point(name)
+        if self.on_boundary is not None:
+            self.on_boundary(name)
+
+    def _log(self, event: str, **fields: Any) -> None:
+        rec = self._rec
+        base: dict[str, Any] = {"provider": self.provider.name}
+        if rec is not None:
+            base.update(rotation_id=rec.rotation_id, at_step=rec.step.value,
+                        state=rec.state.value, attempt=rec.attempt,
+                        old_key_id=rec.old.key_id, new_key_id=rec.new.key_id)
+        self.audit.append(f"rotation.{event}", **{**base, **fields})
+        log.info("rotation %s %s %s", self.provider.name, event,
+                 fields.get("step", "") or fields.get("reason", ""))
+
+    def _failed(self, exc: OpsError) -> Outcome:
+        line = exc.diagnostics()
+        with contextlib.suppress(OpsError):  # the record keeps its step; the text is a bonus
+            self._save(self.rec.evolve(error=line[:500]))
+        self._log("failed", error=line)
+        # By construction the store's current key was verified before it became current and
+        # is never disabled while current; so only POSITIVE evidence (the provider refuses
+        # it, or it is missing) means "page someone". A probe that cannot reach the provider
+        # says nothing new about the key: the run failed safely (1), and says so.
+        verdict = self.probe()
+        at_risk = verdict.startswith("refused")
+        code = EXIT_KEY_AT_RISK if at_risk else EXIT_FAILED_SAFE
+        note = ("the agent still has a working key" if verdict == "ok" else
+                f"the agent may be without a working key ({verdict}): page someone" if at_risk
+                else f"the agent's key was verified before it became current; re-checking it "
+                f"now failed ({verdict})")
+        return self._outcome(code, f"rotation failed: {line}; {note}; "
+                             "run `impromptu-ops rotate resume` to continue", self.rec)
+
+    def probe(self) -> str:
+        """Does the store's current key work now? ``ok``, ``refused: ...`` or ``unknown: ...``."""
+        try:
+            value, _meta, _version = self.records.read_key(self.provider.secret)
+            self.provider.verify(value)
+        except (AuthError, SecretNotFound) as exc:
+            return f"refused: {exc.diagnostics()}"
+        except OpsError as exc:
+            return f"unknown: {exc.diagnostics()}"
+        return "ok"
+
+    def _outcome(self, code: int, message: str, rec: RotationRecord | None) -> Outcome:
+        if rec is None:
+            return Outcome(code, self.provider.name, message)
+        return Outcome(code, self.provider.name, message, rec.rotation_id, rec.state.value,
+                       rec.step.value, rec.grace_until)
+
+
+def _record_view(rec: RotationRecord) -> dict[str, Any]:
+    return {
+        "rotation_id": rec.rotation_id, "state": rec.state.value, "step": rec.step.value,
+        "attempt": rec.attempt, "owner": rec.owner, "started": rec.started,
+        "updated": rec.updated, "old_key_id": rec.old.key_id,
+        "old_fingerprint": rec.old.fingerprint, "previous_version": rec.old.version,
+        "new_key_id": rec.new.key_id, "new_fingerprint": rec.new.fingerprint,
+        "current_version": rec.new.version if at_least(rec.step, Step.PROMOTED) else None,
+        "grace_until": rec.grace_until, "error": rec.error,
+    }
+
+
+__all__ = [
+    "EXIT_BUSY", "EXIT_DONE", "EXIT_FAILED_SAFE", "EXIT_KEY_AT_RISK", "Outcome",
+    "RotationBusy", "RotationUnsupported", "Rotator",
+]
