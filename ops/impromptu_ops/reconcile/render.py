@@ -26,6 +26,7 @@ from impromptu_ops.chain.erc20 import format_units
 from impromptu_ops.reconcile.model import Report
 
 FORMATS = ("table", "json", "csv", "html")
+TOTALS_LINES = 6  # the explanation's first part: earned ... = pending (see match.reconcile)
 
 
 def _decimals(report: Report) -> int:
@@ -98,6 +99,12 @@ def render_csv(report: Report) -> str:
     return buf.getvalue()
 
 
+def _split(report: Report) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The explanation's two parts: earned -> pending, and paid per ledger -> on chain."""
+    lines = list(report.explanation)
+    return lines[:TOTALS_LINES], lines[TOTALS_LINES:]
+
+
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     allrows = [header, *rows]
     widths = [max(len(r[i]) for r in allrows) for i in range(len(header))]
@@ -113,8 +120,11 @@ def render_table(report: Report) -> str:
     out = [f"{verdict(report)}  chain {c.get('chainId')}  blocks {c.get('fromBlock')}.."
            f"{c.get('toBlock')} (final up to {c.get('finalBlock')}, "
            f"{c.get('finalSource')})  wallet {c.get('wallet')}", ""]
-    out.append(_table([(label, _amt(v, d)) for label, v in report.explanation],
-                      ("line", "amount")))
+    totals, chain = _split(report)
+    out.append(_table([(label, _amt(v, d)) for label, v in totals], ("totals", "amount")))
+    out.append("")
+    out.append(_table([(label, _amt(v, d)) for label, v in chain],
+                      ("ledger vs chain", "amount")))
     if report.discrepancies:
         out.append("")
         out.append(_table([(x.kind.value, x.entry_id or "", _tx(x.tx_hash),
@@ -172,7 +182,9 @@ def render_html(report: Report) -> str:
         return "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>"
                        for r in items)
 
-    explanation = rows([(label, _amt(v, d)) for label, v in report.explanation])
+    totals, chain = _split(report)
+    explanation = rows([(label, _amt(v, d)) for label, v in totals])
+    reconciliation = rows([(label, _amt(v, d)) for label, v in chain])
     found = rows([(x.kind.value, x.entry_id or "", _tx(x.tx_hash), _amt(x.expected, d),
                    _amt(x.actual, d), x.detail) for x in report.discrepancies])
     matches = rows([(m.entry_id, _tx(m.tx_hash), str(m.log_index), _amt(m.amount, d),
@@ -195,7 +207,8 @@ final up to {e(str(c.get('finalBlock')))} ({e(str(c.get('finalSource')))}); gene
 <h2>Earned vs paid over time</h2>
 {_chart(report.series, d)}
 <h2>Totals, explained</h2>
-<table><tr><th>line</th><th>amount</th></tr>{explanation}</table>
+<table><tr><th>totals</th><th>amount</th></tr>{explanation}</table>
+<table><tr><th>ledger vs chain</th><th>amount</th></tr>{reconciliation}</table>
 <h2>Discrepancies ({len(report.discrepancies)})</h2>
 <table><tr><th>class</th><th>entry</th><th>tx</th><th>expected</th><th>actual</th>
 <th>detail</th></tr>{found}</table>
