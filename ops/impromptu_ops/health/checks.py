@@ -40,6 +40,12 @@ from impromptu_ops.errors import (
     StoreUnavailable,
     TransportError,
 )
+from impromptu_ops.health.answers import (
+    HeartbeatFields,
+    days_until_key_expiry,
+    health_status,
+    openrouter_credit,
+)
 from impromptu_ops.health.model import CheckResult, Perf, Status, worst
 from impromptu_ops.health.policy import HealthPolicy, evaluate
 from impromptu_ops.health.runner import CheckSpec
@@ -115,16 +121,16 @@ class HealthContext:
         prefix = contract.PATH_PREFIXES[self.settings.platform.path_prefix]
         return f"{self.settings.platform.api_url.rstrip('/')}{prefix}/agent/{sub}"
 
-    def _fetch_heartbeat(self) -> Any:
-        from impromptu_ops.platform.results import parse_heartbeat
-
+    def _fetch_heartbeat(self) -> HeartbeatFields:
         key = self.secret(PLATFORM_KEY)
         resp = self.get(self.agent_url("heartbeat"), self.policy.timeout("platform_key"), key)
-        return parse_heartbeat(resp.json("GET heartbeat"))
+        return HeartbeatFields(resp.json("GET heartbeat"))
 
-    def heartbeat(self) -> Any:
-        """The parsed heartbeat answer (a ``results.Heartbeat``), fetched once."""
-        return self._heartbeat.get()
+    def heartbeat(self) -> HeartbeatFields:
+        """The heartbeat answer's fields, fetched once for every check that needs them."""
+        value = self._heartbeat.get()
+        assert isinstance(value, HeartbeatFields)
+        return value
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -173,18 +179,15 @@ def check_store(ctx: HealthContext) -> CheckResult:
 
 
 def check_platform(ctx: HealthContext) -> CheckResult:
-    from impromptu_ops.platform.results import parse_health
-
     url = ctx.settings.platform.api_url.rstrip("/") + "/health"
     try:
         resp = ctx.get(url, ctx.policy.timeout("platform"))
-        health = parse_health(resp.json("GET /health"))
+        status = health_status(resp.json("GET /health"))
     except (TransportError, PlatformError, MalformedResponse) as exc:
         return CheckResult("platform", Status.CRITICAL, f"down: {exc.diagnostics()}")
     perf = (Perf("platform_time", round(resp.elapsed, 4), "s", minimum=0),)
-    if health.status != "ok":
-        return CheckResult("platform", Status.CRITICAL,
-                           f"/health says status={health.status!r}", perf)
+    if status != "ok":
+        return CheckResult("platform", Status.CRITICAL, f"/health says status={status!r}", perf)
     return CheckResult("platform", Status.OK, f"up ({resp.elapsed * 1000:.0f} ms)", perf)
 
 
@@ -256,8 +259,6 @@ def check_notifications(ctx: HealthContext) -> CheckResult:
 
 
 def check_openrouter_key(ctx: HealthContext) -> CheckResult:
-    from impromptu_ops.platform.results import Reader
-
     try:
         key = ctx.secret(OPENROUTER_KEY)
     except ConfigError as exc:
@@ -279,8 +280,7 @@ def check_openrouter_key(ctx: HealthContext) -> CheckResult:
     except (TransportError, PlatformError, MalformedResponse) as exc:
         return CheckResult("openrouter_key", Status.WARNING,
                            f"OpenRouter did not answer: {exc.diagnostics()}")
-    data = Reader(resp.json("GET /key"), "key").obj("data")
-    usage, limit = data.number("usage", False), data.number("limit", False)
+    usage, limit = openrouter_credit(resp.json("GET /key"))
     if limit is None:
         return CheckResult("openrouter_key", Status.OK, "valid (no credit limit)")
     remaining = float(limit) - float(usage or 0)
@@ -290,8 +290,6 @@ def check_openrouter_key(ctx: HealthContext) -> CheckResult:
 
 
 def check_key_age(ctx: HealthContext) -> CheckResult:
-    from impromptu_ops.platform.results import parse_security_status
-
     try:
         meta = ctx.store().metadata(PLATFORM_KEY)
     except SecretNotFound:
@@ -307,12 +305,11 @@ def check_key_age(ctx: HealthContext) -> CheckResult:
     try:
         resp = ctx.get(ctx.agent_url("security-status"), ctx.policy.timeout("key_age"),
                        ctx.secret(PLATFORM_KEY))
-        sec = parse_security_status(resp.json("GET security-status"))
-    except (OpsError, AssertionError) as exc:
+        days = days_until_key_expiry(resp.json("GET security-status"))
+    except OpsError as exc:
         parts.append(f"expiry unknown ({exc.code if isinstance(exc, PlatformError) else 'n/a'})")
     else:
-        if sec.days_until_key_expiry is not None:
-            days = float(sec.days_until_key_expiry)
+        if days is not None:
             statuses.append(evaluate(days, ctx.policy.for_metric("key_expiry_days")))
             perf.append(_perf("key_expiry_days", days, ctx))
             parts.append(f"expires in {days:g} days")
