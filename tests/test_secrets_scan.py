@@ -214,3 +214,28 @@ def test_scanner_never_crashes_on_hostile_text(text: str) -> None:
     result = rewrite(text, moved, "n")
     for f in moved:
         assert f.value.reveal() not in result
+
+
+
+def test_fix_reports_a_file_it_cannot_rewrite_and_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from impromptu_ops import atomic
+
+    rc = tmp_path / "rc"
+    rc.write_text(f"export IMPROMPTU_API_KEY={PLATFORM}\n")
+    other = tmp_path / "other"
+    other.write_text(f"export OPENROUTER_API_KEY={OPENROUTER}\n")
+    real_write = atomic.write_bytes
+
+    def refuse_rc(path: Path, data: bytes, mode: int = 0o600) -> None:
+        if path == rc.resolve():  # fault injection: as for a file in a read-only folder
+            raise PermissionError(13, "Permission denied")
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(atomic, "write_bytes", refuse_rc)
+    code = run(["secrets", "scan", "--fix", str(rc), str(other)])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot be rewritten" in err and "by hand" in err
+    assert PLATFORM in rc.read_text()  # untouched, and reported
+    assert OPENROUTER not in other.read_text()  # the other file was still fixed

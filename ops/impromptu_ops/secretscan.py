@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from impromptu_ops import atomic, contract
-from impromptu_ops.errors import CasConflict, SecretNotFound, StoreError
+from impromptu_ops.errors import CasConflict, SecretNotFound
 from impromptu_ops.secret import MASK, Secret, mask
 from impromptu_ops.store.base import SecretStore
 
@@ -238,6 +238,9 @@ def _backup_name(path: Path, data: bytes) -> str:
 def fix(store: SecretStore, report: ScanReport, now: datetime | None = None) -> FixReport:
     """Move named findings into ``store`` and rewrite their files (see the module doc).
 
+    A file that cannot be read or rewritten (permissions) is reported in ``left`` and the
+    others are still processed.
+
     Raises:
         StoreError: the store failed; files not yet rewritten are left untouched.
     """
@@ -286,7 +289,8 @@ def fix(store: SecretStore, report: ScanReport, now: datetime | None = None) -> 
         try:
             atomic.write_bytes(real, new.encode("utf-8"), mode=mode)
         except OSError as exc:
-            raise StoreError(f"cannot rewrite {real}: {exc.strerror} (the values are already "
-                             "in the store; the file still holds them)") from None
+            result.left += [(f, f"stored, but the file cannot be rewritten ({exc.strerror}): "
+                                "remove the line by hand") for f in moved]
+            continue
         result.moved += moved
     return result

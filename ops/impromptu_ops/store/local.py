@@ -155,7 +155,7 @@ class LocalStore:
         return sealed.Header("keyfile")
 
     # -- file I/O -----------------------------------------------------------------------
-    def _load(self, create_key: bool = False) -> tuple[KvDocument, sealed.Header | None]:
+    def _load(self) -> tuple[KvDocument, sealed.Header | None]:
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
@@ -174,7 +174,9 @@ class LocalStore:
             raise TamperedStore(f"the local store {self.path} is empty (truncated)",
                                 hint="restore it from a backup; it was NOT reset")
         header, offset = sealed.parse_header(blob)
-        body = sealed.unseal(blob, self._key_for(header, create_key), offset)
+        # An existing store never gets a new key: a missing key file is an error to fix
+        # (restore it), not something to paper over with a fresh key.
+        body = sealed.unseal(blob, self._key_for(header, create=False), offset)
         return KvDocument.from_bytes(body, self._max_versions, self._keep_good), header
 
     def _save(self, doc: KvDocument, header: sealed.Header | None) -> None:
@@ -207,7 +209,7 @@ class LocalStore:
     def _mutate(self, name: str, change: Callable[[KvDocument], int | None]) -> int | None:
         check_name(name)
         with self._locked():
-            doc, header = self._load(create_key=True)
+            doc, header = self._load()
             result = change(doc)
             self._save(doc, header)
             return result
