@@ -19,6 +19,7 @@ from impromptu_ops.sandbox.ledger import SCENARIOS
 from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings, load_settings
+from tests.chain_proxy import LimitProxy, forward_to
 from tests.fixtures_chain import Anvil
 
 
@@ -46,11 +47,11 @@ class Agent:
                   "paths.state_dir": self.state_dir, **(more or {})}
         return load_settings(values, env={})
 
-    def reconcile(self, window: Window | None = None,
-                  more: dict[str, Any] | None = None) -> tuple[Report, int]:
+    def reconcile(self, window: Window | None = None, more: dict[str, Any] | None = None,
+                  rpc_url: str | None = None) -> tuple[Report, int]:
         settings = self.settings(more)
         with PlatformClient(settings.platform, self.key) as client, \
-                JsonRpcClient(self.anvil.url) as rpc:
+                JsonRpcClient(rpc_url or self.anvil.url) as rpc:
             report = reconcile_earnings(settings, rpc, PlatformLedger(client, page_size=3),
                                         window or Window())
             return report, rpc.calls
@@ -128,3 +129,15 @@ def test_since_date_limits_the_scan(agent: Agent) -> None:
     # nothing scanned, but the payout's receipt still proves it
     assert report.context["scannedBlocks"] == 0
     assert report.reconciled, report.discrepancies
+
+
+def test_same_report_through_a_limited_provider(agent: Agent, tmp_path: Path) -> None:
+    agent.scenario("unrecorded_transfer")
+    direct, _ = agent.reconcile()
+    agent.state_dir = tmp_path / "other-cache"
+    with LimitProxy(forward_to(agent.anvil.url), max_blocks=3, max_results=1,
+                    style="infura") as proxy:
+        limited, _ = agent.reconcile(rpc_url=proxy.url)
+    assert limited.discrepancies == direct.discrepancies
+    assert limited.totals == direct.totals and limited.matches == direct.matches
+    assert limited.context["splits"] > 0
