@@ -239,3 +239,15 @@ def test_passphrase_store_through_the_environment(
     monkeypatch.setenv("IMPROMPTU_STORE_PASSPHRASE", "the wrong passphrase")
     code, out, err = _run(["secrets", "get", "impromptu-api-key"], capsys)
     assert code == 65 and out == "" and "authentication" in err
+
+
+def test_local_backend_never_imports_hvac(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          isolated_home: Path) -> None:
+    _run(["secrets", "put", "impromptu-api-key"], capsys, API_KEY, monkeypatch)
+    probe = ("import sys; from impromptu_ops.cli.main import run; "
+             "code = run(['secrets', 'get', 'impromptu-api-key']); "
+             "print('HVAC' if 'hvac' in sys.modules else 'NO-HVAC', code)")
+    done = subprocess.run([sys.executable, "-c", probe], env=_store_env(isolated_home),
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split()[-2:] == ["NO-HVAC", "0"], done.stderr
