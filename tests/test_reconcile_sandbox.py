@@ -141,3 +141,14 @@ def test_same_report_through_a_limited_provider(agent: Agent, tmp_path: Path) ->
     assert limited.discrepancies == direct.discrepancies
     assert limited.totals == direct.totals and limited.matches == direct.matches
     assert limited.context["splits"] > 0
+
+
+def test_a_second_concurrent_run_is_refused(agent: Agent) -> None:
+    from impromptu_ops.errors import LockBusy
+    from impromptu_ops.locks import ProcessLock
+    agent.scenario("clean")
+    with ProcessLock(agent.state_dir / "earnings" / "reconcile.lock", "other run"), \
+            pytest.raises(LockBusy):
+        agent.reconcile()
+    report, _ = agent.reconcile()  # released: runs
+    assert report.reconciled

@@ -25,6 +25,7 @@ from impromptu_ops.chain.erc20 import Transfer
 from impromptu_ops.chain.rpc import JsonRpcClient
 from impromptu_ops.chain.scan import LogScanner
 from impromptu_ops.errors import ChainError, ConfigError, InputError, MalformedResponse
+from impromptu_ops.locks import ProcessLock
 from impromptu_ops.reconcile import match
 from impromptu_ops.reconcile.cache import ScanCache, SeenTransfer
 from impromptu_ops.reconcile.model import Policy, Report, parse_entry, parse_referral
@@ -144,6 +145,18 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
     if actual_chain != chain.chain_id:
         raise ChainError(f"the RPC serves chain id {actual_chain}, the configuration says "
                          f"{chain.chain_id}", hint="check chain.rpc_url and chain.chain_id")
+    # One run per cache at a time: a second (cron overlapping a manual run) is refused
+    # (LockBusy) rather than racing the first to write the cache.
+    with ProcessLock(settings.paths.state_dir / "earnings" / "reconcile.lock",
+                     "earnings reconcile"):
+        return _locked_run(settings, rpc, ledger, window, policy, wallet, now, progress,
+                           calls_before)
+
+
+def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, window: Window,
+                policy: Policy, wallet: str, now: datetime,
+                progress: Callable[[int, int], None] | None, calls_before: int) -> Report:
+    chain = settings.chain
     cache = ScanCache.open(settings.paths.state_dir, chain.chain_id, policy.token, wallet)
     if chain.decimals is not None:
         decimals = chain.decimals
