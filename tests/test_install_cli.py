@@ -115,3 +115,12 @@ def test_launchd_and_kubernetes_dry_runs() -> None:
     assert plist.returncode == 0 and "<key>StartInterval</key>" in plist.stdout
     k8s = ops("install", "--scheduler", "kubernetes", "--dry-run")
     assert k8s.returncode == 0 and 'concurrencyPolicy: "Forbid"' in k8s.stdout
+
+
+def test_unwritable_target_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = ops("install", "--scheduler", "launchd", "--output", str(blocker / "sub"))
+    assert proc.returncode == 78, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "cannot create" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -72,6 +72,8 @@ def install(app: App, scheduler: str | None, scope: str | None, run_as: str, ima
     if dry_run:
         for line in describe(plan):
             out(line)
+        for line in check_store(settings):  # read-only
+            out(line)
         out("dry run: nothing was changed")
         return
     for line in apply(plan):

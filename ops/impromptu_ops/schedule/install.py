@@ -202,14 +202,21 @@ def apply(plan: InstallPlan) -> list[str]:
     """Perform the plan; return one line per thing done."""
     done: list[str] = []
     for a in plan.actions:
-        if a.kind == "mkdir" and a.path is not None:
-            atomic.private_dir(a.path)
-            done.append(f"folder {a.path} (0700)")
-        elif a.kind == "write" and a.path is not None:
-            a.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_bytes(a.path, a.content, mode=a.mode)
-            done.append(f"wrote {a.path}")
-        elif a.kind == "crontab":
-            _install_crontab(a.content.decode())
-            done.append("crontab: impromptu-heartbeat line installed")
+        try:
+            if a.kind == "mkdir" and a.path is not None:
+                atomic.private_dir(a.path)
+                done.append(f"folder {a.path} (0700)")
+            elif a.kind == "write" and a.path is not None:
+                a.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic.write_bytes(a.path, a.content, mode=a.mode)
+                done.append(f"wrote {a.path}")
+            elif a.kind == "crontab":
+                _install_crontab(a.content.decode())
+                done.append("crontab: impromptu-heartbeat line installed")
+        except OSError as exc:
+            hint = ("run as root for a system unit, or use --scope user"
+                    if plan.spec.scope == "system" else "check the folder's owner and mode")
+            raise ConfigError(f"cannot create {a.path}: {exc.strerror}"
+                              + (f" (done so far: {len(done)} step(s))" if done else ""),
+                              hint=hint) from None
     return done
