@@ -14,7 +14,7 @@ import click
 
 from impromptu_ops import contract
 from impromptu_ops.cli.app import App, pass_app
-from impromptu_ops.cli.output import out
+from impromptu_ops.cli.output import err, out
 
 
 @click.group("sandbox")
@@ -63,4 +63,11 @@ def serve(app: App, host: str, port: int, state_dir: Path | None, pow_memory_kib
         **{k: v for k, v in optional.items() if v is not None})
     folder = state_dir or app.settings().paths.state_dir / "sandbox"
     server = SandboxServer(config, folder, host=host, port=port, allow_remote=allow_remote)
-    run_until_signalled(server, out)
+
+    def ready(base_url: str) -> None:
+        out(base_url)  # the first stdout line: scripts wait for it
+        err(f"sandbox: platform at {base_url}, OpenRouter subset at {server.openrouter_url}, "
+            f"controls at {server.root_url}/_sandbox/, state in {server.state_dir}; "
+            "Ctrl-C to stop")
+
+    run_until_signalled(server, ready)

@@ -182,8 +182,10 @@ class Router:
         Raises:
             ApiError: NOT_FOUND when no route matches the path or the method.
         """
+        # HEAD is answered by the GET handler; the server sends no body.
+        wanted = "GET" if method.upper() == "HEAD" else method.upper()
         for route in self.routes:
-            if route.method != method.upper():
+            if route.method != wanted:
                 continue
             m = route.regex.match(path)
             if m:
