@@ -187,3 +187,16 @@ def test_library_entry_point_runs_checks_concurrently(healthy: Agent) -> None:
     report = run_health(settings, load_policy(settings.paths.policies_dir))
     assert report.status is Status.OK
     assert time.perf_counter() - t0 < 1.15  # not 0.6 + 0.6 (+ security-status)
+
+
+def test_a_bug_of_ours_is_unknown_not_70(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from impromptu_ops.cli.main import run
+    from impromptu_ops.health import render
+
+    def broken(report: Any, fmt: str) -> str:
+        raise TypeError("boom")
+
+    monkeypatch.setattr(render, "render", broken)
+    assert run(["health", "--format", "nagios", "--check", "config"]) == 3
+    assert capsys.readouterr().out == "IMPROMPTU UNKNOWN - internal error: TypeError: boom\n"

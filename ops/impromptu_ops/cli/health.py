@@ -62,10 +62,14 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
         policy = load_policy(settings.paths.policies_dir, settings.jobs.health_check_timeout)
         policy = policy.with_overrides(warning, critical)
         report = run_health(settings, policy, checks)
+        text, code = render(report, fmt), exit_code(report, fmt)
     except OpsError as exc:
-        ctx.exit(_unknown(fmt, exc.diagnostics()))
-    out(render(report, fmt))
-    ctx.exit(exit_code(report, fmt))
+        text, code = "", _unknown(fmt, exc.diagnostics())
+    except Exception as exc:  # a bug of ours is still UNKNOWN for a monitor, never 70
+        text, code = "", _unknown(fmt, f"internal error: {type(exc).__name__}: {exc}")
+    if text:
+        out(text)
+    ctx.exit(code)
 
 
 # Nagios: a usage error must be UNKNOWN (3), not click's 2 (which would read as CRITICAL).
