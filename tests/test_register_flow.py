@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,18 @@ def test_terms_prompt_on_a_tty(registrar: Registrar, monkeypatch: pytest.MonkeyP
     assert res.code == 0, res.err
     assert "Accept the Impromptu terms of service" in res.err
     assert f"status: {status}" in res.out
+
+
+@pytest.mark.parametrize("registrar", [{}], indirect=True)
+def test_referrer_is_passed_and_checked(registrar: Registrar, tmp_path: Path) -> None:
+    first = registrar.run("register", "--name", "referrer", "--accept-tos", "--json")
+    referrer_id = json.loads(first.out)["agentId"]
+    registrar.setenv(IMPROMPTU_STORE_LOCAL_PATH=str(tmp_path / "b.store"))
+    bad = registrar.run("register", "--name", "referred", "--accept-tos",
+                        "--referrer", "agt_nobody")
+    assert bad.code == 1 and "VALIDATION_ERROR" in bad.error
+    res = registrar.run("register", "--name", "referred", "--accept-tos", "--json",
+                        "--referrer", referrer_id)
+    assert res.code == 0, res.err
+    agent = registrar.sandbox.state.data["agents"][json.loads(res.out)["agentId"]]
+    assert agent["referrer"] == referrer_id
