@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from impromptu_ops.errors import ConfigError
+from impromptu_ops.errors import ConfigError, LockBusy
 from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
 from tests.fixtures_sandbox import SandboxFactory, register, solve
 
@@ -123,3 +123,12 @@ def test_serve_refuses_a_remote_host_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 78
     assert out == "" and err.count("\n") == 1 and "--allow-remote" in err
     assert "Traceback" not in err
+
+
+def test_one_sandbox_per_state_folder(sandbox_factory: SandboxFactory) -> None:
+    first = sandbox_factory()
+    with pytest.raises(LockBusy):
+        sandbox_factory(state_dir=first.state_dir)
+    first.stop()
+    second = sandbox_factory(state_dir=first.state_dir)
+    assert httpx.get(second.base_url + "/health").status_code == 200

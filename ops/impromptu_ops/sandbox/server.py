@@ -28,7 +28,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from impromptu_ops.atomic import private_dir
 from impromptu_ops.errors import ConfigError, OpsError
+from impromptu_ops.locks import ProcessLock
 from impromptu_ops.sandbox import faults
 from impromptu_ops.sandbox.app import build_router
 from impromptu_ops.sandbox.config import SandboxConfig
@@ -40,6 +42,7 @@ __all__ = ["SandboxConfig", "SandboxServer", "is_loopback", "run_until_signalled
 log = logging.getLogger(__name__)
 
 OPENROUTER_ROOT = "/openrouter/api/v1"
+STATE_LOCK = ".lock"
 
 
 def is_loopback(host: str) -> bool:
@@ -115,6 +118,7 @@ class SandboxServer:
     Raises:
         ConfigError: a non-loopback host without ``allow_remote``, a bad state folder, or
             the address cannot be bound.
+        LockBusy: another sandbox serves the same state folder.
     """
 
     def __init__(self, config: SandboxConfig, state_dir: Path, *, host: str = "127.0.0.1",
@@ -123,13 +127,21 @@ class SandboxServer:
             raise ConfigError(f"sandbox refuses to bind to non-loopback address {host!r}",
                               hint="use 127.0.0.1, or pass --allow-remote if you really mean it")
         self.config = config
-        self.state = State(state_dir, config)
-        self.router = build_router(self.state)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # Two sandboxes writing one state folder would overwrite each other's answers.
+        self._lock = ProcessLock(private_dir(state_dir) / STATE_LOCK, "sandbox")
+        self._lock.acquire()
         try:
-            self._httpd = _HTTPServer((host.strip("[]"), port), self, family)
-        except OSError as exc:
-            raise ConfigError(f"sandbox cannot listen on {host}:{port}: {exc.strerror}") from None
+            self.state = State(state_dir, config)
+            self.router = build_router(self.state)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                self._httpd = _HTTPServer((host.strip("[]"), port), self, family)
+            except OSError as exc:
+                raise ConfigError(
+                    f"sandbox cannot listen on {host}:{port}: {exc.strerror}") from None
+        except BaseException:
+            self._lock.release()
+            raise
         bound_host, bound_port = self._httpd.server_address[:2]
         host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
         shown = f"[{host_text}]" if family == socket.AF_INET6 else host_text
@@ -174,6 +186,7 @@ class SandboxServer:
         self._httpd.server_close()
         with self.state.lock:
             self.state.save_if_changed()
+        self._lock.release()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
