@@ -11,6 +11,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,9 @@ class DroppingProxy:
 
     ``arm("answer")``: forward the next ``POST /v1/<mount>/data/`` but never send back
     Vault's answer, so the write lands and the client times out. ``arm("request")``:
-    swallow that request, so it never lands and the client times out.
+    swallow that request, so it never lands and the client times out. ``arm("late")``: hold
+    it back and deliver it just before the client's next write (the retry), so the first
+    attempt lands late, after the read-back said "not landed".
     """
 
     def __init__(self, upstream: str) -> None:
@@ -42,6 +45,7 @@ class DroppingProxy:
         self.addr = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.mode = ""
         self.dropped = 0
+        self.held: tuple[socket.socket, bytes] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._socks: list[socket.socket] = []
@@ -52,11 +56,22 @@ class DroppingProxy:
         with self._lock:
             self.mode = mode
 
-    def _take(self, data: bytes) -> str:
+    def _take(self, data: bytes, upstream: socket.socket) -> str:
         with self._lock:
-            if self.mode and b"POST /v1/secret/data/" in data:
+            if b"POST /v1/secret/data/" not in data:
+                return ""
+            if self.held is not None:
+                # "late": the held first attempt reaches Vault just before the retry
+                held_upstream, held_data = self.held
+                self.held = None
+                held_upstream.sendall(held_data)
+                time.sleep(0.3)
+                return ""
+            if self.mode:
                 mode, self.mode = self.mode, ""
                 self.dropped += 1
+                if mode == "late":
+                    self.held = (upstream, data)
                 return mode
         return ""
 
@@ -85,9 +100,10 @@ class DroppingProxy:
                     if not data:
                         return
                     if sock is client:
-                        mode = self._take(data)
-                        if mode == "request":
-                            continue  # swallowed: the write never reaches Vault
+                        mode = self._take(data, upstream)
+                        if mode in ("request", "late"):
+                            mute = mute or mode == "late"
+                            continue  # swallowed (or held back for later)
                         mute = mute or mode == "answer"
                         upstream.sendall(data)
                     elif not mute:
@@ -138,6 +154,18 @@ def test_ambiguous_write_that_did_not_land_is_retried_under_cas(
     assert store.write("impromptu-api-key", {"value": Secret("value-two-222")}, cas=1) == 2
     assert proxy.dropped == 1
     assert store.metadata("impromptu-api-key").current_version == 2
+
+
+def test_ambiguous_write_that_lands_late_is_still_ours(
+        bao_server: BaoServer, proxy: DroppingProxy, unique_agent: str) -> None:
+    store = _store_via(proxy.addr, bao_server.root_token, unique_agent)
+    store.write("impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    proxy.arm("late")
+    assert store.write("impromptu-api-key", {"value": Secret("value-two-222")}, cas=1) == 2
+    assert proxy.dropped == 1
+    meta = store.metadata("impromptu-api-key")
+    assert meta.current_version == 2  # the retry lost its CAS to our own first attempt
+    assert store.read("impromptu-api-key").value().reveal() == "value-two-222"
 
 
 def test_unreachable_is_one_clear_error(unique_agent: str) -> None:

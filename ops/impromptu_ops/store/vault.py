@@ -61,6 +61,10 @@ WRITE_ID_KEY = "_impromptu_write_id"
 VAULT_DEFAULT_MAX_VERSIONS = 10
 
 
+class _Landed(Exception):
+    """Internal: an earlier attempt of this very write turned out to have landed."""
+
+
 class _Transport(Exception):
     """The network failed. ``sent``: the request may have reached Vault."""
 
@@ -336,23 +340,48 @@ class VaultStore:
         return new
 
     def _write_once(self, name: str, data: Mapping[str, Secret], expected: int,
-                    attempts: int) -> int:
+                    attempts: int, earlier: tuple[str, ...] = ()) -> int:
+        """One CAS write carrying a fresh write id; ``earlier`` are the ids of previous
+        attempts whose outcome was unknown (any of them may still land first)."""
         kv, path = self._kv(), self._path(name)
         write_id = secrets.token_hex(16)
+        ids = (*earlier, write_id)
         payload = {k: v.reveal() for k, v in data.items()}
         payload[WRITE_ID_KEY] = write_id
 
         def unknown(exc: _Transport) -> Any:
             log.warning("write of %s: outcome unknown (%s); reading it back", name, exc)
-            return {"data": {"version": self._recover(name, data, expected, write_id,
-                                                      attempts, str(exc))}}
+            return {"data": {"version": self._recover(name, data, expected, ids, attempts,
+                                                      str(exc))}}
 
-        answer = self._guard(f"write of {name}", lambda: kv.create_or_update_secret(
-            path, payload, cas=expected, mount_point=self.mount), on_transport=unknown)
+        def lost_race(exc: VaultHTTPError) -> None:
+            # After an unknown outcome, a "CAS lost" may be our own earlier attempt landing
+            # late: that is a success, not a conflict.
+            if earlier and exc.status == 400 and self._landed(name, expected, ids):
+                raise _Landed
+
+        try:
+            answer = self._guard(f"write of {name}", lambda: kv.create_or_update_secret(
+                path, payload, cas=expected, mount_point=self.mount), on_transport=unknown,
+                intercept=lost_race)
+        except _Landed:
+            return expected + 1
         return int(answer["data"]["version"])
 
-    def _recover(self, name: str, data: Mapping[str, Secret], expected: int, write_id: str,
-                 attempts: int, detail: str) -> int:
+    def _landed(self, name: str, expected: int, ids: tuple[str, ...]) -> bool:
+        """Does version ``expected + 1`` carry one of our write ids?"""
+        kv, path = self._kv(), self._path(name)
+        try:
+            landed = self._guard(f"read-back of {name}", lambda: kv.read_secret_version(
+                path, version=expected + 1, mount_point=self.mount,
+                raise_on_deleted_version=False))
+        except SecretNotFound:
+            return False
+        stored = (landed.get("data") or {}).get("data") or {}
+        return stored.get(WRITE_ID_KEY) in ids
+
+    def _recover(self, name: str, data: Mapping[str, Secret], expected: int,
+                 ids: tuple[str, ...], attempts: int, detail: str) -> int:
         """After an ambiguous write: did it land? Read back instead of writing again."""
         try:
             meta = self._raw_metadata(name)
@@ -366,12 +395,10 @@ class VaultStore:
             if attempts <= 1:
                 raise StoreUnavailable(f"write of {name} did not land ({detail})",
                                        hint="retry later")
-            return self._write_once(name, data, expected, attempts - 1)  # still under CAS
-        kv, path = self._kv(), self._path(name)
-        landed = self._guard(f"read-back of {name}", lambda: kv.read_secret_version(
-            path, version=expected + 1, mount_point=self.mount, raise_on_deleted_version=False))
-        stored = (landed.get("data") or {}).get("data") or {}
-        if stored.get(WRITE_ID_KEY) == write_id:
+            # Still under CAS: if an earlier attempt lands meanwhile, this one loses and
+            # lost_race() recognises our own id.
+            return self._write_once(name, data, expected, attempts - 1, ids)
+        if self._landed(name, expected, ids):
             log.info("write of %s landed as version %d despite the %s", name, expected + 1,
                      detail)
             return expected + 1
