@@ -54,7 +54,7 @@ INVOCATIONS: dict[str, list[list[str]]] = {
     "rotate status": [["rotate", "status"]],
     "rotate resume": [["rotate", "resume"]],
     "rotate rollback": [["rotate", "rollback"]],
-    "sandbox serve": [["sandbox", "serve", "--host", "0.0.0.0"]],  # noqa: S104 - refused
+    "sandbox serve": [["sandbox", "serve", "--host", "0.0.0.0"]],
     "screen": [["screen", "{home}/prompt.txt"]],
     "secrets check": [["secrets", "check"]],
     "secrets exec": [["secrets", "exec", "--", sys.executable, "-c",
@@ -68,7 +68,8 @@ INVOCATIONS: dict[str, list[list[str]]] = {
     "secrets policy": [["secrets", "policy", "heartbeat"], ["secrets", "policy", "operator"]],
     "secrets put": [["secrets", "put", "impromptu-api-key"]],
     "secrets rollback": [["secrets", "rollback", "impromptu-api-key", "--version", "1"]],
-    "secrets scan": [["secrets", "scan", "--no-system"], ["secrets", "scan", "--no-system", "--fix"]],
+    "secrets scan": [["secrets", "scan", "--no-system"],
+                     ["secrets", "scan", "--no-system", "--fix"]],
     "update fetch": [["update", "fetch"]],
     "update diff": [["update", "diff"], ["update", "diff", "--json"]],
     "update approve": [["update", "approve", "--yes", "--digest", "0" * 64]],
