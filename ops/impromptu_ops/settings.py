@@ -147,7 +147,12 @@ class JobSettings:
 
 @dataclass(frozen=True)
 class RotationSettings:
+    # grace_seconds: when set (flag, env, config) it overrides policies/rotation.toml.
     grace_seconds: float = 24 * 3600.0
+    lease_seconds: float = 900.0  # a silent record owner on another host keeps its claim
+    create_attempts: int = 3  # fresh keys one run may mint after ambiguous failures
+    byok: bool = True  # hand a new OpenRouter key to the platform's BYOK store
+    approle_role: str = ""  # the AppRole role whose secret_id `rotate vault-secret-id` rotates
 
 
 @dataclass(frozen=True)
