@@ -113,6 +113,11 @@ class LocalStore:
     def description(self) -> str:
         return f"local {self.path}"
 
+    @property
+    def lock_path(self) -> Path:
+        """The writers' lock file (``<store>.lock``); holding its flock blocks writers."""
+        return self.path.with_name(self.path.name + ".lock")
+
     # -- key handling -------------------------------------------------------------------
     def _key_for(self, header: sealed.Header, create: bool) -> bytes:
         cached = self._keys.get(header)
@@ -186,7 +191,7 @@ class LocalStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = self.lock_path
         atomic.private_dir(lock_path.parent)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
