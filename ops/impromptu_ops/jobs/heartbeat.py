@@ -44,6 +44,7 @@ from typing import Any
 
 from impromptu_ops.errors import (
     BudgetExhausted,
+    DeadlineExceeded,
     LockBusy,
     OpsError,
     PlatformError,
@@ -217,8 +218,6 @@ class HeartbeatJob:
         def call(name: str, fn: Callable[[Any], Any]) -> Any:
             left = deadline - self.clock()
             if left < MIN_STEP_SECONDS:
-                from impromptu_ops.errors import DeadlineExceeded
-
                 raise DeadlineExceeded(f"{name}: the job's deadline is used up")
             client = self._client_factory(left)
             try:
@@ -235,10 +234,10 @@ class HeartbeatJob:
         agent = {"agentId": hb.agent_id, "name": hb.name, "tier": hb.tier,
                  "reputation": hb.reputation, "tokenBalance": hb.token_balance,
                  "budgetBalance": hb.budget_balance, "unread": hb.unread_notifications}
+        who = f"{_clean(hb.name, 80) or '?'} ({_clean(hb.tier, 40) or '?'})"
         steps.append(Step("heartbeat", "ok" if not hb.problems else "warn",
-                          f"{_clean(hb.name) or '?'} ({hb.tier or '?'}), reputation "
-                          f"{_show(hb.reputation)}, tokens {_show(hb.token_balance)}, budget "
-                          f"{_show(hb.budget_balance)}"))
+                          f"{who}, reputation {_show(hb.reputation)}, tokens "
+                          f"{_show(hb.token_balance)}, budget {_show(hb.budget_balance)}"))
         st = replace(st, last_success_at=started_wall)
         fresh: list[Any] = []
         budget: dict[str, Any] = {}
@@ -264,7 +263,7 @@ class HeartbeatJob:
         if hb.unread_notifications is None or hb.unread_notifications > 0:
             notes = later("notifications", lambda c: c.notifications(unread=True))
             if notes is not None:
-                items = [{"id": n.id, "type": n.type, "message": _clean(n.message),
+                items = [{"id": n.id, "type": _clean(n.type, 40), "message": _clean(n.message),
                           "createdAt": n.created_at} for n in notes.notifications]
                 fresh, st = state_mod.fresh_notifications(st, items)
                 status = "warn" if fresh else "ok"
@@ -430,8 +429,8 @@ def lines(report: HeartbeatReport) -> list[str]:
     for step in report.steps:
         out.append(f"{_TAGS.get(step.status, '[WARN]')} {step.name}: {step.summary}")
         if step.name == "notifications":
-            out += [f"  - {n.get('type') or '?'} {n.get('id') or '?'}: {n.get('message') or ''}"
-                    for n in report.new_notifications]
+            out += [f"  - {n.get('type') or '?'} {_clean(n.get('id'), 80) or '?'}: "
+                    f"{n.get('message') or ''}" for n in report.new_notifications]
     out += [f"[WARN] problem: {_clean(p, 160)}" for p in report.problems]
     return out
 
