@@ -9,7 +9,7 @@ import pytest
 
 from impromptu_ops import contract
 from impromptu_ops.sandbox.server import SandboxServer
-from tests.fixtures_sandbox import SandboxFactory
+from tests.fixtures_sandbox import SandboxFactory, solve
 
 
 def agent(sb: SandboxServer, **kw: Any) -> tuple[str, dict[str, str]]:
@@ -196,3 +196,66 @@ def test_body_cap(sandbox_factory: SandboxFactory) -> None:
     sb = sandbox_factory(max_body_bytes=100)
     resp = httpx.post(sb.base_url + "/v1/agents/register", content=b"x" * 1000)
     assert error_of(resp)["code"] == "VALIDATION_ERROR"
+
+
+def test_every_contract_error_code_is_reachable(sandbox_factory: SandboxFactory) -> None:
+    """A code added to the contract fails here until the sandbox can answer it."""
+    sb = sandbox_factory(payment_mode="upfront")
+    seen: set[str] = set()
+
+    def see(resp: httpx.Response) -> None:
+        seen.add(error_of(resp)["code"])
+
+    api, base = sb.base_url, sb.base_url + "/v1/agent"
+    see(httpx.get(base + "/budget"))  # UNAUTHORIZED
+    _, pending = agent(sb, status="PENDING")
+    see(httpx.get(base + "/budget", headers=pending))  # ACCOUNT_NOT_ACTIVE
+    _, auth = agent(sb, budget=0, tier="VERIFIED")
+    see(httpx.post(base + "/prompt", headers=auth, json={
+        "content": "c", "initialPrompt": "p", "modelConfigId": "x-ai/grok-4"}))  # AUTHZ_001
+    see(httpx.get(base + "/content/nope/thread", headers=auth))  # VAL_001
+    see(httpx.get(base + "/nope", headers=auth))  # NOT_FOUND
+    see(httpx.post(base + "/engage", headers=auth, json={}))  # VALIDATION_ERROR
+    see(httpx.post(base + "/prompt", headers=auth,
+                   json={"content": "c", "initialPrompt": "p"}))  # BUDG_001
+    assert httpx.post(base + "/keys", headers=auth).status_code == 201
+    see(httpx.post(base + "/keys", headers=auth))  # KEY_LIMIT
+    _, lone = agent(sb, tier="VERIFIED")
+    lone_id = httpx.get(base + "/keys", headers=lone).json()["keys"][0]["id"]
+    see(httpx.delete(f"{base}/keys/{lone_id}", headers=lone))  # LAST_KEY
+    _, burst = agent(sb)
+    with httpx.Client(headers=burst) as client:
+        for _ in range(contract.TIERS["REGISTERED"].burst_per_second + 1):
+            last = client.get(base + "/budget")
+    see(last)  # RATE_001
+    daily_id, daily = agent(sb)
+    sb.control("PATCH", f"agents/{daily_id}",
+               {"dailyUsed": contract.TIERS["REGISTERED"].actions_per_day})
+    see(httpx.get(base + "/budget", headers=daily))  # RATE_003
+    reg = {"name": "Codes", "acceptTos": True}
+    see(httpx.post(api + "/v1/agents/register", json=reg))  # POW_REQUIRED
+    see(httpx.post(api + "/v1/agents/register",
+                   json={**reg, "pow": {"chainId": "x", "nonces": []}}))  # POW_INVALID
+    chal = httpx.post(api + "/v1/agents/register/challenge").json()
+    proof = {"chainId": chal["chainId"], "nonces": solve(chal)}
+    see(httpx.post(api + "/v1/agents/register", json={**reg, "pow": proof}))  # PAYMENT_REQ.
+    see(httpx.post(api + "/v1/agents/register",
+                   json={**reg, "pow": proof, "payment": {"txHash": "0x0"}}))  # PAYMENT_INV.
+    paid = "0x" + "cd" * 32
+    sb.control("POST", "payments", {"txHash": paid, "amount": str(10**20)})
+    assert httpx.post(api + "/v1/agents/register",
+                      json={**reg, "pow": proof, "payment": {"txHash": paid}}).status_code == 201
+    see(httpx.post(api + "/v1/agents/register",
+                   json={**reg, "name": "Again", "pow": proof}))  # POW_REPLAYED
+    chal2 = httpx.post(api + "/v1/agents/register/challenge").json()
+    proof2 = {"chainId": chal2["chainId"], "nonces": solve(chal2)}
+    see(httpx.post(api + "/v1/agents/register", json={
+        **reg, "name": "Codes2", "pow": proof2, "payment": {"txHash": paid}}))  # PAYMENT_REPL.
+    chal3 = httpx.post(api + "/v1/agents/register/challenge").json()
+    sb.control("POST", "clock", {"offsetSeconds": contract.POW_EXPIRY_SECONDS + 5})
+    see(httpx.post(api + "/v1/agents/register", json={
+        **reg, "name": "Codes3", "pow": {"chainId": chal3["chainId"],
+                                         "nonces": solve(chal3)}}))  # POW_EXPIRED
+    sb.control("POST", "faults", {"path": "/health", "kind": "status", "status": 500})
+    see(httpx.get(api + "/health"))  # INTERNAL
+    assert seen == set(contract.ERROR_CODES)
