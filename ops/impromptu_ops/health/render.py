@@ -35,7 +35,9 @@ def exit_code(report: Report, fmt: str) -> int:
 
 
 def _one_line(text: str) -> str:
-    # A perfdata pipe or a newline inside a summary would corrupt the plugin output.
+    # A perfdata pipe or a newline inside a summary would corrupt the plugin output, and
+    # summaries can quote the platform's answers: no control characters reach a terminal.
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
     return re.sub(r"\s+", " ", text.replace("|", "/")).strip()
 
 
