@@ -7,6 +7,10 @@
 - ``sandbox_factory(**config)``: start another one with :class:`SandboxConfig` overrides;
   ``state_dir=`` reuses a folder (a restart), ``start=False`` returns it unstarted.
 
+The limits are the contract's: a REGISTERED agent gets 10 requests per second (RATE_001
+beyond) and 100 per day. Request-heavy tests make their agent ``tier="VERIFIED"`` or
+``"PARTNER"`` (``POST /_sandbox/agents``), or pass ``burst_window_seconds=0.001``.
+
 Helpers for tests of any area: :func:`solve` (a plain brute-force PoW solver, independent
 of ``impromptu_ops.pow.solver``) and :func:`register` (the whole registration loop over raw
 httpx, returning the 201 body).

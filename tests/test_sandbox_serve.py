@@ -132,3 +132,16 @@ def test_one_sandbox_per_state_folder(sandbox_factory: SandboxFactory) -> None:
     first.stop()
     second = sandbox_factory(state_dir=first.state_dir)
     assert httpx.get(second.base_url + "/health").status_code == 200
+
+
+def test_a_stalled_client_is_dropped(sandbox_factory: SandboxFactory) -> None:
+    import socket
+    import time
+
+    sb = sandbox_factory(idle_timeout_seconds=0.3)
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=5) as conn:
+        conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # never finishes
+        start = time.monotonic()
+        assert conn.recv(1024) == b""  # the server closed it
+        assert time.monotonic() - start < 3
+    assert httpx.get(sb.base_url + "/health").status_code == 200

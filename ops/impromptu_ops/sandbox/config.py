@@ -43,6 +43,8 @@ class SandboxConfig:
         max_body_bytes: larger request bodies are refused.
         max_skill_bytes: cap on one published skill file.
         burst_window_seconds: the window of the per-key burst limit.
+        idle_timeout_seconds: a connection silent this long (between or inside requests)
+            is closed.
     """
 
     pow_required: bool = True
@@ -66,6 +68,7 @@ class SandboxConfig:
     max_body_bytes: int = 1024 * 1024
     max_skill_bytes: int = 4 * 1024 * 1024
     burst_window_seconds: float = 1.0
+    idle_timeout_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         if self.payment_mode not in contract.PAYMENT_MODES:

@@ -66,6 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # an idle or stalled client must not hold a thread forever
+            self.connection.settimeout(self.server.sandbox.config.idle_timeout_seconds)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("sandbox: " + format, *args)
