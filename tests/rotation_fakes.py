@@ -215,12 +215,18 @@ class FakeProvider:
         return self.w.op("create", effect)
 
     def created_by(self, rotation_id: str) -> list[KeyRef]:
+        if self.idempotent_create:
+            return []  # like Impromptu's keys: no names to find them by
+
         def effect() -> list[KeyRef]:
             return [KeyRef(k.key_id, k.label, k.disabled) for k in self.w.keys.values()
                     if not k.deleted and label_rotation(k.label) == rotation_id]
         return self.w.op("created_by", effect)
 
     def owned(self) -> list[KeyRef]:
+        if self.idempotent_create:
+            return []
+
         def effect() -> list[KeyRef]:
             return [KeyRef(k.key_id, k.label, k.disabled) for k in self.w.keys.values()
                     if not k.deleted and label_rotation(k.label) is not None]

@@ -254,7 +254,7 @@ class Rotator:
         return {
             "provider": self.provider.name,
             "secret": self.provider.secret,
-            "record": None if rec is None else {**_record_view(rec), "record_version": ver},
+            "record": None if rec is None else {**record_view(rec), "record_version": ver},
             "audit": trail[-audit_lines:],
         }
 
@@ -424,6 +424,10 @@ class Rotator:
         self._boundary("rollback-restored")
         doomed = {rec.new.key_id} if rec.new.key_id else set()
         doomed |= {ref.key_id for ref in p.created_by(rec.rotation_id)}
+        if p.idempotent_create and rec.attempt > 0 and not rec.new.key_id:
+            # Keys without names cannot be listed by rotation: replaying the recorded
+            # attempt returns the key it minted (or mints one), so it can be revoked.
+            doomed.add(p.create(rec.rotation_id, rec.attempt).key_id)
         for key_id in sorted(doomed):
             self._discard(key_id, "rolled back")
         self.records.delete_pending(rec.secret)
@@ -585,7 +589,7 @@ class Rotator:
                        rec.step.value, rec.grace_until)
 
 
-def _record_view(rec: RotationRecord) -> dict[str, Any]:
+def record_view(rec: RotationRecord) -> dict[str, Any]:
     return {
         "rotation_id": rec.rotation_id, "state": rec.state.value, "step": rec.step.value,
         "attempt": rec.attempt, "owner": rec.owner, "started": rec.started,

@@ -1,0 +1,160 @@
+"""``impromptu-ops rotate``: crash-safe key rotation for schedulers and people.
+
+Exit codes (the issue's contract, for unattended runs): 0 done (or nothing to do,
+or rotation not supported: the report says when the key expires), 75 another rotation
+holds the lock or the record (try later), 1 failed with the agent still on a working key,
+2 the agent may be without a working key (page someone). A usage error exits 64 so that
+it can never be mistaken for 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+from impromptu_ops.cli.app import App, pass_app
+from impromptu_ops.cli.output import err, out, out_json, table
+from impromptu_ops.errors import OpsError
+
+PROVIDER_NAMES = ("openrouter", "impromptu", "vault-secret-id")
+EX_USAGE = 64
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from impromptu_ops.rotation.policy import parse_duration
+
+    try:
+        return parse_duration(value)
+    except OpsError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def _finish(outcomes: list[object], as_json: bool) -> None:
+    from impromptu_ops.rotation.engine import Outcome
+    from impromptu_ops.rotation.service import combined_exit
+
+    got = [o for o in outcomes if isinstance(o, Outcome)]
+    for o in got:
+        if as_json:
+            out_json(o.as_dict())
+        else:
+            line = f"{o.provider}: {o.message}"
+            (out if o.exit_code == 0 else err)(line)
+    raise click.exceptions.Exit(combined_exit(got))
+
+
+def _mapped(exc: OpsError) -> int:
+    """Errors before or around a run: 75 stays 75; anything else changed nothing: 1."""
+    return 75 if exc.exit_code == 75 else 1
+
+
+class RotateGroup(click.Group):
+    usage_exit_code = EX_USAGE
+
+
+@click.group("rotate", cls=RotateGroup)
+def rotate() -> None:
+    """Rotate a key without ever leaving the agent without a working one.
+
+    Steps: intent recorded, new key created and stored as pending, verified with a real
+    call, handed over, made current, old key disabled, deleted after the grace period.
+    Every step is in the audit log and `rotate status`. After a crash: `rotate resume`.
+    """
+
+
+def _provider_command(name: str) -> click.Command:
+    @click.command(name, help=f"Rotate the {name} key now.")
+    @click.option("--grace", callback=_duration, metavar="DURATION",
+                  help="Keep the old key disabled this long before deleting it (24h, 90m, 0). "
+                       "Default: policies/rotation.toml.")
+    @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+    @click.option("--if-due", is_flag=True,
+                  help="Rotate only when the key is older than the policy's max_age_days.")
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per outcome.")
+    @pass_app
+    def command(app: App, grace: float | None, dry_run: bool, if_due: bool,
+                as_json: bool) -> None:
+        from impromptu_ops.rotation import service
+
+        try:
+            outcome = service.rotate(app.settings(), name, grace=grace, dry_run=dry_run,
+                                     if_due=if_due)
+        except OpsError as exc:
+            err(f"impromptu-ops: rotate {name}: {exc.diagnostics()}")
+            raise click.exceptions.Exit(_mapped(exc)) from None
+        _finish([outcome], as_json)
+
+    return command
+
+
+for _name in PROVIDER_NAMES:
+    rotate.add_command(_provider_command(_name))
+
+
+@rotate.command("resume")
+@click.argument("provider", required=False, type=click.Choice(PROVIDER_NAMES))
+@click.option("--force", is_flag=True,
+              help="Take over a record another host still holds (only if that host is gone).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per outcome.")
+@pass_app
+def resume(app: App, provider: str | None, force: bool, as_json: bool) -> None:
+    """Continue every interrupted rotation (or PROVIDER's) from its recorded step."""
+    from impromptu_ops.rotation import service
+
+    try:
+        outcomes = service.resume(app.settings(), provider, force=force)
+    except OpsError as exc:
+        err(f"impromptu-ops: rotate resume: {exc.diagnostics()}")
+        raise click.exceptions.Exit(_mapped(exc)) from None
+    _finish(list(outcomes), as_json)
+
+
+@rotate.command("rollback")
+@click.argument("provider", required=False, type=click.Choice(PROVIDER_NAMES))
+@click.option("--force", is_flag=True, help="Take over a record another host still holds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_app
+def rollback(app: App, provider: str | None, force: bool, as_json: bool) -> None:
+    """Undo an unfinished rotation: the old key becomes current again, the new one dies."""
+    from impromptu_ops.rotation import service
+
+    try:
+        outcome = service.rollback(app.settings(), provider, force=force)
+    except OpsError as exc:
+        err(f"impromptu-ops: rotate rollback: {exc.diagnostics()}")
+        raise click.exceptions.Exit(_mapped(exc)) from None
+    _finish([outcome], as_json)
+
+
+@rotate.command("status")
+@click.argument("provider", required=False, type=click.Choice(PROVIDER_NAMES))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.option("--lines", default=10, show_default=True, help="Audit entries per provider.")
+@pass_app
+def status(app: App, provider: str | None, as_json: bool, lines: int) -> None:
+    """Show each rotation's record (ids, step, times; never values) and its audit trail."""
+    from impromptu_ops.rotation import service
+
+    try:
+        views = service.status(app.settings(), provider, audit_lines=lines)
+    except OpsError as exc:
+        err(f"impromptu-ops: rotate status: {exc.diagnostics()}")
+        raise click.exceptions.Exit(_mapped(exc)) from None
+    if as_json:
+        out_json(views)
+        return
+    if not views:
+        out("no rotation has run yet")
+    for view in views:
+        rec = view["record"]
+        out(f"== {view['provider']} (audit chain {view['audit_chain']})")
+        if rec is None:
+            out("no rotation record")
+        else:
+            out(table([(k, "" if v is None else str(v)) for k, v in rec.items()]))
+        rows = [(str(e.get("ts", "")), str(e.get("event", "")),
+                 str(e.get("step", e.get("at_step", ""))),
+                 str(e.get("reason", e.get("error", "")))[:80]) for e in view["audit"]]
+        if rows:
+            out(table(rows, ("time", "event", "step", "note")))
