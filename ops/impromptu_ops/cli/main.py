@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "install": "impromptu_ops.cli.install:install",
     "pow": "impromptu_ops.cli.pow:pow_group",
     "register": "impromptu_ops.cli.register:register",
+    "rotate": "impromptu_ops.cli.rotate:rotate",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
     "screen": "impromptu_ops.cli.screen:screen",
     "secrets": "impromptu_ops.cli.secrets:secrets",
