@@ -200,3 +200,10 @@ def test_a_bug_of_ours_is_unknown_not_70(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(render, "render", broken)
     assert run(["health", "--format", "nagios", "--check", "config"]) == 3
     assert capsys.readouterr().out == "IMPROMPTU UNKNOWN - internal error: TypeError: boom\n"
+
+
+@pytest.mark.parametrize("kind", ["truncate", "drop", "malformed"])
+def test_broken_health_answers_are_critical(healthy: Agent, kind: str) -> None:
+    healthy.fault(path="/api/health$", kind=kind, times=None)
+    code, line = nagios("--check", "platform")
+    assert code == 2 and line.startswith("IMPROMPTU CRITICAL - platform: down"), line
