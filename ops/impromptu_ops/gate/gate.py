@@ -53,14 +53,8 @@ from impromptu_ops.gate import GATE_VERSION
 from impromptu_ops.gate.diff import Summary, render_diff, summarize
 from impromptu_ops.gate.digest import review_digest
 from impromptu_ops.gate.manifest import Manifest, is_newer, parse_manifest
-from impromptu_ops.gate.policy import (
-    Finding,
-    Policy,
-    deny_rules,
-    evaluate,
-    load_policy,
-    screen_text,
-)
+from impromptu_ops.gate.policy import Finding, Policy, deny_rules, load_policy
+from impromptu_ops.gate.scan import evaluate, screen_text
 from impromptu_ops.gate.sources import Fetched, HttpSource, Source, source_for
 from impromptu_ops.gate.tree import EMPTY, Caps, Tree, read_listed, read_tree_dir, verify_blobs
 from impromptu_ops.settings import Settings

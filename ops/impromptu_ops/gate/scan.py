@@ -1,0 +1,369 @@
+"""Evaluating the policy over a change: (installed tree, candidate tree, manifest) -> findings.
+
+Pure and linear in the size of the candidate: each rule pattern runs once over each changed
+file's whole text (``re.MULTILINE``; every policy quantifier is bounded, see
+:mod:`.policy`), and a match counts only when it starts on an *added* line (a line that the
+installed version does not have at that place, per ``difflib``). Base64 and hex blobs on
+added lines are decoded (up to ``[gate] decode_depth`` levels) and scanned as well, and a
+finding inside one names the line the blob sits on.
+
+:func:`visible` shows every control, format, bidi and invisible character as ``<U+XXXX>``:
+excerpts and the rendered diff use it, so a reviewer sees what is really there.
+
+This module judges; it does not load rules (:mod:`.policy`), render diffs (:mod:`.diff`) or
+touch the disk (:mod:`.gate`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from impromptu_ops.gate.manifest import Manifest, is_prompt_name
+from impromptu_ops.gate.policy import (
+    CONTENT_KINDS,
+    MANIFEST_FILE,
+    SEVERITIES,
+    Finding,
+    Policy,
+    Rule,
+)
+from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
+
+_URL_HOST_RE: Final = re.compile(
+    r"(?i)\b(?:https?|wss?|ftp|stratum\+(?:tcp|ssl|tls))://(?:[^@/\s\"'<>]{0,256}@)?"
+    r"(\[[0-9a-f:]{2,45}\]|[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)"
+)
+_IPV4_RE: Final = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
+_DEVTCP_RE: Final = re.compile(r"/dev/(?:tcp|udp)/")
+_B64_RE: Final = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
+_HEX_RE: Final = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|\b(?:[0-9a-fA-F]{2}){12,}\b")
+_INVISIBLE: Final = frozenset("\u00ad\u180e\u3164\u115f\u1160\uffa0")
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+
+
+def visible(text: str, limit: int = 160) -> str:
+    """``text`` with every control, format, bidi or invisible character shown as ``<U+XXXX>``.
+
+    Args:
+        text: any text.
+        limit: longer results are cut to this many characters, ending with ``…``.
+    """
+    out: list[str] = []
+    for ch in text:
+        if ch != "\t" and (unicodedata.category(ch) in _HIDDEN_CATEGORIES or ch in _INVISIBLE):
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    shown = "".join(out)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _text(f: TreeFile) -> tuple[str, bool]:
+    try:
+        return f.data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return f.data.decode("latin-1"), True
+
+
+def _decode_blob(blob: str) -> str | None:
+    raw: bytes | None = None
+    if blob.startswith("\\x"):
+        raw = bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", blob))
+    elif re.fullmatch(r"[0-9a-fA-F]+", blob) and len(blob) % 2 == 0:
+        raw = bytes.fromhex(blob)
+    if raw is None:
+        padded = blob + "=" * (-len(blob) % 4)
+        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                raw = decoder(padded)
+                break
+            except (binascii.Error, ValueError):
+                continue
+    if not raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(ch.isprintable() or ch in "\n\t\r" for ch in text)
+    return text if printable >= 0.9 * len(text) else None
+
+
+def decoded_payloads(text: str, min_chars: int, depth: int) -> Iterator[tuple[int, str]]:
+    """``(offset, decoded text)`` for base64 or hex blobs in ``text``, up to ``depth`` levels.
+
+    Nested payloads report the offset of the outermost blob.
+    """
+    if depth <= 0:
+        return
+    for m in [*_B64_RE.finditer(text), *_HEX_RE.finditer(text)]:
+        if len(m.group(0)) < min_chars:
+            continue
+        decoded = _decode_blob(m.group(0))
+        if decoded:
+            yield m.start(), decoded
+            for _off, inner in decoded_payloads(decoded, min_chars, depth - 1):
+                yield m.start(), inner
+
+
+def host_trusted(host: str, trusted: Iterable[str]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in trusted)
+
+
+def hosts_in(text: str) -> set[str]:
+    return {m.group(1).lower().rstrip(".") for m in _URL_HOST_RE.finditer(text)}
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """Text to scan: a changed file, or a payload decoded from one of its added lines."""
+
+    path: str
+    text: str
+    added: frozenset[int]  # 0-based indexes of lines that are part of the change
+    report_line: Callable[[int], int]
+    via: str = ""
+
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        out, pos = [], 0
+        for line in self.lines:
+            out.append(pos)
+            pos += len(line) + 1
+        return out
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset) - 1
+
+
+def _constant(n: int) -> Callable[[int], int]:
+    return lambda _i: n
+
+
+def _added_lines(old: list[str], new: list[str]) -> frozenset[int]:
+    sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    added: set[int] = set()
+    for tag, _i1, _i2, j1, j2 in sm.get_opcodes():
+        if tag in ("insert", "replace"):
+            added.update(range(j1, j2))
+    return frozenset(added)
+
+
+class _Evaluator:
+    def __init__(self, policy: Policy, old: Tree, prompts: frozenset[str]) -> None:
+        self.p = policy
+        self.prompts = prompts
+        self.old_hosts: set[str] = set()
+        for path in old:
+            f = old.get(path)
+            if f is not None:
+                self.old_hosts |= hosts_in(_text(f)[0])
+        self.findings: list[Finding] = []
+        self._count: dict[tuple[str, str], int] = {}
+        self._cache: dict[tuple[object, int], frozenset[int]] = {}
+
+    def add(self, rule: Rule, path: str, line: int, message: str, excerpt: str = "") -> None:
+        key = (rule.id, path)
+        self._count[key] = self._count.get(key, 0) + 1
+        if self._count[key] <= self.p.max_findings_per_rule:
+            self.findings.append(Finding(rule.id, rule.severity, path, line, message,
+                                         visible(excerpt)))
+
+    # --- matching --------------------------------------------------------------------------
+
+    def _lines_matching(self, key: object, u: _Unit,
+                        patterns: tuple[re.Pattern[str], ...]) -> frozenset[int]:
+        """Indexes of the lines of ``u`` where any pattern's match starts (cached per unit)."""
+        ck = (key, id(u))
+        if ck not in self._cache:
+            hit: set[int] = set()
+            for pat in patterns:
+                hit.update(u.line_of(m.start()) for m in pat.finditer(u.text))
+            self._cache[ck] = frozenset(hit)
+        return self._cache[ck]
+
+    def _untrusted_lines(self, u: _Unit) -> frozenset[int]:
+        ck = ("@untrusted-host", id(u))
+        if ck not in self._cache:
+            hit: set[int] = set()
+            for m in _URL_HOST_RE.finditer(u.text):
+                if not host_trusted(m.group(1), self.p.trusted_domains):
+                    hit.add(u.line_of(m.start()))
+            for m in _IPV4_RE.finditer(u.text):
+                if not m.group(1).startswith("127."):
+                    hit.add(u.line_of(m.start()))
+            hit.update(u.line_of(m.start()) for m in _DEVTCP_RE.finditer(u.text))
+            self._cache[ck] = frozenset(hit)
+        return self._cache[ck]
+
+    def _set_lines(self, name: str, u: _Unit) -> frozenset[int]:
+        if name == "@untrusted-host":
+            return self._untrusted_lines(u)
+        return self._lines_matching(("set", name), u, self.p.sets[name])
+
+    # --- per file ----------------------------------------------------------------------------
+
+    def units(self, path: str, text: str, added: frozenset[int]) -> list[_Unit]:
+        unit = _Unit(path, text, added, lambda i: i + 1)
+        units = [unit]
+        for off, payload in decoded_payloads(text, self.p.decode_min_chars,
+                                             self.p.decode_depth):
+            line = unit.line_of(off)
+            if line in added:
+                plines = payload.count("\n") + 1
+                units.append(_Unit(path, payload, frozenset(range(plines)),
+                                   _constant(line + 1),
+                                   f" (in a blob decoded from line {line + 1})"))
+        return units
+
+    def run_file(self, path: str, old: TreeFile | None, new: TreeFile) -> None:
+        new_text, binary = _text(new)
+        old_lines = _text(old)[0].split("\n") if old is not None else []
+        added = _added_lines(old_lines, new_text.split("\n"))
+        is_prompt = path in self.prompts
+        units = self.units(path, new_text, added)
+        self._cache = {}  # keyed by id(unit): valid only while these units live
+        for rule in self.p.rules:
+            if rule.applies_to == "prompt" and not is_prompt:
+                continue
+            if rule.kind == "line" and not (binary and rule.text_only):
+                for u in units:
+                    self._line(rule, u)
+            elif rule.kind == "combo":
+                for u in units:
+                    self._combo(rule, u)
+            elif rule.kind == "path" and old is None:
+                name = path.rsplit("/", 1)[-1].lower()
+                if any(fnmatch.fnmatch(name, g.lower()) or fnmatch.fnmatch(path.lower(),
+                                                                            g.lower())
+                       for g in rule.globs):
+                    self.add(rule, path, 0, f"{rule.summary}: new file {path}")
+            elif rule.kind == "new-file" and old is None:
+                self.add(rule, path, 0, f"{rule.summary}: {path} ({len(new.data)} bytes)")
+            elif rule.kind == "new-executable" and new.executable and (
+                old is None or not old.executable
+            ):
+                how = "new executable" if old is None else "became executable"
+                self.add(rule, path, 0, f"{rule.summary}: {path} {how} (mode {new.mode:o})")
+            elif rule.kind == "binary" and binary:
+                self.add(rule, path, 0, f"{rule.summary}: {path} is not UTF-8 text")
+            elif rule.kind == "new-domain":
+                self._domains(rule, units[0])
+
+    def _line(self, rule: Rule, u: _Unit) -> None:
+        for i in sorted(self._lines_matching(("rule", rule.id), u, rule.patterns) & u.added):
+            line = u.lines[i]
+            if any(x.search(line) for x in rule.unless):
+                continue
+            self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", line)
+
+    def _combo(self, rule: Rule, u: _Unit) -> None:
+        hits = {name: self._set_lines(name, u) for name in rule.all_of}
+        n_lines = len(u.lines)
+
+        def span(i: int) -> range:
+            if rule.window < 0:
+                return range(n_lines)
+            return range(max(0, i - rule.window), min(n_lines, i + rule.window + 1))
+
+        def in_span(name: str, i: int) -> bool:
+            h = hits[name]
+            return bool(h) if rule.window < 0 else any(j in h for j in span(i))
+
+        touched = sorted(u.added & frozenset().union(*hits.values()))
+        # A line that matches every set by itself is the culprit; its neighbours are not
+        # reported again for the same window.
+        covered: set[int] = set()
+        for i in touched:
+            if all(i in hits[n] for n in rule.all_of):
+                self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", u.lines[i])
+                covered.update(span(i))
+        for i in touched:
+            if i not in covered and all(in_span(n, i) for n in rule.all_of):
+                self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", u.lines[i])
+
+    def _domains(self, rule: Rule, u: _Unit) -> None:
+        seen: set[str] = set()
+        for m in _URL_HOST_RE.finditer(u.text):
+            i = u.line_of(m.start())
+            host = m.group(1).lower().rstrip(".")
+            if i not in u.added or host in self.old_hosts or host in seen:
+                continue
+            seen.add(host)
+            trust = "trusted" if host_trusted(host, self.p.trusted_domains) else "untrusted"
+            self.add(rule, u.path, i + 1, f"{rule.summary}: {host} ({trust})", u.lines[i])
+
+    def run_manifest(self, raw: Mapping[str, Any]) -> None:
+        rules = [r for r in self.p.rules if r.kind == "manifest-key"]
+
+        def walk(obj: Any, where: str) -> Iterator[tuple[str, str]]:
+            if isinstance(obj, Mapping):
+                for k, v in obj.items():
+                    if where == "" and k == "files":
+                        continue  # file entries are strictly parsed: no extra keys at all
+                    here = f"{where}.{k}" if where else str(k)
+                    yield str(k), here
+                    yield from walk(v, here)
+            elif isinstance(obj, list):
+                for i, v in enumerate(obj):
+                    yield from walk(v, f"{where}[{i}]")
+
+        for key, where in walk(raw, "") if rules else ():
+            for rule in rules:
+                if key.casefold() in rule.keys:
+                    self.add(rule, MANIFEST_FILE, 0, f"{rule.summary}: manifest key {where}",
+                             where)
+
+
+def _order(f: Finding) -> tuple[int, str, int, str]:
+    return (SEVERITIES.index(f.severity), f.path, f.line, f.rule)
+
+
+def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = None
+             ) -> list[Finding]:
+    """Judge the change from ``old`` to ``new``: every finding, deny first.
+
+    Args:
+        policy: the loaded rules.
+        old: the installed tree (``EMPTY`` for a first install).
+        new: the candidate tree.
+        manifest: the candidate's manifest (prompt marks, lifecycle keys); optional.
+    """
+    prompts = manifest.prompt_paths if manifest else frozenset(
+        p for p in new if is_prompt_name(p))
+    ev = _Evaluator(policy, old, prompts)
+    for path in new:
+        nf = new.get(path)
+        of = old.get(path)
+        if nf is None or (of is not None and of.data == nf.data and of.mode == nf.mode):
+            continue
+        ev.run_file(path, of, nf)
+    if manifest is not None:
+        ev.run_manifest(manifest.raw)
+    return sorted(ev.findings, key=_order)
+
+
+def screen_text(policy: Policy, text: str, name: str = "-") -> list[Finding]:
+    """Run the content rules (line, combo) on ``text`` as if it were a new prompt file."""
+    content = dataclasses.replace(
+        policy, rules=tuple(r for r in policy.rules if r.kind in CONTENT_KINDS))
+    new = Tree({name: TreeFile(text.encode("utf-8", "replace"), 0o644)})
+    ev = _Evaluator(content, EMPTY, frozenset({name}))
+    ev.run_file(name, None, new.files[name])
+    return sorted(ev.findings, key=_order)
