@@ -18,13 +18,16 @@ machine state:
 - baseline: ``bench/original/impromptu-health.sh`` (a reconstruction of the skill's script:
   curl of /health and of the heartbeat, jq on each field, key from the environment).
 
-The ratio printed is ours / baseline (below 1.0 means ours is faster).
+The ratio printed is ours / baseline (below 1.0 means ours is faster), on wall time. CPU
+time (user + system of each process and its children) is printed too: on a loaded shared
+machine it moves less than wall time, and it counts every curl/jq/grep the baseline forks.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,11 +39,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _time(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    t0 = time.perf_counter()
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time(cmd: list[str], env: dict[str, str], name: str = "") -> tuple[float, int, str]:
+    """Wall time of the whole process (and, under ``name``, its CPU time: user + system
+    of the process and its children, which a loaded machine disturbs less)."""
+    c0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60,
                           check=False)
-    return time.perf_counter() - t0, proc.returncode, proc.stdout.strip().splitlines()[0]
+    wall = time.perf_counter() - t0
+    if name:
+        CPU.setdefault(name, []).append(_children_cpu() - c0)
+    return wall, proc.returncode, proc.stdout.strip().splitlines()[0]
 
 
 def main() -> int:
@@ -102,7 +118,7 @@ def main() -> int:
             for name, cmd, e, into in (("ours", ours_cmd, env, ours),
                                        ("legacy", legacy_cmd, env, legacy),
                                        ("original", base_cmd, base_env, base)):
-                secs, code, first = _time(cmd, e)
+                secs, code, first = _time(cmd, e, name)
                 into.append(secs)
                 lines[name] = (code, first)
     finally:
@@ -118,6 +134,11 @@ def main() -> int:
     print(f"       {lines['ours'][1][:150]}")
     print(f"ours   scripts/impromptu-health (3 checks): {ms(legacy)}  exit {lines['legacy'][0]}")
     print(f"orig.  impromptu-health.sh (curl + jq):     {ms(base)}  exit {lines['original'][0]}")
+    cpu = {k: statistics.median(v) * 1000 for k, v in CPU.items()}
+    print(f"cpu (user+sys, median): ours {cpu['ours']:.1f} ms, drop-in {cpu['legacy']:.1f} ms,"
+          f" original {cpu['original']:.1f} ms")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          f" on {os.cpu_count()} cores")
     ratio = statistics.median(ours) / statistics.median(base)
     ratio_legacy = statistics.median(legacy) / statistics.median(base)
     print(f"ratio ours/original: {ratio:.2f} (nagios, 11 checks), "
