@@ -136,6 +136,11 @@ def test_policy_typos_are_errors(doc: dict[str, object]) -> None:
         parse_policy(doc, "test.toml")
 
 
+def test_timeout_cap() -> None:
+    p = parse_policy({"timeouts": {"default": 5, "platform": 3, "store": 10}}, "t").capped(4)
+    assert (p.timeout("platform"), p.timeout("store"), p.timeout("other")) == (3, 4, 4)
+
+
 def test_bad_policy_file_is_config_error(tmp_path: Path) -> None:
     (tmp_path / "health.toml").write_text("[budget\n")
     with pytest.raises(ConfigError):

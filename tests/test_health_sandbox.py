@@ -207,3 +207,11 @@ def test_broken_health_answers_are_critical(healthy: Agent, kind: str) -> None:
     healthy.fault(path="/api/health$", kind=kind, times=None)
     code, line = nagios("--check", "platform")
     assert code == 2 and line.startswith("IMPROMPTU CRITICAL - platform: down"), line
+
+
+def test_timeout_flag_bounds_the_whole_run(healthy: Agent) -> None:
+    healthy.fault(path="/agent/heartbeat$", kind="latency", delay=5, times=None)
+    t0 = time.perf_counter()
+    code, line = nagios("-t", "1")
+    assert time.perf_counter() - t0 < 3.0
+    assert code == 2 and "platform_key: no result within 1s" in line

@@ -46,7 +46,8 @@ def _unknown(fmt: str, message: str) -> int:
 @click.option("-c", "--critical", multiple=True, metavar="METRIC=RANGE",
               help="Override a critical threshold, e.g. key_age_days=~:120")
 @click.option("-t", "--timeout", type=click.FloatRange(0.1, 300), default=None,
-              help="Default per-check timeout in seconds (policy [timeouts] still applies).")
+              help="Bound every check's timeout (policies/health.toml [timeouts]) to this "
+                   "many seconds: the whole run ends within it.")
 @pass_app
 @click.pass_context
 def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
@@ -58,9 +59,11 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
     from impromptu_ops.health.render import exit_code, render
 
     try:
-        settings = app.settings(jobs__health_check_timeout=timeout)
+        settings = app.settings()
         policy = load_policy(settings.paths.policies_dir, settings.jobs.health_check_timeout)
         policy = policy.with_overrides(warning, critical)
+        if timeout is not None:
+            policy = policy.capped(timeout)
         report = run_health(settings, policy, checks)
         text, code = render(report, fmt), exit_code(report, fmt)
     except OpsError as exc:

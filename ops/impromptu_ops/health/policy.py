@@ -105,6 +105,12 @@ class HealthPolicy:
         return replace(self, thresholds=table, source=f"{self.source} + flags")
 
 
+    def capped(self, seconds: float) -> HealthPolicy:
+        """Every check's timeout at most ``seconds`` (``-t``: the whole run's bound)."""
+        return replace(self, default_timeout=min(self.default_timeout, seconds),
+                       timeouts={k: min(v, seconds) for k, v in self.timeouts.items()})
+
+
 def default_policy(default_timeout: float = 5.0) -> HealthPolicy:
     return HealthPolicy(
         thresholds={m: Thresholds(_range(w, m), _range(c, m)) for m, (w, c) in METRICS.items()},
