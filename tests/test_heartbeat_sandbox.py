@@ -232,3 +232,21 @@ def test_healthchecks_ping(agent: Agent, ping_server: tuple[str, list[tuple[str,
 
 def test_unreachable_ping_never_fails_the_job(agent: Agent) -> None:
     assert beat(**{"jobs.ping_url": "http://127.0.0.1:9/x"}).exit_code == 0
+
+
+def test_config_error_is_78_and_still_one_json_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[jobs]\nheartbeat_deadline = 'soon'\n")
+    proc = ops("heartbeat", "--json", env={"IMPROMPTU_CONFIG": str(cfg)})
+    assert proc.returncode == 78
+    (line,) = proc.stdout.splitlines()
+    assert json.loads(line)["exitCode"] == 78
+    assert proc.stderr.count("\n") == 1 and "heartbeat_deadline" in proc.stderr
+
+
+def test_scripts_install_dry_run() -> None:
+    proc = subprocess.run([str(REPO / "scripts" / "install"), "--scheduler", "cron",
+                           "--dry-run"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "# impromptu-heartbeat" in proc.stdout and "dry run: nothing was changed" in proc.stdout

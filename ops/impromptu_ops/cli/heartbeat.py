@@ -25,10 +25,17 @@ def heartbeat(ctx: click.Context, app: App, as_json: bool, metrics_file: Path | 
               ping_url: str | None) -> None:
     """Check in with the platform: heartbeat, new notifications, wallet sync,
     recommendations and budget. Safe to run from cron, systemd or Kubernetes."""
+    from impromptu_ops.errors import OpsError
     from impromptu_ops.jobs.heartbeat import lines, run_scheduled
 
-    settings = app.settings(jobs__metrics_file=metrics_file, jobs__ping_url=ping_url)
-    report = run_scheduled(settings)
+    try:
+        settings = app.settings(jobs__metrics_file=metrics_file, jobs__ping_url=ping_url)
+        report = run_scheduled(settings)
+    except OpsError as exc:
+        if as_json:  # a log shipper still gets its one line per run
+            out_json({"exitCode": exc.exit_code, "outcome": "failed",
+                      "error": exc.diagnostics()})
+        raise
     if as_json:
         out_json(report.to_json())
     else:
