@@ -366,3 +366,21 @@ def test_missing_policy_fails_closed(installed: GateEnv) -> None:
     installed.policy_file.unlink()
     with pytest.raises(ConfigError, match="fails closed"):
         gate.review()
+
+
+def test_a_different_skill_cannot_replace_the_installed_one(installed: GateEnv) -> None:
+    pkg = installed.pkg("2.0.0", BENIGN_V2, extra={"name": "not-impromptu"})
+    fetch_refused(installed, str(pkg), PolicyDenied, "the installed one is 'impromptu'")
+
+
+def test_tampered_installed_version_is_refused_on_rollback(installed: GateEnv) -> None:
+    installed.install("1.1.0", BENIGN_V2)
+    v1 = next(s for s in installed.gate().status().versions if s.startswith("1.0.0-"))
+    victim = installed.skill_dir / "versions" / v1 / "heartbeat.sh"
+    victim.unlink()
+    victim.symlink_to(Path(os.environ["HOME"]) / ".bashrc")
+    before = installed.snapshot()
+    with pytest.raises(IntegrityError, match="symlink"):
+        installed.gate().rollback()
+    assert installed.snapshot() == before
+    assert installed.current_tree() == BENIGN_V2

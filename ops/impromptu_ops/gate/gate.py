@@ -1,38 +1,28 @@
-""":class:`UpdateGate`: the one class that touches the skill folder.
+""":class:`UpdateGate`: fetch, review, approve, apply and roll back skill updates.
 
-Layout of the skill folder (``settings.skill_dir``, 0700)::
+The one outer class of the gate: it wires the pure core (manifest, tree, policy, scan,
+diff, digest) to the I/O (a :class:`~.sources.Source`, the :class:`~.folder.SkillFolder`,
+the hash-chained :class:`~impromptu_ops.audit.AuditLog`) and makes every decision:
 
-    current -> versions/<slot>        the installed skill (a symlink switched by one rename)
-    versions/<slot>/...               every applied version, kept (slot = <version>-<tree12>)
-    meta/<slot>.json                  version, publishedAt, tree hash, previous slot, digest
-    meta/<slot>.manifest.json         the manifest bytes that version was applied from
-    candidate -> quarantine/<id>      the fetched candidate under review
-    quarantine/<id>/manifest.json     its manifest bytes, exactly as fetched
-    quarantine/<id>/files/...         its files, 0600, never executable
-    quarantine/<id>/fetch.json        origin, time, whether a downgrade was allowed
-    approvals/<digest>.json           who approved which digest, with which overrides
-    audit.jsonl                       the hash-chained log of every action and refusal
-    .lock                             one gate action at a time
+- ``fetch`` verifies a candidate (caps, paths, links, hashes, the pinned signature, version
+  order) and quarantines it; any refusal is logged as ``fetch-refused``.
+- ``review`` computes the diff, the findings and the digest from what is on disk now.
+- ``approve`` binds an approval to that digest; deny findings need one explicit, logged
+  ``--override RULE`` each; a person confirms on a TTY, or a script passes the exact digest.
+- ``apply`` recomputes the review, refuses unless an approval of exactly that digest exists,
+  writes a new version folder and switches ``current`` with one rename.
+- ``rollback`` switches back to a kept version.
 
-Flow: ``fetch`` verifies a candidate (caps, paths, hashes, pinned signature, version order)
-and quarantines it; ``review`` computes the diff, the findings and the digest from what is
-on disk; ``approve`` binds an approval to that digest (deny findings need one explicit,
-logged override each); ``apply`` recomputes everything, refuses on any difference, writes a
-new version folder and switches ``current`` with one atomic rename; ``rollback`` switches
-back. Nothing here executes a file of the skill.
+Nothing here executes a file of the skill, at any step: there is no code path that spawns a
+process or imports anything from an update.
 """
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-import json
 import os
-import re
-import secrets
-import shutil
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,30 +30,21 @@ from typing import Any, BinaryIO
 import httpx
 
 from impromptu_ops import __version__
-from impromptu_ops.atomic import create_exclusive, fsync_dir, private_dir, write_bytes, write_json
 from impromptu_ops.audit import AuditLog, ChainReport
-from impromptu_ops.errors import (
-    ConfigError,
-    InputError,
-    IntegrityError,
-    OpsError,
-    PolicyDenied,
-)
+from impromptu_ops.errors import ConfigError, InputError, OpsError, PolicyDenied
 from impromptu_ops.gate import GATE_VERSION
 from impromptu_ops.gate.diff import Summary, render_diff, summarize
 from impromptu_ops.gate.digest import review_digest
-from impromptu_ops.gate.manifest import Manifest, is_newer, parse_manifest
+from impromptu_ops.gate.folder import Candidate, Installed, SkillFolder
+from impromptu_ops.gate.manifest import Manifest, is_newer
 from impromptu_ops.gate.policy import Finding, Policy, deny_rules, load_policy
 from impromptu_ops.gate.scan import evaluate, screen_text
-from impromptu_ops.gate.sources import Fetched, HttpSource, Source, source_for
-from impromptu_ops.gate.tree import EMPTY, Caps, Tree, read_listed, read_tree_dir, verify_blobs
+from impromptu_ops.gate.sources import HttpSource, Source, source_for
+from impromptu_ops.gate.tree import EMPTY, Caps, verify_blobs
 from impromptu_ops.settings import Settings
 from impromptu_ops.skillsign import load_public_key, verify
 
 FULL_GATE_VERSION = f"{GATE_VERSION} impromptu-ops/{__version__}"
-_SLOT_RE = re.compile(r"^[0-9A-Za-z.+-]{1,120}$")
-_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -95,28 +76,11 @@ class Review:
 
 
 @dataclass(frozen=True)
-class Installed:
-    slot: str
-    version: str
-    manifest: Manifest | None
-    tree: Tree
-
-
-@dataclass(frozen=True)
 class Status:
     installed: str | None
     installed_version: str | None
     candidate_version: str | None
     versions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    cid: str
-    manifest_bytes: bytes
-    manifest: Manifest
-    tree: Tree
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -125,6 +89,13 @@ def _now() -> datetime:
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry in some containers
+        return f"uid {os.getuid()}"
 
 
 class UpdateGate:
@@ -142,11 +113,12 @@ class UpdateGate:
         self.root = settings.skill_dir
         self.caps = Caps(settings.gate.max_file_bytes, settings.gate.max_total_bytes,
                          settings.gate.max_files)
+        self.folder = SkillFolder(self.root, self.caps)
+        self.audit = AuditLog(self.root / "audit.jsonl", clock=clock)
         self._transport = transport
         self._clock = clock
-        self.audit = AuditLog(self.root / "audit.jsonl", clock=clock)
 
-    # --- paths and small readers -----------------------------------------------------------
+    # --- policy, signature, order ------------------------------------------------------------
 
     @property
     def policy_path(self) -> Path:
@@ -173,50 +145,6 @@ class UpdateGate:
             raise ConfigError(f"update policy {path} is not UTF-8") from None
         return load_policy(text, path.name), [(path.name, data)]
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        from impromptu_ops.locks import ProcessLock
-
-        private_dir(self.root)
-        with ProcessLock(self.root / ".lock", "update gate"):
-            yield
-
-    def _meta(self, slot: str) -> dict[str, Any]:
-        path = self.root / "meta" / f"{slot}.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IntegrityError(f"installed version record {path} is unreadable ({exc})") \
-                from None
-        if not isinstance(data, dict):
-            raise IntegrityError(f"installed version record {path} is not an object")
-        return data
-
-    def current_slot(self) -> str | None:
-        link = self.root / "current"
-        if not link.is_symlink():
-            if link.exists():
-                raise IntegrityError(f"{link} is not a symlink; refusing to touch it")
-            return None
-        target = os.readlink(link)
-        parts = target.split("/")
-        if len(parts) != 2 or parts[0] != "versions" or not _SLOT_RE.match(parts[1]):
-            raise IntegrityError(f"{link} points outside versions/: {target!r}")
-        return parts[1]
-
-    def installed(self) -> Installed | None:
-        """The installed version (tree read strictly from disk), or ``None`` before any."""
-        slot = self.current_slot()
-        if slot is None:
-            return None
-        tree = read_tree_dir(self.root / "versions" / slot, self.caps)
-        manifest: Manifest | None = None
-        mpath = self.root / "meta" / f"{slot}.manifest.json"
-        if mpath.exists():
-            manifest = parse_manifest(mpath.read_bytes(), max_files=self.caps.max_files)
-        version = str(self._meta(slot).get("version", "?"))
-        return Installed(slot, version, manifest, tree)
-
     def _verify_signature(self, manifest: Manifest) -> str:
         key = self.settings.gate.publisher_key
         if not key:
@@ -226,6 +154,11 @@ class UpdateGate:
 
     def _check_order(self, candidate: Manifest, installed: Installed | None,
                      allow_downgrade: bool) -> None:
+        if installed and installed.manifest and installed.manifest.name != candidate.name:
+            raise PolicyDenied(
+                f"candidate is skill {candidate.name!r}, the installed one is "
+                f"{installed.manifest.name!r}",
+                hint="use another --skill-dir for another skill")
         ok, why = is_newer(candidate, installed.manifest if installed else None)
         if not ok and not allow_downgrade:
             raise PolicyDenied(
@@ -237,6 +170,7 @@ class UpdateGate:
     # --- fetch -------------------------------------------------------------------------------
 
     def source(self, spec: str | None) -> Source:
+        """The source for ``update fetch [SOURCE]`` (default: the platform manifest URL)."""
         p = self.settings.platform
         src = source_for(spec, default_url=self.settings.manifest_url,
                          connect_timeout=p.connect_timeout, read_timeout=p.read_timeout,
@@ -260,13 +194,13 @@ class UpdateGate:
             PolicyDenied: the candidate is not newer than the installed version.
             TransportError: the network failed.
         """
-        with self._locked():
+        with self.folder.locked():
             src = self.source(spec)
             try:
                 fetched = src.fetch(self.caps, self.settings.gate.max_manifest_bytes)
                 tree = verify_blobs(fetched.manifest, fetched.blobs, self.caps)
                 self._verify_signature(fetched.manifest)
-                self._check_order(fetched.manifest, self.installed(), allow_downgrade)
+                self._check_order(fetched.manifest, self.folder.installed(), allow_downgrade)
             except OpsError as exc:
                 self.audit.append("fetch-refused", origin=src.origin,
                                   error=type(exc).__name__, reason=exc.message)
@@ -274,60 +208,13 @@ class UpdateGate:
             if allow_downgrade:
                 self.audit.append("downgrade-allowed", origin=src.origin,
                                   version=fetched.manifest.version, by=_user())
-            cid = self._quarantine(fetched, tree, allow_downgrade)
+            cid = self.folder.quarantine(fetched.manifest_bytes, tree, {
+                "origin": fetched.origin, "fetchedAt": _iso(self._clock()),
+                "allowDowngrade": allow_downgrade, "version": fetched.manifest.version})
             self.audit.append("fetch", origin=src.origin, candidate=cid,
                               version=fetched.manifest.version, files=len(tree),
                               treeHash=tree.hash())
         return self.review()
-
-    def _quarantine(self, fetched: Fetched, tree: Tree, allow_downgrade: bool) -> str:
-        qroot = private_dir(self.root / "quarantine")
-        cid = secrets.token_hex(8)
-        tmp = qroot / f".{cid}.tmp"
-        private_dir(tmp)
-        for path in tree:
-            f = tree.get(path)
-            assert f is not None
-            target = tmp / "files" / path
-            for parent in reversed(target.relative_to(tmp).parents):
-                if str(parent) != ".":
-                    (tmp / parent).mkdir(mode=0o700, exist_ok=True)
-            create_exclusive(target, f.data, 0o600)
-        create_exclusive(tmp / "manifest.json", fetched.manifest_bytes, 0o600)
-        write_json(tmp / "fetch.json", {"origin": fetched.origin, "fetchedAt": _iso(self._clock()),
-                                        "allowDowngrade": allow_downgrade,
-                                        "version": fetched.manifest.version})
-        os.rename(tmp, qroot / cid)
-        self._switch_link("candidate", f"quarantine/{cid}")
-        for old in qroot.iterdir():  # an earlier candidate is superseded, never merged
-            if old.name != cid:
-                shutil.rmtree(old, ignore_errors=True)
-        return cid
-
-    def _switch_link(self, name: str, target: str) -> None:
-        tmp = self.root / f".{name}.{secrets.token_hex(4)}"
-        os.symlink(target, tmp)
-        os.replace(tmp, self.root / name)
-        fsync_dir(self.root)
-
-    def _candidate(self) -> _Candidate:
-        link = self.root / "candidate"
-        if not link.is_symlink():
-            raise InputError("no candidate under review", hint="run `impromptu-ops update fetch`")
-        target = os.readlink(link)
-        parts = target.split("/")
-        if len(parts) != 2 or parts[0] != "quarantine" or not _ID_RE.match(parts[1]):
-            raise IntegrityError(f"{link} points outside quarantine/: {target!r}")
-        qdir = self.root / "quarantine" / parts[1]
-        raw = (qdir / "manifest.json").read_bytes()
-        manifest = parse_manifest(raw, max_files=self.caps.max_files)
-        blobs = read_listed(qdir / "files", manifest, self.caps)
-        tree = verify_blobs(manifest, blobs, self.caps)
-        try:
-            meta = json.loads((qdir / "fetch.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise IntegrityError(f"candidate record {qdir / 'fetch.json'} unreadable") from None
-        return _Candidate(parts[1], raw, manifest, tree, meta if isinstance(meta, dict) else {})
 
     # --- review, approve ---------------------------------------------------------------------
 
@@ -340,10 +227,10 @@ class UpdateGate:
         """
         return self._review()[0]
 
-    def _review(self) -> tuple[Review, _Candidate, Installed | None]:
-        cand = self._candidate()
+    def _review(self) -> tuple[Review, Candidate, Installed | None]:
+        cand = self.folder.candidate()
         signature = self._verify_signature(cand.manifest)
-        inst = self.installed()
+        inst = self.folder.installed()
         allow = bool(cand.meta.get("allowDowngrade", False))
         self._check_order(cand.manifest, inst, allow)
         old = inst.tree if inst else EMPTY
@@ -375,33 +262,10 @@ class UpdateGate:
             InputError: neither a confirmation nor a digest; an override names no deny rule.
             PolicyDenied: digest mismatch, deny findings not overridden, or declined.
         """
-        with self._locked():
+        with self.folder.locked():
             rev = self.review()
             try:
-                if confirm is None and digest is None:
-                    raise InputError(
-                        "approval needs a person: run on a TTY, or pass --yes with "
-                        "--digest D (the digest you reviewed)")
-                if digest is not None and digest != rev.digest:
-                    raise PolicyDenied(
-                        f"digest mismatch: you reviewed {digest[:16]}…, the candidate now is "
-                        f"{rev.digest[:16]}…",
-                        hint="the candidate, installed tree or policy changed; review again "
-                             "with `update diff`")
-                denied = rev.deny_rules
-                unknown = sorted(set(overrides) - set(denied))
-                if unknown:
-                    raise InputError(
-                        f"--override {', '.join(unknown)}: no deny finding of that rule in "
-                        "this review (overrides are per rule and per review)")
-                missing = sorted(set(denied) - set(overrides))
-                if missing:
-                    raise PolicyDenied(
-                        f"deny findings block approval: {', '.join(missing)}",
-                        hint="read them in `update diff`; to approve anyway, pass "
-                             "--override RULE for each (every override is logged)")
-                if confirm is not None and not confirm(rev):
-                    raise PolicyDenied("approval declined")
+                self._check_approval(rev, digest, overrides, confirm)
             except OpsError as exc:
                 self.audit.append("approve-refused", candidate=rev.candidate_id,
                                   digest=rev.digest, reason=exc.message)
@@ -418,30 +282,38 @@ class UpdateGate:
                 "warnings": sum(1 for f in rev.findings if f.severity == "warn"),
                 "gate": FULL_GATE_VERSION,
             }
-            write_json(private_dir(self.root / "approvals") / f"{rev.digest}.json", record)
+            self.folder.save_approval(record)
             self.audit.append("approve", **{k: v for k, v in record.items()
-                                            if k not in ("approvedAt",)})
+                                            if k != "approvedAt"})
             return record
 
+    @staticmethod
+    def _check_approval(rev: Review, digest: str | None, overrides: Sequence[str],
+                        confirm: Callable[[Review], bool] | None) -> None:
+        if confirm is None and digest is None:
+            raise InputError("approval needs a person: run on a TTY, or pass --yes with "
+                             "--digest D (the digest you reviewed)")
+        if digest is not None and digest != rev.digest:
+            raise PolicyDenied(
+                f"digest mismatch: you reviewed {digest[:16]}…, the candidate now is "
+                f"{rev.digest[:16]}…",
+                hint="the candidate, installed tree or policy changed; review again with "
+                     "`update diff`")
+        denied = rev.deny_rules
+        unknown = sorted(set(overrides) - set(denied))
+        if unknown:
+            raise InputError(f"--override {', '.join(unknown)}: no deny finding of that rule "
+                             "in this review (overrides are per rule and per review)")
+        missing = sorted(set(denied) - set(overrides))
+        if missing:
+            raise PolicyDenied(
+                f"deny findings block approval: {', '.join(missing)}",
+                hint="read them in `update diff`; to approve anyway, pass --override RULE "
+                     "for each (every override is logged)")
+        if confirm is not None and not confirm(rev):
+            raise PolicyDenied("approval declined")
+
     # --- apply, rollback ---------------------------------------------------------------------
-
-    def _approval(self, digest: str) -> dict[str, Any] | None:
-        path = self.root / "approvals" / f"{digest}.json"
-        if not path.exists():
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) and data.get("digest") == digest else None
-
-    def _approved_for(self, cid: str) -> list[str]:
-        folder = self.root / "approvals"
-        out = []
-        if folder.is_dir():
-            for p in sorted(folder.glob("*.json")):
-                with contextlib.suppress(OSError, ValueError):
-                    d = json.loads(p.read_text(encoding="utf-8"))
-                    if isinstance(d, dict) and d.get("candidate") == cid:
-                        out.append(str(d.get("digest")))
-        return out
 
     def apply(self) -> dict[str, Any]:
         """Recompute the review, require an approval of exactly that digest, switch atomically.
@@ -450,97 +322,64 @@ class UpdateGate:
             PolicyDenied: no approval for the recomputed digest (something changed after
                 review), or its overrides no longer cover the deny findings.
             IntegrityError: the quarantine no longer verifies against its manifest.
+            InputError: there is no candidate.
         """
-        with self._locked():
+        with self.folder.locked():
             try:
                 # The tree written below is exactly the one this digest was computed over.
                 rev, cand, inst = self._review()
-                approval = self._approval(rev.digest)
+                approval = self.folder.approval(rev.digest)
                 if approval is None or approval.get("applied"):
-                    earlier = [d for d in self._approved_for(rev.candidate_id) if d != rev.digest]
+                    earlier = [d for d in self.folder.approvals_for(rev.candidate_id)
+                               if d != rev.digest]
                     if earlier:
                         raise PolicyDenied(
                             f"digest mismatch: approved {earlier[0][:16]}…, but the candidate "
                             f"now is {rev.digest[:16]}…; the candidate, installed tree or "
                             "policy changed after approval",
                             hint="nothing was applied; review again with `update diff`")
-                    raise PolicyDenied(
-                        f"no approval for digest {rev.digest[:16]}…",
-                        hint="review with `update diff`, then `update approve`")
+                    raise PolicyDenied(f"no approval for digest {rev.digest[:16]}…",
+                                       hint="review with `update diff`, then `update approve`")
                 missing = sorted(set(rev.deny_rules) - set(approval.get("overrides", [])))
                 if missing:  # cannot happen with an unchanged digest; checked anyway
                     raise PolicyDenied(f"deny findings not overridden: {', '.join(missing)}")
             except OpsError as exc:
-                self.audit.append("apply-refused", reason=exc.message,
-                                  error=type(exc).__name__)
+                self.audit.append("apply-refused", reason=exc.message, error=type(exc).__name__)
                 raise
-            slot = f"{cand.manifest.version}-{cand.tree.hash()[:12]}"
-            self._write_version(slot, cand.tree)
-            write_bytes(private_dir(self.root / "meta") / f"{slot}.manifest.json",
-                        cand.manifest_bytes)
-            record = {"slot": slot, "version": cand.manifest.version,
+            applied_at = _iso(self._clock())
+            record = {"version": cand.manifest.version,
                       "publishedAt": _iso(cand.manifest.published_at),
                       "treeHash": cand.tree.hash(), "digest": rev.digest,
-                      "previous": inst.slot if inst else None,
-                      "appliedAt": _iso(self._clock())}
-            write_json(self.root / "meta" / f"{slot}.json", record)
-            self._switch_link("current", f"versions/{slot}")
-            write_json(self.root / "approvals" / f"{rev.digest}.json",
-                       {**approval, "applied": record["appliedAt"]})
-            (self.root / "candidate").unlink()
-            shutil.rmtree(self.root / "quarantine" / cand.cid, ignore_errors=True)
+                      "previous": inst.slot if inst else None, "appliedAt": applied_at}
+            slot = self.folder.write_version(cand, record)
+            self.folder.switch("current", f"versions/{slot}")
+            self.folder.save_approval({**approval, "applied": applied_at})
+            self.folder.drop_candidate(cand.cid)
             self.audit.append("apply", slot=slot, version=cand.manifest.version,
                               previous=record["previous"], digest=rev.digest,
                               treeHash=record["treeHash"])
-            return record
-
-    def _write_version(self, slot: str, tree: Tree) -> None:
-        versions = self.root / "versions"
-        versions.mkdir(mode=0o755, exist_ok=True)
-        final = versions / slot
-        if final.exists():
-            if read_tree_dir(final, self.caps).hash() == tree.hash():
-                return  # the very same tree was applied before: reuse it
-            raise IntegrityError(f"{final} exists with other content; refusing to overwrite")
-        tmp = versions / f".{slot}.{secrets.token_hex(4)}.tmp"
-        tmp.mkdir(mode=0o755)
-        for path in tree:
-            f = tree.get(path)
-            assert f is not None
-            target = tmp / path
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                os.write(fd, f.data)
-                os.fchmod(fd, f.mode)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        if read_tree_dir(tmp, self.caps).hash() != tree.hash():  # pragma: no cover - disk
-            raise IntegrityError(f"{tmp}: the written tree does not read back identically")
-        os.rename(tmp, final)
-        fsync_dir(versions)
+            return {**record, "slot": slot}
 
     def rollback(self, to: str | None = None) -> dict[str, Any]:
-        """Switch ``current`` back to the previous version (or to slot ``to``).
+        """Switch ``current`` back to the previous version (or to the kept slot ``to``).
 
         Raises:
             InputError: nothing to roll back to, or no such version.
+            IntegrityError: the target version folder was tampered with (links, specials).
         """
-        with self._locked():
-            slot = self.current_slot()
+        with self.folder.locked():
+            slot = self.folder.current_slot()
             if slot is None:
                 raise InputError("no version installed; nothing to roll back")
-            target = to if to is not None else self._meta(slot).get("previous")
+            target = to if to is not None else self.folder.meta(slot).get("previous")
             if not target:
                 raise InputError(f"{slot} has no previous version to roll back to")
-            if (not isinstance(target, str) or not _SLOT_RE.match(target)
-                    or not (self.root / "versions" / target).is_dir()):
-                raise InputError(f"no installed version {str(target)[:60]!r}",
+            if not isinstance(target, str) or not self.folder.has_version(target):
+                raise InputError(f"no kept version {str(target)[:60]!r}",
                                  hint="see `update status` for the kept versions")
-            read_tree_dir(self.root / "versions" / target, self.caps)  # refuses tampering
-            self._switch_link("current", f"versions/{target}")
-            version = str(self._meta(target).get("version", "?"))
+            self.folder.version_tree(target)  # refuses links and special files
+            self.folder.switch("current", f"versions/{target}")
+            version = str(self.folder.meta(target).get("version", "?"))
             self.audit.append("rollback", slot=target, version=version, fromSlot=slot,
                               by=_user())
             return {"slot": target, "version": version, "from": slot}
@@ -548,15 +387,14 @@ class UpdateGate:
     # --- status, log, screen -----------------------------------------------------------------
 
     def status(self) -> Status:
-        slot = self.current_slot()
-        version = str(self._meta(slot).get("version")) if slot else None
+        slot = self.folder.current_slot()
+        version = str(self.folder.meta(slot).get("version")) if slot else None
         cand: str | None = None
-        with contextlib.suppress(OpsError, OSError):
-            cand = self._candidate().manifest.version
-        vdir = self.root / "versions"
-        kept = tuple(sorted(p.name for p in vdir.iterdir() if not p.name.startswith("."))) \
-            if vdir.is_dir() else ()
-        return Status(slot, version, cand, kept)
+        try:
+            cand = self.folder.candidate().manifest.version
+        except (OpsError, OSError):
+            cand = None
+        return Status(slot, version, cand, self.folder.kept())
 
     def log(self) -> tuple[list[dict[str, Any]], ChainReport]:
         """Every audit entry and the verification of the hash chain."""
@@ -567,6 +405,7 @@ class UpdateGate:
 
         Raises:
             InputError: the text is too large or not UTF-8.
+            ConfigError: the policy cannot be loaded.
         """
         cap = self.settings.gate.max_file_bytes
         data = stream.read(cap + 1)
@@ -578,10 +417,3 @@ class UpdateGate:
             raise InputError(f"{name}: not UTF-8 text") from None
         policy, _ = self.policy()
         return screen_text(policy, text, name)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no passwd entry in some containers
-        return f"uid {os.getuid()}"
