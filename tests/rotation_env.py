@@ -35,6 +35,12 @@ IMPROMPTU = "impromptu-api-key"
 PROVISIONING = "openrouter-provisioning-key"
 
 
+def _verdict(resp: httpx.Response) -> bool | None:
+    if resp.status_code == 200:
+        return True
+    return False if resp.status_code in (401, 403) else None
+
+
 @dataclass
 class Bench:
     sandbox: SandboxServer
@@ -77,15 +83,14 @@ class Bench:
         return RecordStore(self.store).load(provider)[0]
 
     # -- the sandbox -------------------------------------------------------------------------
-    def openrouter_works(self, key: str) -> bool:
-        resp = httpx.get(f"{self.sandbox.openrouter_url}/key",
-                         headers={"Authorization": f"Bearer {key}"}, timeout=10)
-        return resp.status_code == 200
+    def openrouter_works(self, key: str) -> bool | None:
+        """True (200), False (401: refused), None (anything else: an injected fault)."""
+        return _verdict(httpx.get(f"{self.sandbox.openrouter_url}/key",
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=10))
 
-    def impromptu_works(self, key: str) -> bool:
-        resp = httpx.get(f"{self.sandbox.base_url}/v1/agent/heartbeat",
-                         headers={"Authorization": f"Bearer {key}"}, timeout=10)
-        return resp.status_code == 200
+    def impromptu_works(self, key: str) -> bool | None:
+        return _verdict(httpx.get(f"{self.sandbox.base_url}/v1/agent/heartbeat",
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=10))
 
     def openrouter_keys(self) -> list[dict[str, Any]]:
         resp = httpx.get(f"{self.sandbox.openrouter_url}/keys",
@@ -155,7 +160,7 @@ class Watcher:
     checks: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def _works(self, value: str) -> bool:
+    def _works(self, value: str) -> bool | None:
         if self.name == OPENROUTER:
             return self.bench.openrouter_works(value)
         return self.bench.impromptu_works(value)
@@ -172,7 +177,7 @@ class Watcher:
                     self.violations.append(f"{self.name} missing from the store")
                 continue
             self.checks += 1
-            if not ok and before == after:
+            if ok is False and before == after:
                 self.violations.append(f"the store's current {self.name} did not work")
             self._stop.wait(0.02)
 

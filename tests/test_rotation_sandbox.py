@@ -28,7 +28,7 @@ def bench(sandbox: SandboxServer, tmp_path: Path) -> Bench:
 def assert_openrouter_settled(bench: Bench, *, rotated: bool, original: str) -> None:
     """Exactly one current key; it works; no orphan; BYOK holds it; nothing pending."""
     current = bench.current(OPENROUTER)
-    assert bench.openrouter_works(current)
+    assert bench.openrouter_works(current) is True
     assert (current != original) is rotated
     keys = bench.openrouter_keys()
     assert [k["hash"] for k in keys] == [hashlib.sha256(current.encode()).hexdigest()], keys
@@ -111,7 +111,7 @@ def test_grace_period_keeps_old_key_disabled_then_resume_deletes(bench: Bench) -
     old = [k for k in bench.openrouter_keys()
            if k["hash"] == hashlib.sha256(original.encode()).hexdigest()]
     assert len(old) == 1 and old[0]["disabled"] is True
-    assert not bench.openrouter_works(original)
+    assert bench.openrouter_works(original) is False
     busy = bench.cli("rotate", "openrouter")
     assert busy.returncode == 75, busy.stderr
     import time
@@ -123,8 +123,8 @@ def test_grace_period_keeps_old_key_disabled_then_resume_deletes(bench: Bench) -
 
 def impromptu_settled(bench: Bench, original: str) -> str:
     current = bench.current(IMPROMPTU)
-    assert current != original and bench.impromptu_works(current)
-    assert not bench.impromptu_works(original)
+    assert current != original and bench.impromptu_works(current) is True
+    assert bench.impromptu_works(original) is False
     active = [k for k in bench.impromptu_keys() if k.get("revokedAt") is None]
     assert len(active) == 1, active
     rec = bench.record("impromptu")
@@ -155,7 +155,7 @@ def test_impromptu_crash_after_create_then_rollback_revokes_the_unstored_key(
     assert back.returncode == 0, back.stderr
     active = [k for k in bench.impromptu_keys() if k.get("revokedAt") is None]
     assert len(active) == 1 and bench.current(IMPROMPTU) == original
-    assert bench.impromptu_works(original)
+    assert bench.impromptu_works(original) is True
 
 
 def test_impromptu_platform_without_key_management(sandbox_factory: SandboxFactory,
