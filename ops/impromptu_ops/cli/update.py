@@ -90,7 +90,7 @@ def fetch(app: App, source: str | None, allow_downgrade: bool, as_json: bool) ->
 @update.command("diff")
 @click.option("--json", "as_json", is_flag=True, help="Print {digest, summary, findings}.")
 @click.option("--color/--no-color", "colour", default=None,
-              help="Colour the diff (default: on a TTY).")
+              help="Colour the diff on a terminal (default: on).")
 @click.option("--pager/--no-pager", default=None, help="Page a long diff (default: on a TTY).")
 @pass_app
 def diff(app: App, as_json: bool, colour: bool | None, pager: bool | None) -> None:

@@ -325,6 +325,9 @@ class UpdateGate:
             InputError: there is no candidate.
         """
         with self.folder.locked():
+            finished = self._finish_interrupted_apply()
+            if finished is not None:
+                return finished
             try:
                 # The tree written below is exactly the one this digest was computed over.
                 rev, cand, inst = self._review()
@@ -359,6 +362,29 @@ class UpdateGate:
                               previous=record["previous"], digest=rev.digest,
                               treeHash=record["treeHash"])
             return {**record, "slot": slot}
+
+    def _finish_interrupted_apply(self) -> dict[str, Any] | None:
+        """Complete an apply that switched ``current`` but died before cleaning up.
+
+        Only when the installed version is byte for byte the candidate and was applied under
+        a recorded approval; otherwise ``None`` and the normal checks run.
+        """
+        try:
+            cand = self.folder.candidate()
+            inst = self.folder.installed()
+        except (OpsError, OSError):
+            return None
+        digest = str(inst.meta.get("digest", "")) if inst else ""
+        if inst is None or inst.tree.hash() != cand.tree.hash() or not digest:
+            return None
+        approval = self.folder.approval(digest)
+        if approval is None or approval.get("candidate") != cand.cid:
+            return None
+        self.folder.save_approval({**approval, "applied": inst.meta.get("appliedAt")})
+        self.folder.drop_candidate(cand.cid)
+        self.audit.append("apply-completed", slot=inst.slot, version=inst.version,
+                          digest=digest)
+        return {**inst.meta, "slot": inst.slot}
 
     def rollback(self, to: str | None = None) -> dict[str, Any]:
         """Switch ``current`` back to the previous version (or to the kept slot ``to``).

@@ -16,6 +16,7 @@ kind                matches
 ``new-executable``  a new executable file, or an existing file that gained an x bit
 ``binary``          an added or changed file that is not UTF-8 text
 ``new-domain``      a URL host on an added line that appears nowhere in the installed tree
+``new-url``         a URL on an added line, on a known host, that the installed tree lacks
 ``manifest-key``    a key in the manifest (top level or nested) such as a lifecycle hook
 ==================  =========================================================================
 
@@ -55,7 +56,7 @@ _sre: Any = importlib.import_module("re._parser")
 
 SEVERITIES: Final = ("deny", "warn")
 KINDS: Final = (
-    "line", "combo", "path", "new-file", "new-executable", "binary", "new-domain",
+    "line", "combo", "path", "new-file", "new-executable", "binary", "new-domain", "new-url",
     "manifest-key",
 )
 CONTENT_KINDS: Final = frozenset({"line", "combo"})

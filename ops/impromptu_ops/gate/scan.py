@@ -44,6 +44,7 @@ _URL_HOST_RE: Final = re.compile(
     r"(?i)\b(?:https?|wss?|ftp|stratum\+(?:tcp|ssl|tls))://(?:[^@/\s\"'<>]{0,256}@)?"
     r"(\[[0-9a-f:]{2,45}\]|[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)"
 )
+_URL_RE: Final = re.compile(r"(?i)\b(?:https?|wss?|ftp)://[^\s\"'<>(){}\[\]`]{1,2048}")
 _IPV4_RE: Final = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _DEVTCP_RE: Final = re.compile(r"/dev/(?:tcp|udp)/")
 _B64_RE: Final = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
@@ -170,10 +171,13 @@ class _Evaluator:
         self.p = policy
         self.prompts = prompts
         self.old_hosts: set[str] = set()
+        self.old_urls: set[str] = set()
         for path in old:
             f = old.get(path)
             if f is not None:
-                self.old_hosts |= hosts_in(_text(f)[0])
+                text = _text(f)[0]
+                self.old_hosts |= hosts_in(text)
+                self.old_urls.update(m.group(0) for m in _URL_RE.finditer(text))
         self.findings: list[Finding] = []
         self._count: dict[tuple[str, str], int] = {}
         self._cache: dict[tuple[object, int], frozenset[int]] = {}
@@ -265,6 +269,8 @@ class _Evaluator:
                 self.add(rule, path, 0, f"{rule.summary}: {path} is not UTF-8 text")
             elif rule.kind == "new-domain":
                 self._domains(rule, units[0])
+            elif rule.kind == "new-url":
+                self._urls(rule, units[0])
 
     def _line(self, rule: Rule, u: _Unit) -> None:
         for i in sorted(self._lines_matching(("rule", rule.id), u, rule.patterns) & u.added):
@@ -308,6 +314,18 @@ class _Evaluator:
             seen.add(host)
             trust = "trusted" if host_trusted(host, self.p.trusted_domains) else "untrusted"
             self.add(rule, u.path, i + 1, f"{rule.summary}: {host} ({trust})", u.lines[i])
+
+    def _urls(self, rule: Rule, u: _Unit) -> None:
+        seen: set[str] = set()
+        for m in _URL_RE.finditer(u.text):
+            i = u.line_of(m.start())
+            url = m.group(0)
+            hosts = hosts_in(url)
+            if (i not in u.added or url in self.old_urls or url in seen
+                    or not hosts or not hosts <= self.old_hosts):
+                continue  # a URL on a new host is reported by new-domain
+            seen.add(url)
+            self.add(rule, u.path, i + 1, f"{rule.summary}: {visible(url, 120)}", u.lines[i])
 
     def run_manifest(self, raw: Mapping[str, Any]) -> None:
         rules = [r for r in self.p.rules if r.kind == "manifest-key"]
