@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.health.model import CheckResult, Perf, Report, Status, worst
 from impromptu_ops.health.policy import (
-    METRICS,
+    ALL_METRICS,
     Thresholds,
     default_policy,
     evaluate,
@@ -95,7 +95,7 @@ def test_hostile_text_never_crashes(text: str) -> None:
         assert r.start <= r.end
 
 
-@given(finite, st.sampled_from(list(METRICS)))
+@given(finite, st.sampled_from(list(ALL_METRICS)))
 def test_critical_outranks_warning(value: float, metric: str) -> None:
     th = default_policy().for_metric(metric)
     status = evaluate(value, th)
@@ -115,11 +115,36 @@ def test_budget_defaults() -> None:
 
 
 def test_shipped_policy_file_loads_and_matches_builtin_defaults() -> None:
+    from impromptu_ops.rotation.policy import load_rotation_policy
+
     shipped = load_policy(REPO / "policies")
-    builtin = default_policy()
+    rotation = load_rotation_policy(REPO / "policies")
+    builtin = default_policy(rotation=rotation)
     assert dict(shipped.thresholds) == dict(builtin.thresholds)
     assert shipped.timeout("platform") == 3.0
     assert shipped.timeout("budget") == 5.0
+    # Key thresholds are rotation.toml's: the [impromptu] and [openrouter] tables.
+    imp, orr = rotation.for_provider("impromptu"), rotation.for_provider("openrouter")
+    age = shipped.for_metric("key_age_days")
+    assert age.warning is not None and age.warning.end == imp.max_age_days
+    exp = shipped.for_metric("key_expiry_days")
+    assert exp.warning is not None and exp.warning.start == imp.warn_before_expiry_days
+    assert exp.critical is not None and exp.critical.start == imp.critical_before_expiry_days
+    oage = shipped.for_metric("openrouter_key_age_days")
+    assert oage.warning is not None and oage.warning.end == orr.max_age_days
+
+
+def test_rotation_file_drives_key_thresholds(tmp_path: Path) -> None:
+    (tmp_path / "rotation.toml").write_text(
+        "[default]\nmax_age_days = 10\n[impromptu]\nwarn_before_expiry_days = 30\n")
+    p = load_policy(tmp_path)
+    assert evaluate(11, p.for_metric("key_age_days")) is Status.WARNING
+    assert evaluate(9, p.for_metric("key_age_days")) is Status.OK
+    assert evaluate(20, p.for_metric("key_expiry_days")) is Status.WARNING
+    assert evaluate(2, p.for_metric("key_expiry_days")) is Status.CRITICAL
+    (tmp_path / "health.toml").write_text("[key_age_days]\nwarning = '~:5'\n")
+    with pytest.raises(ConfigError, match=r"rotation\.toml"):
+        load_policy(tmp_path)
 
 
 @pytest.mark.parametrize("doc", [

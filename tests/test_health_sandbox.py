@@ -215,3 +215,17 @@ def test_timeout_flag_bounds_the_whole_run(healthy: Agent) -> None:
     code, line = nagios("-t", "1")
     assert time.perf_counter() - t0 < 3.0
     assert code == 2 and "platform_key: no result within 1s" in line
+
+
+def test_health_imports_neither_httpx_nor_hvac(healthy: Agent) -> None:
+    """The start-up budget: a check imports only what it uses (local store: no hvac)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from impromptu_ops.cli.main import run; "
+            "rc = run(['health', '--format', 'nagios']); "
+            "print(rc, sorted(m for m in ('httpx', 'hvac', 'requests', 'http.client', "
+            "'impromptu_ops.platform.results') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr

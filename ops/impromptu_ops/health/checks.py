@@ -289,19 +289,26 @@ def check_openrouter_key(ctx: HealthContext) -> CheckResult:
                        (_perf("openrouter_remaining", remaining, ctx, "", 0, float(limit)),))
 
 
+def _stored_age_days(ctx: HealthContext, name: str) -> float:
+    """Days since the current version of ``name`` was written (raises the store's errors)."""
+    meta = ctx.store().metadata(name)
+    created = next((v.created_time for v in meta.versions
+                    if v.version == meta.current_version), meta.updated_time)
+    age: float = max(0.0, (ctx.wall() - created.astimezone(UTC).timestamp()) / 86400)
+    return age
+
+
 def check_key_age(ctx: HealthContext) -> CheckResult:
+    """Both keys' age, and the platform key's expiry, against policies/rotation.toml."""
     try:
-        meta = ctx.store().metadata(PLATFORM_KEY)
+        age_days = _stored_age_days(ctx, PLATFORM_KEY)
     except SecretNotFound:
         return CheckResult("key_age", Status.UNKNOWN, f"{PLATFORM_KEY} is not in the store")
     except (StoreError, ConfigError) as exc:
         return CheckResult("key_age", Status.UNKNOWN, f"store: {exc.diagnostics()}")
-    created = next((v.created_time for v in meta.versions
-                    if v.version == meta.current_version), meta.updated_time)
-    age_days = max(0.0, (ctx.wall() - created.astimezone(UTC).timestamp()) / 86400)
     statuses = [evaluate(age_days, ctx.policy.for_metric("key_age_days"))]
     perf = [_perf("key_age_days", round(age_days, 2), ctx, "", 0)]
-    parts = [f"stored {age_days:.0f} days ago"]
+    parts = [f"platform key stored {age_days:.0f} days ago"]
     try:
         resp = ctx.get(ctx.agent_url("security-status"), ctx.policy.timeout("key_age"),
                        ctx.secret(PLATFORM_KEY))
@@ -315,7 +322,20 @@ def check_key_age(ctx: HealthContext) -> CheckResult:
             parts.append(f"expires in {days:g} days")
         else:
             parts.append("no expiry reported")
-    return CheckResult("key_age", worst(statuses), ", ".join(parts), tuple(perf))
+    try:
+        or_days = _stored_age_days(ctx, OPENROUTER_KEY)
+    except SecretNotFound:
+        pass  # openrouter_key reports a missing key
+    except (StoreError, ConfigError):
+        parts.append("OpenRouter key age unknown")
+    else:
+        statuses.append(evaluate(or_days, ctx.policy.for_metric("openrouter_key_age_days")))
+        perf.append(_perf("openrouter_key_age_days", round(or_days, 2), ctx, "", 0))
+        parts.append(f"OpenRouter key stored {or_days:.0f} days ago")
+    verdict = worst(statuses)
+    if verdict is not Status.OK:
+        parts.append("due for rotation (policies/rotation.toml)")
+    return CheckResult("key_age", verdict, ", ".join(parts), tuple(perf))
 
 
 def check_heartbeat(ctx: HealthContext) -> CheckResult:

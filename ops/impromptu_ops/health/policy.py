@@ -38,12 +38,14 @@ POLICY_FILE = "health.toml"
 METRICS: dict[str, tuple[str, str]] = {
     "budget": ("20:", "5:"),  # budget balance, in action units
     "unread": ("0", ""),  # unread notifications: any is a WARNING (the original script's rule)
-    "key_age_days": ("~:60", "~:90"),  # days since the platform key was stored
-    "key_expiry_days": ("14:", "3:"),  # days until the platform key expires
     "heartbeat_age_seconds": ("~:3600", "~:10800"),  # since the last successful heartbeat
     "store_token_ttl_seconds": ("3600:", "300:"),  # Vault token time to live
     "openrouter_remaining": ("", ""),  # OpenRouter credit left (limit - usage), if limited
 }
+# Key age and expiry come from policies/rotation.toml, so that "due for rotation" means one
+# thing for `rotate --if-due` and for health (a flag may still override them).
+ROTATION_METRICS = ("key_age_days", "key_expiry_days", "openrouter_key_age_days")
+ALL_METRICS = (*METRICS, *ROTATION_METRICS)
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,10 @@ class HealthPolicy:
             for item in items:
                 metric, sep, text = item.partition("=")
                 metric = metric.strip()
-                if not sep or metric not in METRICS:
+                if not sep or metric not in ALL_METRICS:
                     raise ConfigError(
                         f"--{level} {item[:60]!r}: expected METRIC=RANGE with METRIC one of "
-                        + ", ".join(sorted(METRICS))
+                        + ", ".join(sorted(ALL_METRICS))
                     )
                 current = table.get(metric, Thresholds())
                 table[metric] = replace(current, **{level: _range(text, f"--{level} {metric}")})
@@ -111,17 +113,40 @@ class HealthPolicy:
                        timeouts={k: min(v, seconds) for k, v in self.timeouts.items()})
 
 
-def default_policy(default_timeout: float = 5.0) -> HealthPolicy:
-    return HealthPolicy(
-        thresholds={m: Thresholds(_range(w, m), _range(c, m)) for m, (w, c) in METRICS.items()},
-        default_timeout=default_timeout,
-    )
+def rotation_thresholds(rotation: Any) -> dict[str, Thresholds]:
+    """Thresholds from a :class:`~impromptu_ops.rotation.policy.RotationPolicy`.
+
+    A key older than ``max_age_days`` is due (WARNING; rotation defines no critical age);
+    one expiring within ``warn_before_expiry_days`` is a WARNING, within
+    ``critical_before_expiry_days`` CRITICAL.
+    """
+    def num(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+    imp, orr = rotation.for_provider("impromptu"), rotation.for_provider("openrouter")
+    return {
+        "key_age_days": Thresholds(_range(f"~:{num(imp.max_age_days)}", "rotation")),
+        "key_expiry_days": Thresholds(
+            _range(f"{num(imp.warn_before_expiry_days)}:", "rotation"),
+            _range(f"{num(imp.critical_before_expiry_days)}:", "rotation")),
+        "openrouter_key_age_days": Thresholds(_range(f"~:{num(orr.max_age_days)}", "rotation")),
+    }
 
 
-def parse_policy(data: Mapping[str, Any], where: str, default_timeout: float = 5.0
-                 ) -> HealthPolicy:
+def default_policy(default_timeout: float = 5.0, rotation: Any = None) -> HealthPolicy:
+    if rotation is None:
+        from impromptu_ops.rotation.policy import RotationPolicy
+
+        rotation = RotationPolicy()
+    table = {m: Thresholds(_range(w, m), _range(c, m)) for m, (w, c) in METRICS.items()}
+    table.update(rotation_thresholds(rotation))
+    return HealthPolicy(thresholds=table, default_timeout=default_timeout)
+
+
+def parse_policy(data: Mapping[str, Any], where: str, default_timeout: float = 5.0,
+                 rotation: Any = None) -> HealthPolicy:
     """Build a policy from the decoded TOML ``data``; unknown names are errors."""
-    base = default_policy(default_timeout)
+    base = default_policy(default_timeout, rotation)
     table = dict(base.thresholds)
     timeouts: dict[str, float] = {}
     default = default_timeout
@@ -139,6 +164,9 @@ def parse_policy(data: Mapping[str, Any], where: str, default_timeout: float = 5
                 else:
                     timeouts[str(check)] = float(secs)
             continue
+        if name in ROTATION_METRICS:
+            raise ConfigError(f"{where}: [{name}] comes from policies/rotation.toml",
+                              hint="set max_age_days / *_before_expiry_days there")
         if name not in METRICS:
             raise ConfigError(f"{where}: unknown table [{name}]",
                               hint="known: " + ", ".join(sorted(METRICS)) + ", timeouts")
@@ -152,16 +180,20 @@ def parse_policy(data: Mapping[str, Any], where: str, default_timeout: float = 5
 
 
 def load_policy(policies_dir: Path, default_timeout: float = 5.0) -> HealthPolicy:
-    """Read ``<policies_dir>/health.toml``; the built-in defaults when it is absent.
+    """Read ``<policies_dir>/health.toml`` and the key thresholds of ``rotation.toml``;
+    built-in defaults for a file that is absent.
 
     Raises:
         ConfigError: unreadable file, bad TOML, unknown names, invalid ranges.
     """
+    from impromptu_ops.rotation.policy import load_rotation_policy
+
+    rotation = load_rotation_policy(policies_dir)
     path = policies_dir / POLICY_FILE
     if not path.exists():
-        return default_policy(default_timeout)
+        return default_policy(default_timeout, rotation)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"health policy {path}: {exc}") from None
-    return parse_policy(data, str(path), default_timeout)
+    return parse_policy(data, str(path), default_timeout, rotation)
