@@ -314,24 +314,26 @@ class HeartbeatJob:
     def _budget_step(self, bud: Any, st: HeartbeatState, now: float
                      ) -> tuple[dict[str, Any], HeartbeatState, Step]:
         from impromptu_ops.health.model import Status
-        from impromptu_ops.health.policy import evaluate, load_policy
+        from impromptu_ops.health.policy import default_policy, evaluate, load_policy
 
         if bud.balance is None:
             return {}, st, Step("budget", "warn", "the answer has no balance")
         st = state_mod.add_budget_sample(st, now, float(bud.balance))
         trend = state_mod.budget_trend_per_hour(st.budget_samples)
+        note = ""
         try:
             policy = load_policy(self.settings.paths.policies_dir)
-            verdict = evaluate(float(bud.balance), policy.for_metric("budget"))
-        except OpsError:
-            verdict = Status.OK
+        except OpsError as exc:  # still warn on the built-in thresholds, and say why
+            policy = default_policy()
+            note = f" (policy unreadable, built-in thresholds used: {_clean(exc.message, 80)})"
+        verdict = evaluate(float(bud.balance), policy.for_metric("budget"))
         low = verdict is not Status.OK
         info = {"balance": bud.balance, "max": bud.max_balance, "trendPerHour":
                 None if trend is None else round(trend, 3), "low": low}
         of = f" of {_show(bud.max_balance)}" if bud.max_balance is not None else ""
         slope = f", {trend:+.1f}/h" if trend is not None else ""
-        text = f"{'low: ' if low else ''}{_show(bud.balance)}{of}{slope}"
-        return info, st, Step("budget", "warn" if low else "ok", text)
+        text = f"{'low: ' if low else ''}{_show(bud.balance)}{of}{slope}{note}"
+        return info, st, Step("budget", "warn" if low or note else "ok", text)
 
 
 def _show(value: Any) -> str:
