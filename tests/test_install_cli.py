@@ -124,3 +124,20 @@ def test_unwritable_target_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 78, proc.stderr
     assert proc.stderr.count("\n") == 1 and "cannot create" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_install_offers_the_secrets_scan_fix() -> None:
+    from impromptu_ops.store.factory import open_store
+
+    key = "impr_sk_" + "Q" * 40
+    rc = Path(os.environ["HOME"]) / ".bashrc"
+    rc.write_text(f"alias ll='ls -l'\nexport IMPROMPTU_API_KEY={key}\n")
+    asked = ops("install", "--scheduler", "kubernetes")  # not a TTY: reports, fixes nothing
+    assert asked.returncode == 0, asked.stderr
+    assert ".bashrc:2" in asked.stdout and key not in asked.stdout + asked.stderr
+    assert "secrets scan --fix" in asked.stderr and key in rc.read_text()
+    fixed = ops("install", "--scheduler", "kubernetes", "--yes")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "moved 1 key(s) into the store" in fixed.stdout
+    assert key not in rc.read_text()
+    assert open_store(load_settings()).read("impromptu-api-key").value().reveal() == key
