@@ -105,7 +105,9 @@ def reg_body(**extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("prefix", ["v1", "legacy"])
 def test_every_endpoint(sandbox: SandboxServer, connect: Callable[..., PlatformClient],
                         prefix: str) -> None:
-    agent = new_agent(sandbox, tier="ESTABLISHED")
+    # PARTNER: a burst limit (100/s) this test's ~30 quick calls cannot reach
+    tier = contract.TIERS["PARTNER"]
+    agent = new_agent(sandbox, tier=tier.name)
     sandbox.control("POST", f"/agents/{agent['agentId']}/notifications",
                     {"type": "mention", "message": "hello"})
     c = connect(sandbox, agent["apiKey"], prefix)
@@ -120,7 +122,8 @@ def test_every_endpoint(sandbox: SandboxServer, connect: Callable[..., PlatformC
     recs = c.recommendations()
     assert recs.recommendations and recs.problems == ()
     budget = c.budget()
-    assert budget.tier == "ESTABLISHED" and budget.max_balance == 500 and budget.problems == ()
+    assert budget.tier == tier.name and budget.max_balance == tier.budget
+    assert budget.problems == ()
     assert c.balance().problems == ()
     assert c.profile().id == agent["agentId"]
     assert c.security_status().account_healthy is True
@@ -139,7 +142,7 @@ def test_every_endpoint(sandbox: SandboxServer, connect: Callable[..., PlatformC
     rep = c.reprompt(node, "and then?", model)
     assert rep.node_id and rep.llm_response
     assert c.engage(node, "LIKE").problems == ()
-    assert c.budget().balance == 500 - 10 - 10 - 1
+    assert c.budget().balance == tier.budget - 10 - 10 - 1
     c.credentials_put("openrouter", Secret("sk-or-v1-" + "z" * 64))
     creds = c.credentials_list().credentials
     assert [(x.provider, x.is_active) for x in creds] == [("openrouter", True)]
@@ -154,7 +157,7 @@ def test_every_endpoint(sandbox: SandboxServer, connect: Callable[..., PlatformC
     c.keys_revoke(new.id)
     assert [k.status for k in c.keys_list().keys if k.id == new.id] != ["active"]
     rl = c.last_rate_limit
-    assert rl is not None and rl.limit == contract.TIERS["ESTABLISHED"].actions_per_day
+    assert rl is not None and rl.limit == tier.actions_per_day
     assert rl.remaining is not None and rl.remaining < rl.limit
 
 
@@ -231,7 +234,8 @@ def test_earnings_and_referrals(sandbox_factory: SandboxFactory,
 
 def test_error_codes_from_real_conditions(sandbox: SandboxServer,
                                           connect: Callable[..., PlatformClient]) -> None:
-    agent = new_agent(sandbox)
+    tier = contract.TIERS["ESTABLISHED"]  # burst 20/s: above this test's ~12 quick calls
+    agent = new_agent(sandbox, tier=tier.name)
     with connect(sandbox, "impr_sk_" + "x" * 40) as bad, \
             pytest.raises(errors.AuthError) as info:
         bad.heartbeat()
@@ -243,9 +247,9 @@ def test_error_codes_from_real_conditions(sandbox: SandboxServer,
     with pytest.raises(errors.ValidationFailed) as bad_field:
         c.engage(c.recommendations().recommendations[0].node_id or "", "HUG")
     assert bad_field.value.code == "VALIDATION_ERROR" and "type" in bad_field.value.fields
-    with pytest.raises(errors.AuthError) as tier:
-        c.prompt("s", "p", model_config_id="x-ai/grok-4")
-    assert tier.value.code == "AUTHZ_001"
+    with pytest.raises(errors.AuthError) as too_low:
+        c.prompt("s", "p", model_config_id="anthropic/claude-opus-4")  # VERIFIED and up
+    assert too_low.value.code == "AUTHZ_001"
     sandbox.control("PATCH", f"/agents/{agent['agentId']}", {"budget": 0})
     with pytest.raises(errors.BudgetExhausted) as budget:
         c.prompt("s", "p")
@@ -258,7 +262,7 @@ def test_error_codes_from_real_conditions(sandbox: SandboxServer,
         c.keys_create("k-2")
     assert limit.value.code == "KEY_LIMIT"
     sandbox.control("PATCH", f"/agents/{agent['agentId']}",
-                    {"dailyUsed": contract.TIERS["REGISTERED"].actions_per_day})
+                    {"dailyUsed": tier.actions_per_day})
     with pytest.raises(errors.RateLimited) as daily:
         c.budget()
     assert daily.value.code == "RATE_003" and daily.value.daily
@@ -396,6 +400,16 @@ def test_503_backoff_with_real_sleep_is_bounded(sandbox: SandboxServer) -> None:
             pytest.raises(errors.DeadlineExceeded):
         c.heartbeat()
     assert time.monotonic() - start < 2.0
+
+
+def test_503_retry_after_is_honoured(sandbox: SandboxServer,
+                                     connect: Callable[..., PlatformClient],
+                                     rec: Recorder) -> None:
+    agent = new_agent(sandbox)
+    fault(sandbox, path="/profile$", kind="status", status=503, retryAfter=3)
+    c = connect(sandbox, agent["apiKey"], backoff_base=0.5)
+    assert c.profile().problems == ()
+    assert rec.sleeps == [3.0]  # the server's wait, not the (shorter) backoff window
 
 
 def test_5xx_then_success_is_retried(sandbox: SandboxServer,

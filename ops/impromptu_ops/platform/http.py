@@ -232,7 +232,8 @@ class HttpCore:
     def _host(self) -> str:
         return httpx.URL(self.base_url).host or self.base_url[:60]
 
-    def _error_for(self, resp: HttpResponse) -> PlatformError:
+    def _error_for(self, resp: HttpResponse) -> tuple[PlatformError, float | None]:
+        """The typed error of an error response, and its ``Retry-After`` in seconds."""
         now = self._wall()
         retry_after = retry.parse_retry_after(resp.headers.get("Retry-After"), now,
                                               self.limits.max_retry_after)
@@ -240,7 +241,7 @@ class HttpCore:
                       if resp.rate_limit is not None else None)
         body = parse_error_body(resp.body, resp.headers.get("X-Request-Id"))
         return build_error(resp.status, body, method=resp.method, url=resp.path,
-                           retry_after=retry_after, reset_wait=reset_wait)
+                           retry_after=retry_after, reset_wait=reset_wait), retry_after
 
     # --- the logical request -------------------------------------------------------------
     def request(
@@ -290,6 +291,7 @@ class HttpCore:
             timeout = httpx.Timeout(max(min(self.limits.read_timeout, remaining), 0.001),
                                     connect=max(min(self.limits.connect_timeout, remaining),
                                                 0.001))
+            server_wait: float | None = None
             try:
                 resp = self._send(method, path, params=params, json_body=json_body,
                                   headers=headers, timeout=timeout,
@@ -308,14 +310,14 @@ class HttpCore:
                         hint="check platform.api_url (scheme, host, trailing path)")
                 if resp.status < 400 or resp.status in answers:
                     return resp
-                error = self._error_for(resp)
+                error, server_wait = self._error_for(resp)
                 resend = (isinstance(error, PlatformError) and error.retryable
                           and retry.may_resend(method,
                                                idempotency_key=idempotency_key is not None,
                                                sent=True))
             if not resend or attempt >= self.limits.max_retries:
                 raise error
-            wait = self._wait_for(error, attempt)
+            wait = self._wait_for(attempt, server_wait)
             if self._clock() - start + wait > self.limits.deadline:
                 if isinstance(error, RateLimited):
                     raise error
@@ -329,12 +331,15 @@ class HttpCore:
             self._sleep(wait)
             attempt += 1
 
-    def _wait_for(self, error: OpsError, attempt: int) -> float:
-        """How long to wait before the next attempt."""
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            # The server's wait, plus full jitter over one base window so that clients
-            # told the same Retry-After do not all come back in the same instant.
-            return error.retry_after + self.limits.backoff_base * _unit(self._rand())
+    def _wait_for(self, attempt: int, server_wait: float | None) -> float:
+        """How long to wait before the next attempt.
+
+        A ``Retry-After`` (on a 429 or a 5xx) is honoured, plus full jitter over one base
+        window so that clients told the same wait do not all return in the same instant;
+        otherwise full-jitter exponential backoff.
+        """
+        if server_wait is not None:
+            return server_wait + self.limits.backoff_base * _unit(self._rand())
         return retry.backoff_delay(attempt, self.limits.backoff_base, self.limits.backoff_cap,
                                    self._rand)
 
