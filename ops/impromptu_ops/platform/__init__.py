@@ -9,6 +9,7 @@ Layout, pure core first, I/O at the edge:
   deadline. Shared by both clients.
 - :mod:`.client`: :class:`~.client.PlatformClient`, one typed method per endpoint.
 - :mod:`.openrouter`: :class:`~.openrouter.OpenRouterClient` (key check and provisioning).
+- :mod:`.status`: ``api status`` (health plus the free heartbeat), failures kept as values.
 
 This package does not own secrets storage, registration policy (the PoW loop) or jobs: it
 answers what the server said, typed, and lets the callers decide.
