@@ -225,3 +225,21 @@ def test_settings_reach_the_gate(gate_env: GateEnv) -> None:
     s = load_settings({"gate.skill_dir": gate_env.skill_dir})
     assert UpdateGate(s).root == gate_env.skill_dir
     assert s.gate.max_manifest_bytes > 0
+
+
+def test_http_slow_drip_is_cut_off_by_the_deadline() -> None:
+    import time as _time
+
+    class Drip(httpx.SyncByteStream):
+        def __iter__(self) -> Any:
+            for _ in range(50):
+                _time.sleep(0.02)
+                yield b"x"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Drip())
+    src = HttpSource("https://p.example/api/impromptu.skill.json", connect_timeout=1,
+                     read_timeout=1, user_agent="t", deadline=0.2,
+                     transport=httpx.MockTransport(handler))
+    with pytest.raises(TransportError, match="deadline"):
+        src.fetch(CAPS, 1 << 16)

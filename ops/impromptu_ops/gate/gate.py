@@ -39,7 +39,7 @@ from impromptu_ops.gate.folder import Candidate, Installed, SkillFolder
 from impromptu_ops.gate.manifest import Manifest, is_newer
 from impromptu_ops.gate.policy import Finding, Policy, deny_rules, load_policy
 from impromptu_ops.gate.scan import evaluate, screen_text
-from impromptu_ops.gate.sources import HttpSource, Source, source_for
+from impromptu_ops.gate.sources import Source, source_for
 from impromptu_ops.gate.tree import EMPTY, Caps, verify_blobs
 from impromptu_ops.settings import Settings
 from impromptu_ops.skillsign import load_public_key, verify
@@ -172,14 +172,10 @@ class UpdateGate:
     def source(self, spec: str | None) -> Source:
         """The source for ``update fetch [SOURCE]`` (default: the platform manifest URL)."""
         p = self.settings.platform
-        src = source_for(spec, default_url=self.settings.manifest_url,
-                         connect_timeout=p.connect_timeout, read_timeout=p.read_timeout,
-                         user_agent=p.user_agent)
-        if isinstance(src, HttpSource) and self._transport is not None:
-            src = HttpSource(src.manifest_url, connect_timeout=p.connect_timeout,
-                             read_timeout=p.read_timeout, user_agent=p.user_agent,
-                             transport=self._transport)
-        return src
+        return source_for(spec, default_url=self.settings.manifest_url,
+                          connect_timeout=p.connect_timeout, read_timeout=p.read_timeout,
+                          user_agent=p.user_agent, deadline=p.deadline,
+                          transport=self._transport)
 
     def fetch(self, spec: str | None = None, *, allow_downgrade: bool = False) -> Review:
         """Download and verify a candidate into quarantine, then review it.

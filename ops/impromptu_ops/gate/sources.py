@@ -20,6 +20,7 @@ Hash, size and signature checks belong to the caller (:class:`~.gate.UpdateGate`
 from __future__ import annotations
 
 import tarfile
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,8 @@ class HttpSource:
         manifest_url: the manifest's URL (``settings.manifest_url``).
         connect_timeout, read_timeout: from ``settings.platform``.
         user_agent: from ``settings.platform``.
+        deadline: the most seconds one GET may take in all (``settings.platform.deadline``):
+            a server that drips bytes just under the read timeout is cut off.
         transport: an httpx transport (tests); default: the real network.
     """
 
@@ -186,6 +189,7 @@ class HttpSource:
         connect_timeout: float,
         read_timeout: float,
         user_agent: str,
+        deadline: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not manifest_url.startswith(("http://", "https://")):
@@ -195,6 +199,7 @@ class HttpSource:
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._headers = {"User-Agent": user_agent, "Accept": "application/json, */*"}
         self._transport = transport
+        self._deadline = deadline
 
     def file_url(self, version: str, path: str) -> str:
         base = self.manifest_url
@@ -214,7 +219,11 @@ class HttpSource:
                     raise TransportError(f"GET {url}: HTTP {resp.status_code}")
                 chunks: list[bytes] = []
                 got = 0
+                started = time.monotonic()
                 for chunk in resp.iter_bytes():
+                    if time.monotonic() - started > self._deadline:
+                        raise TransportError(f"GET {url}: slower than the {self._deadline:g} "
+                                             "s deadline; transfer stopped")
                     got += len(chunk)
                     if got > cap:
                         limit = f"the declared size {exact}" if exact is not None else f"cap {cap}"
@@ -249,7 +258,8 @@ class HttpSource:
 
 
 def source_for(spec: str | None, *, default_url: str, connect_timeout: float,
-               read_timeout: float, user_agent: str) -> Source:
+               read_timeout: float, user_agent: str, deadline: float = 60.0,
+               transport: httpx.BaseTransport | None = None) -> Source:
     """Choose the source for ``update fetch [SOURCE]``: URL, folder or tarball.
 
     Raises:
@@ -258,7 +268,7 @@ def source_for(spec: str | None, *, default_url: str, connect_timeout: float,
     target = spec or default_url
     if target.startswith(("http://", "https://")):
         return HttpSource(target, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                          user_agent=user_agent)
+                          user_agent=user_agent, deadline=deadline, transport=transport)
     path = Path(target).expanduser()
     if path.is_dir():
         return FolderSource(path)
