@@ -384,3 +384,19 @@ def test_tampered_installed_version_is_refused_on_rollback(installed: GateEnv) -
         installed.gate().rollback()
     assert installed.snapshot() == before
     assert installed.current_tree() == BENIGN_V2
+
+
+def test_quarantined_file_swapped_for_a_symlink_after_approval(installed: GateEnv) -> None:
+    before = installed.snapshot()
+    gate = installed.gate()
+    rev = gate.fetch(str(installed.pkg("1.1.0", BENIGN_V2)))
+    gate.approve(digest=rev.digest)
+    ssh = Path(os.environ["HOME"]) / ".ssh"
+    ssh.mkdir(exist_ok=True)
+    (ssh / "id_ed25519").write_bytes(BENIGN_V2["heartbeat.sh"][0])  # same bytes, even
+    hb = installed.skill_dir / "candidate" / "files" / "heartbeat.sh"
+    hb.unlink()
+    hb.symlink_to(ssh / "id_ed25519")
+    with pytest.raises(IntegrityError, match="symlink"):
+        gate.apply()
+    assert installed.snapshot() == before

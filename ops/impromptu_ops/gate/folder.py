@@ -39,7 +39,14 @@ from typing import Any, Final
 from impromptu_ops.atomic import create_exclusive, fsync_dir, private_dir, write_bytes, write_json
 from impromptu_ops.errors import InputError, IntegrityError
 from impromptu_ops.gate.manifest import Manifest, parse_manifest
-from impromptu_ops.gate.tree import Caps, Tree, read_listed, read_tree_dir, verify_blobs
+from impromptu_ops.gate.tree import (
+    Caps,
+    Tree,
+    read_file_strict,
+    read_listed,
+    read_tree_dir,
+    verify_blobs,
+)
 from impromptu_ops.locks import ProcessLock
 
 _SLOT_RE: Final = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,119}$")
@@ -89,11 +96,17 @@ class SkillFolder:
     Args:
         root: the skill folder.
         caps: size caps for reading trees back.
+        max_manifest_bytes: the cap for reading a stored manifest back.
     """
 
-    def __init__(self, root: Path, caps: Caps) -> None:
+    def __init__(self, root: Path, caps: Caps, max_manifest_bytes: int) -> None:
         self.root = root
         self.caps = caps
+        self.max_manifest_bytes = max_manifest_bytes
+
+    def _manifest(self, folder: Path, name: str) -> tuple[bytes, Manifest]:
+        raw = read_file_strict(folder, name, self.max_manifest_bytes)
+        return raw, parse_manifest(raw, max_files=self.caps.max_files)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -136,9 +149,8 @@ class SkillFolder:
             return None
         tree = read_tree_dir(self.root / "versions" / slot, self.caps)
         meta = self.meta(slot)
-        mpath = self.root / "meta" / f"{slot}.manifest.json"
-        manifest = parse_manifest(mpath.read_bytes(), max_files=self.caps.max_files) \
-            if mpath.exists() else None
+        manifest = self._manifest(self.root / "meta", f"{slot}.manifest.json")[1] \
+            if (self.root / "meta" / f"{slot}.manifest.json").exists() else None
         return Installed(slot, str(meta.get("version", "?")), manifest, tree, meta)
 
     def has_version(self, slot: str) -> bool:
@@ -228,8 +240,7 @@ class SkillFolder:
         if cid is None:
             raise InputError("no candidate under review", hint="run `impromptu-ops update fetch`")
         qdir = self.root / "quarantine" / cid
-        raw = (qdir / "manifest.json").read_bytes()
-        manifest = parse_manifest(raw, max_files=self.caps.max_files)
+        raw, manifest = self._manifest(qdir, "manifest.json")
         tree = verify_blobs(manifest, read_listed(qdir / "files", manifest, self.caps),
                             self.caps)
         return Candidate(cid, raw, manifest, tree, _read_json(qdir / "fetch.json",

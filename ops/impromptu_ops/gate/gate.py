@@ -113,7 +113,7 @@ class UpdateGate:
         self.root = settings.skill_dir
         self.caps = Caps(settings.gate.max_file_bytes, settings.gate.max_total_bytes,
                          settings.gate.max_files)
-        self.folder = SkillFolder(self.root, self.caps)
+        self.folder = SkillFolder(self.root, self.caps, settings.gate.max_manifest_bytes)
         self.audit = AuditLog(self.root / "audit.jsonl", clock=clock)
         self._transport = transport
         self._clock = clock
