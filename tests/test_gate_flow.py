@@ -80,6 +80,7 @@ def test_benign_flow_fetch_diff_approve_apply_rollback(cli: Cli, gate_env: GateE
     assert s["newExecutables"] == []
     assert s["denyRules"] == []
     assert review["digest"] in out
+    assert gate_env.current_tree() == BENIGN_V1  # reviewing changes nothing
     rules = {(f["rule"], f["path"], f["line"]) for f in review["findings"]}
     assert ("new-file", "docs/CHANGELOG.md", 0) in rules
     assert ("key-env-network", "heartbeat.sh", 4) in rules
@@ -89,6 +90,7 @@ def test_benign_flow_fetch_diff_approve_apply_rollback(cli: Cli, gate_env: GateE
     cli("update", "approve", "--yes", "--digest", "f" * 64, code=1)
     cli("update", "approve", "--digest", review["digest"], code=2)  # not a TTY, no --yes
     cli("update", "approve", "--yes", "--digest", review["digest"])
+    assert gate_env.current_tree() == BENIGN_V1  # approving changes nothing either
     out, _ = cli("update", "apply")
     assert "applied 1.1.0" in out and "previous: 1.0.0-" in out
     assert gate_env.current_tree() == BENIGN_V2
