@@ -132,3 +132,25 @@ def test_textfile_is_atomic_and_readable(tmp_path: Path) -> None:
     assert path.read_text() == "# TYPE impromptu_x gauge\nimpromptu_x NaN\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert os.listdir(path.parent) == ["impromptu.prom"]
+
+
+def test_pause_rules() -> None:
+    from datetime import UTC, datetime
+
+    from impromptu_ops.errors import BudgetExhausted, RateLimited, ServerError
+    from impromptu_ops.jobs.heartbeat import pause_for
+
+    now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC).timestamp()
+    common = {"code": "RATE_003", "status": 429}
+    # X-RateLimit-Reset known (the client turns it into retry_after): wait exactly that long
+    assert pause_for(RateLimited("q", retry_after=600, daily=True, **common), now) == (
+        now + 600, "RATE_003 daily quota used")
+    # unknown: the daily quota resets at midnight UTC [doc]
+    until, _ = pause_for(RateLimited("q", daily=True, **common), now) or (0.0, "")
+    assert until == datetime(2026, 11, 25, tzinfo=UTC).timestamp()
+    # BUDG_001: the budget regenerates hourly
+    assert pause_for(BudgetExhausted("b", code="BUDG_001", status=402), now) == (
+        now + 3600, "BUDG_001 out of budget")
+    # a burst limit or a server error never pauses the schedule
+    assert pause_for(RateLimited("r", retry_after=5, code="RATE_001", status=429), now) is None
+    assert pause_for(ServerError("s", code="INTERNAL", status=500), now) is None
