@@ -141,12 +141,12 @@ def test_pause_rules() -> None:
     from impromptu_ops.jobs.heartbeat import pause_for
 
     now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC).timestamp()
-    common = {"code": "RATE_003", "status": 429}
     # X-RateLimit-Reset known (the client turns it into retry_after): wait exactly that long
-    assert pause_for(RateLimited("q", retry_after=600, daily=True, **common), now) == (
-        now + 600, "RATE_003 daily quota used")
+    quota = RateLimited("q", retry_after=600, daily=True, code="RATE_003", status=429)
+    assert pause_for(quota, now) == (now + 600, "RATE_003 daily quota used")
     # unknown: the daily quota resets at midnight UTC [doc]
-    until, _ = pause_for(RateLimited("q", daily=True, **common), now) or (0.0, "")
+    no_reset = RateLimited("q", daily=True, code="RATE_003", status=429)
+    until, _ = pause_for(no_reset, now) or (0.0, "")
     assert until == datetime(2026, 11, 25, tzinfo=UTC).timestamp()
     # BUDG_001: the budget regenerates hourly
     assert pause_for(BudgetExhausted("b", code="BUDG_001", status=402), now) == (
