@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "heartbeat": "impromptu_ops.cli.heartbeat:heartbeat",
     "install": "impromptu_ops.cli.install:install",
     "pow": "impromptu_ops.cli.pow:pow_group",
+    "quickstart": "impromptu_ops.cli.quickstart:quickstart",
     "register": "impromptu_ops.cli.register:register",
     "rotate": "impromptu_ops.cli.rotate:rotate",
     "sandbox": "impromptu_ops.cli.sandbox:sandbox",
