@@ -65,3 +65,11 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, needle: str) -
         load_settings(env={}, config_file=cfg)
     line = info.value.diagnostics()
     assert needle in line and "\n" not in line
+
+
+def test_paths_follow_the_env_given(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path / "h"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    s = load_settings(env=env, config_file=tmp_path / "none.toml")
+    assert s.paths.data_dir == tmp_path / "data" / "impromptu-ops"
+    assert s.paths.config_dir == tmp_path / "h" / ".config" / "impromptu-ops"
+    assert s.local_store_path == tmp_path / "data" / "impromptu-ops" / "secrets.store"

@@ -32,9 +32,20 @@ from impromptu_ops.secret import Secret
 MiB = 1024 * 1024
 
 
-def _xdg(var: str, fallback: str) -> Path:
-    base = os.environ.get(var) or str(Path.home() / fallback)
+def _xdg(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    base = env.get(var) or str(home / fallback)
     return Path(base) / "impromptu-ops"
+
+
+# The XDG variable behind each folder of PathSettings (read from the env given to
+# load_settings, not only from os.environ, so that a caller can describe another home).
+XDG_DEFAULTS = {
+    "config_dir": ("XDG_CONFIG_HOME", ".config"),
+    "data_dir": ("XDG_DATA_HOME", ".local/share"),
+    "state_dir": ("XDG_STATE_HOME", ".local/state"),
+}
 
 
 def _repo_policies() -> Path:
@@ -346,6 +357,8 @@ def load_settings(
             if src:
                 kwargs[f.name] = _coerce(key, hints[f.name], raw)
                 sources[key] = src
+            elif section == "paths" and f.name in XDG_DEFAULTS:
+                kwargs[f.name] = _xdg(*XDG_DEFAULTS[f.name], env)
         built[section] = cls(**kwargs)
     settings = Settings(**built, sources=sources)
     _validate(settings)
