@@ -315,7 +315,7 @@ def run_until_signalled(server: SandboxServer, ready: Callable[[str], None]) -> 
     try:
         server.start()
         ready(server.base_url)
-        while not stop.wait(0.5):
+        while not stop.wait(0.1):
             pass
     finally:
         server.stop()
