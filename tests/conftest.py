@@ -18,6 +18,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_chain",
     "tests.fixtures_gate",
     "tests.fixtures_jobs",
+    "tests.fixtures_raft",
     "tests.fixtures_sandbox",
     "tests.fixtures_vault",
 ]

@@ -47,6 +47,7 @@ class Bench:
     env: dict[str, str]
     agent_id: str = ""
     provisioning: str = ""
+    generation: int = 0
     _store: SecretStore | None = None
 
     # -- wiring ------------------------------------------------------------------------------
@@ -67,6 +68,12 @@ class Bench:
         return subprocess.run([sys.executable, "-m", "impromptu_ops.cli", *args],
                               capture_output=True, text=True, env=env, timeout=timeout,
                               check=False)
+
+    def repoint(self, env: dict[str, str]) -> None:
+        """Change the environment (e.g. the Vault address after a failover)."""
+        self.env.update(env)
+        self._store = None
+        self.generation += 1
 
     # -- the store ---------------------------------------------------------------------------
     def put(self, name: str, value: str) -> None:
@@ -167,7 +174,10 @@ class Watcher:
 
     def run(self) -> None:
         store = open_store(self.bench.settings())  # its own instance: no shared state
+        generation = self.bench.generation
         while not self._stop.is_set():
+            if generation != self.bench.generation:  # the bench was repointed
+                store, generation = open_store(self.bench.settings()), self.bench.generation
             try:
                 before = store.read(self.name).value("value").reveal()
                 ok = self._works(before)
@@ -175,6 +185,7 @@ class Watcher:
             except (OpsError, httpx.HTTPError) as exc:  # a torn read is not a verdict
                 if "not found" in str(exc).lower():
                     self.violations.append(f"{self.name} missing from the store")
+                self._stop.wait(0.1)
                 continue
             self.checks += 1
             if ok is False and before == after:
