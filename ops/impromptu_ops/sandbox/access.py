@@ -10,10 +10,10 @@ legacy ``/api/agent/...``) behind, in this order:
    with ``Retry-After``; then the per-agent daily quota (tier ``actions_per_day``, resets
    at midnight UTC of the simulated clock) -> 429 RATE_003 with ``X-RateLimit-Reset``.
 
-Counted responses, errors included, carry ``X-RateLimit-Limit/-Remaining/-Reset`` for the
-daily quota (the burst window's figures on a RATE_001). Uncounted routes (heartbeat) skip
-step 3 and carry no rate headers. Budgets are not checked here: a handler that costs
-something calls :func:`impromptu_ops.sandbox.accounts.spend`.
+Responses, errors included, carry ``X-RateLimit-Limit/-Remaining/-Reset`` for the daily
+quota (the burst window's figures on a RATE_001). Uncounted routes (heartbeat) skip step 3:
+their headers show the quota without using any of it. Budgets are not checked here: a
+handler that costs something calls :func:`impromptu_ops.sandbox.accounts.spend`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,20 @@ def _daily_headers(limit: int, used: int, reset: float) -> dict[str, str]:
             "X-RateLimit-Reset": str(int(reset))}
 
 
+def _today(agent: dict[str, Any], now: float) -> dict[str, Any]:
+    daily: dict[str, Any] = agent.setdefault("daily", {"day": "", "used": 0})
+    if daily.get("day") != utc_day(now):
+        daily.update(day=utc_day(now), used=0)
+    return daily
+
+
+def quota_headers(state: State, agent: dict[str, Any]) -> dict[str, str]:
+    """The daily quota's headers, without using any of it."""
+    now = state.now()
+    return _daily_headers(contract.TIERS[agent["tier"]].actions_per_day,
+                          _today(agent, now)["used"], next_midnight(now))
+
+
 def count_request(state: State, agent: dict[str, Any], key_id: str) -> dict[str, str]:
     """Apply the burst limit and the daily quota; return the rate-limit headers.
 
@@ -95,9 +109,7 @@ def count_request(state: State, agent: dict[str, Any], key_id: str) -> dict[str,
                                 "X-RateLimit-Reset": str(math.ceil(state.now() + wait))})
     now = state.now()
     reset = next_midnight(now)
-    daily = agent.setdefault("daily", {"day": "", "used": 0})
-    if daily.get("day") != utc_day(now):
-        daily.update(day=utc_day(now), used=0)
+    daily = _today(agent, now)
     if daily["used"] >= tier.actions_per_day:
         headers = _daily_headers(tier.actions_per_day, daily["used"], reset)
         headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
@@ -114,9 +126,10 @@ def guarded(state: State, handler: Handler, *, counted: bool = True,
 
     def run(req: Request) -> Response:
         agent = authenticate(state, req, allow_pending=allow_pending)
-        headers: dict[str, str] = {}
         if counted:
             headers = count_request(state, agent, req.key_id)
+        else:
+            headers = quota_headers(state, agent)
         try:
             resp = handler(req)
         except ApiError as exc:
