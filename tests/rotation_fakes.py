@@ -260,6 +260,9 @@ class FakeProvider:
     def delete(self, key_id: str) -> None:
         self.w.op(f"delete {key_id}", lambda: self._set(key_id, deleted=True))
 
+    def close(self) -> None:
+        pass
+
 
 def forget_test_secrets() -> None:
     """Reset the process redactor: thousands of fake keys across Hypothesis examples would

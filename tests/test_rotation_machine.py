@@ -29,7 +29,8 @@ def rotator(w: World, tmp: Path, *, idempotent: bool = False, grace: float = 0.0
             on_boundary: object = None) -> Rotator:
     return Rotator(FakeProvider(w, idempotent_create=idempotent), MemoryStore(w),
                    audit=AuditLog(tmp / "audit.jsonl"), lock_path=tmp / "rotate.lock",
-                   grace_seconds=grace, on_boundary=on_boundary)  # type: ignore[arg-type]
+                   grace_seconds=grace, on_boundary=on_boundary,  # type: ignore[arg-type]
+                   sleep=lambda _s: None)
 
 
 def settle(w: World, tmp: Path, first: str, *, idempotent: bool) -> list[int]:

@@ -34,6 +34,7 @@ import logging
 import os
 import secrets as pysecrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,7 @@ from impromptu_ops.errors import (
     SecretNotFound,
     ServerError,
     StoreError,
+    StoreUnavailable,
     TransportError,
 )
 from impromptu_ops.locks import ProcessLock
@@ -140,6 +142,8 @@ class Rotator:
         clock: the current time (injected for tests).
         owner: this run's identity in the record (default ``host:pid:nonce``).
         on_boundary: called at every step boundary after the crash hook (tests).
+        sleep: waits between store retries (injected for tests).
+        store_retry_delays: waits before re-writing a key after ``StoreUnavailable``.
     """
 
     def __init__(
@@ -155,6 +159,8 @@ class Rotator:
         clock: Callable[[], datetime] | None = None,
         owner: str | None = None,
         on_boundary: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        store_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
     ) -> None:
         self.provider = provider
         self.records = RecordStore(store)
@@ -166,6 +172,8 @@ class Rotator:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.owner = owner or default_owner()
         self.on_boundary = on_boundary
+        self.sleep = sleep
+        self.store_retry_delays = store_retry_delays
         self._rec: RotationRecord | None = None
         self._ver = 0
 
@@ -467,7 +475,19 @@ class Rotator:
 
     def _write_checked(self, name: str, value: Secret, meta: dict[str, str], fp: str,
                        cas: int | None = None) -> int:
-        """Write a key secret; an ambiguous failure is settled by reading back."""
+        """Write a key secret, waiting out a brief outage (a Vault leader election): the
+        value may exist only in this process. An ambiguous failure is settled by reading
+        back."""
+        for delay in self.store_retry_delays:
+            try:
+                return self._write_once(name, value, meta, fp, cas)
+            except StoreUnavailable as exc:
+                self._log("store-retry", name=name, error=exc.diagnostics())
+                self.sleep(delay)
+        return self._write_once(name, value, meta, fp, cas)
+
+    def _write_once(self, name: str, value: Secret, meta: dict[str, str], fp: str,
+                    cas: int | None) -> int:
         if cas is None:
             cas = self.records.current_version(name)
         try:

@@ -115,3 +115,7 @@ class Provider(Protocol):
     def delete(self, key_id: str) -> None:
         """Delete or revoke a key for good; a key already gone is success."""
         ...
+
+    def close(self) -> None:
+        """Release connections (called once the run is over)."""
+        ...

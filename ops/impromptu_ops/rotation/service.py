@@ -115,15 +115,15 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
 
         store = open_store(settings)
     rotator = build_rotator(settings, provider, store=store, grace=grace)
-    if if_due:
-        reason = due_reason(settings, provider, store)
-        if reason is None:
-            return Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is not due for "
-                           "rotation (policies/rotation.toml)")
     try:
+        if if_due and due_reason(settings, provider, store) is None:
+            return Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is not due for "
+                           "rotation (policies/rotation.toml)", state="not-due")
         return rotator.start(dry_run=dry_run)
     except RotationUnsupported as exc:
         return Outcome(EXIT_DONE, provider, exc.message, state="unsupported")
+    finally:
+        rotator.provider.close()
 
 
 def due_reason(settings: Settings, provider: str, store: SecretStore) -> str | None:
@@ -157,7 +157,11 @@ def resume(settings: Settings, provider: str | None = None, *, force: bool = Fal
     outcomes = []
     for name in names:
         try:
-            outcomes.append(build_rotator(settings, name, store=store).resume(force=force))
+            rotator = build_rotator(settings, name, store=store)
+            try:
+                outcomes.append(rotator.resume(force=force))
+            finally:
+                rotator.provider.close()
         except OpsError as exc:
             code = EXIT_BUSY if exc.exit_code == EXIT_BUSY else EXIT_FAILED_SAFE
             outcomes.append(Outcome(code, name, exc.diagnostics()))
@@ -179,7 +183,11 @@ def rollback(settings: Settings, provider: str | None = None, *, force: bool = F
             raise ConfigError("several rotations are unfinished: name one",
                               hint="rotate rollback " + " | ".join(active))
         provider = active[0]
-    return build_rotator(settings, provider, store=store).rollback(force=force)
+    rotator = build_rotator(settings, provider, store=store)
+    try:
+        return rotator.rollback(force=force)
+    finally:
+        rotator.provider.close()
 
 
 def status(settings: Settings, provider: str | None = None, *,

@@ -109,3 +109,6 @@ class ImpromptuProvider:
         # NotFound: already revoked or gone, which is the goal
         with self._platform(self._current()) as client, contextlib.suppress(NotFoundError):
             client.keys_revoke(key_id)
+
+    def close(self) -> None:
+        """Nothing is kept open between calls."""

@@ -74,9 +74,22 @@ class OpenRouterProvider:
         self._openrouter = openrouter or (
             lambda key: OpenRouterClient(settings.openrouter_url, key, settings=settings))
         self._platform = platform or (lambda key: PlatformClient(settings, key))
+        self._prov: OpenRouterClient | None = None
+        self._agent: PlatformClient | None = None
 
-    def _provisioning(self) -> OpenRouterClient:
-        return self._openrouter(_read(self.store, PROVISIONING_SECRET, "manage OpenRouter keys"))
+    def _provisioning(self) -> contextlib.AbstractContextManager[OpenRouterClient]:
+        # One client for the whole run (building one costs ~50 ms); closed by close().
+        if self._prov is None:
+            self._prov = self._openrouter(
+                _read(self.store, PROVISIONING_SECRET, "manage OpenRouter keys"))
+        return contextlib.nullcontext(self._prov)
+
+    def close(self) -> None:
+        """Close the HTTP clients this provider kept open."""
+        for client in (self._prov, self._agent):
+            if client is not None:
+                client.close()
+        self._prov = self._agent = None
 
     def _listed(self) -> list[ProvisionedKey]:
         with self._provisioning() as client:
@@ -108,8 +121,10 @@ class OpenRouterProvider:
     def activate(self, value: Secret) -> None:
         if not self.byok:
             return
-        agent_key = _read(self.store, AGENT_SECRET, "hand the key to the platform (BYOK)")
-        with self._platform(agent_key) as client:
+        if self._agent is None:
+            self._agent = self._platform(
+                _read(self.store, AGENT_SECRET, "hand the key to the platform (BYOK)"))
+        with contextlib.nullcontext(self._agent) as client:
             put = client.credentials_put(BYOK_PROVIDER, value)
             cred_id = put.raw.get("id")
             listed = client.credentials_list().credentials

@@ -177,3 +177,6 @@ class VaultSecretIdProvider:
                                      {"secret_id_accessor": key_id})
         if status >= 400 and status not in (400, 404):  # 400/404: no such accessor: gone
             raise OpsError(f"Vault could not destroy secret_id accessor {key_id}: HTTP {status}")
+
+    def close(self) -> None:
+        """Nothing is kept open between calls."""
