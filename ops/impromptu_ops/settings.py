@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from impromptu_ops import contract
 from impromptu_ops.errors import ConfigError
@@ -365,8 +366,38 @@ def load_settings(
     return settings
 
 
+# URLs whose path or query works as a credential: a provider's RPC URL carries its API key
+# in the path (``.../v2/<key>``), a healthchecks ping URL is itself the token.
+CREDENTIAL_URLS = frozenset({"chain.rpc_url", "jobs.ping_url"})
+
+
+def mask_url(url: str, *, path: bool) -> str:
+    """A URL fit to show: user info always masked; path and query too when ``path``.
+
+    ``https://base-mainnet.example/v2/KEY`` -> ``https://base-mainnet.example/****``.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "****"
+    if not parts.scheme or not parts.netloc:
+        return "****" if path else url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = ("****@" if "@" in parts.netloc else "") + host + (f":{port}" if port else "")
+    if path:
+        hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+        return f"{parts.scheme}://{netloc}" + ("/****" if hidden else parts.path)
+    if "@" not in parts.netloc:
+        return url
+    rest = url.split(parts.netloc, 1)[1]
+    return f"{parts.scheme}://{netloc}{rest}"
+
+
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
-    """Rows ``(key, shown value, source)`` for ``config show``; secrets are masked."""
+    """Rows ``(key, shown value, source)`` for ``config show``; secrets are masked, and so
+    are URL paths that carry credentials (:data:`CREDENTIAL_URLS`) and URL user info."""
     rows: list[tuple[str, str, str]] = []
     for section in SECTIONS:
         obj = getattr(settings, section)
@@ -374,6 +405,8 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             key = f"{section}.{f.name}"
             value = getattr(obj, f.name)
             shown = "(unset)" if value is None or value == "" else str(value)
+            if isinstance(value, str) and value and ("://" in value or key in CREDENTIAL_URLS):
+                shown = mask_url(value, path=key in CREDENTIAL_URLS)
             rows.append((key, shown, settings.sources.get(key, "default")))
     rows.append(("(derived) store backend", settings.store_backend, "derived"))
     rows.append(("(derived) local store", str(settings.local_store_path), "derived"))
