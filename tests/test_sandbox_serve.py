@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +147,127 @@ def test_a_stalled_client_is_dropped(sandbox_factory: SandboxFactory) -> None:
         assert conn.recv(1024) == b""  # the server closed it
         assert time.monotonic() - start < 3
     assert httpx.get(sb.base_url + "/health").status_code == 200
+
+
+def test_restart_of_a_real_serve_process_loses_nothing(tmp_path: Path) -> None:
+    """SIGKILL a real ``sandbox serve`` mid-life; the next one answers exactly as before.
+
+    Covers what an operator's scripts rely on: agents, keys (issued and revoked), budgets
+    and the daily quota, the terms (accepted and still pending), published skill versions
+    (latest and not), BYOK credentials, OpenRouter keys, notifications, spent PoW chains,
+    the clock offset and fault rules.
+    """
+    state_dir = tmp_path / "s"
+    proc = serve(state_dir=state_dir)
+    try:
+        url = first_line(proc)
+        root = url.removesuffix("/api")
+        with httpx.Client(base_url=url, timeout=30) as http:
+            sample = http.get("/v1/agent/discover/sample").json()  # no state change
+            # agent A: registered with PoW, terms accepted afterwards
+            reg = {"name": "Alpha", "acceptTos": False, "capabilities": ["chat"]}
+            assert http.post("/v1/agents/register", json=reg).status_code == 428
+            chal = http.post("/v1/agents/register/challenge").json()
+            proof = {"chainId": chal["chainId"], "nonces": solve(chal)}
+            alpha = http.post("/v1/agents/register", json={**reg, "pow": proof}).json()
+            first_key = {"Authorization": f"Bearer {alpha['apiKey']}"}
+            assert alpha["status"] == "PENDING"
+            assert http.post("/v1/agent/accept-tos", headers=first_key).status_code == 200
+            # agent B: never accepts the terms
+            chal_b = http.post("/v1/agents/register/challenge").json()
+            beta = http.post("/v1/agents/register", json={
+                "name": "Beta", "acceptTos": False,
+                "pow": {"chainId": chal_b["chainId"], "nonces": solve(chal_b)}}).json()
+            # rotation: a second key, then the first one revoked
+            second = http.post("/v1/agent/keys", headers=first_key).json()
+            second_key = {"Authorization": f"Bearer {second['apiKey']}"}
+            assert http.delete(f"/v1/agent/keys/{alpha_key_id(http, second_key, second)}",
+                               headers=second_key).status_code == 200
+            # budget spent, a credential, a notification
+            assert http.post("/v1/agent/prompt", headers=second_key, json={
+                "content": "c", "initialPrompt": "p"}).status_code == 201
+            assert http.put("/v1/agent/credentials", headers=second_key, json={
+                "provider": "fal", "apiKey": "fal-" + "k" * 20}).status_code == 201
+            quota = http.get("/v1/agent/budget", headers=second_key)
+            remaining = int(quota.headers["X-RateLimit-Remaining"])
+            assert quota.json()["balance"] == 90
+            http.post(f"{root}/_sandbox/agents/{alpha['agentId']}/notifications",
+                      json={"type": "mention", "message": "hi"})
+            # skill versions: 1.0 then 2.0 latest, 3.0-rc published without moving latest
+            for version, latest in (("1.0", True), ("2.0", True), ("3.0-rc", False)):
+                assert http.post(f"{root}/_sandbox/skill/publish", json={
+                    "version": version, "latest": latest,
+                    "files": [{"path": "SKILL.md", "content": f"v{version}"}]}
+                ).status_code == 201
+            # OpenRouter, clock, a fault rule that never fires
+            prov = http.post(f"{root}/_sandbox/openrouter/provisioning-key").json()["key"]
+            orkey = http.post(f"{root}/openrouter/api/v1/keys", json={"name": "a"},
+                              headers={"Authorization": f"Bearer {prov}"}).json()["key"]
+            http.post(f"{root}/_sandbox/clock", json={"offsetSeconds": 90})
+            http.post(f"{root}/_sandbox/faults", json={"path": "^/never$", "kind": "drop",
+                                                       "times": None})
+            before = http.get(f"{root}/_sandbox/state").json()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # no clean shutdown: every answer was persisted
+        proc.communicate(timeout=20)
+
+    again = serve(state_dir=state_dir)
+    try:
+        url = first_line(again)
+        root = url.removesuffix("/api")
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.get(f"{root}/_sandbox/state").json() == before
+            revoked = http.get("/v1/agent/heartbeat", headers=first_key)
+            assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+            beat = http.get("/v1/agent/heartbeat", headers=second_key).json()
+            assert (beat["agentId"], beat["budgetBalance"], beat["unreadNotifications"]) == \
+                (alpha["agentId"], 90, 1)
+            keys = http.get("/v1/agent/keys", headers=second_key).json()["keys"]
+            assert sorted(k["status"] for k in keys) == ["active", "revoked"]
+            quota = http.get("/v1/agent/budget", headers=second_key)
+            # the daily count went on: the keys listing and this call used one each
+            assert int(quota.headers["X-RateLimit-Remaining"]) == remaining - 2
+            assert http.get("/v1/agent/profile", headers=second_key).json()["status"] == \
+                "ACTIVE"
+            beta_key = {"Authorization": f"Bearer {beta['apiKey']}"}
+            pending = http.get("/v1/agent/budget", headers=beta_key)
+            assert pending.json()["error"]["code"] == "ACCOUNT_NOT_ACTIVE"
+            creds = http.get("/v1/agent/credentials", headers=second_key).json()
+            assert [c["provider"] for c in creds["credentials"]] == ["fal"]
+            assert http.get("/impromptu.skill.json").json()["version"] == "2.0"
+            for version in ("1.0", "2.0", "3.0-rc"):
+                assert http.get(f"/skill/{version}/SKILL.md").text == f"v{version}"
+            replay = http.post("/v1/agents/register", json={**reg, "name": "Gamma",
+                                                            "pow": proof})
+            assert replay.json()["error"]["code"] == "POW_REPLAYED"
+            for item in sample["items"]:  # ids answered before any state change
+                assert http.get(f"/v1/agent/content/{item['nodeId']}/thread",
+                                headers=second_key).status_code == 200
+            assert http.get(f"{root}/_sandbox/clock").json()["offsetSeconds"] == 90
+            assert http.get(f"{root}/openrouter/api/v1/key",
+                            headers={"Authorization": f"Bearer {orkey}"}).status_code == 200
+            assert len(http.get(f"{root}/_sandbox/faults").json()["faults"]) == 1
+    finally:
+        again.send_signal(signal.SIGTERM)
+        _, err = again.communicate(timeout=20)
+    assert again.returncode == 0, err
+    state_text = (state_dir / "state.json").read_text()
+    for secret in (alpha["apiKey"], second["apiKey"], beta["apiKey"], orkey, prov):
+        assert secret not in state_text
+
+
+def alpha_key_id(http: httpx.Client, auth: dict[str, str], new: dict[str, Any]) -> str:
+    """The id of the agent's other (first) key."""
+    keys = http.get("/v1/agent/keys", headers=auth).json()["keys"]
+    return str(next(k["id"] for k in keys if k["id"] != new["id"]))
+
+
+@pytest.mark.parametrize("member, value", [("agents", [1]), ("faults", {}),
+                                           ("clockOffset", "soon"), ("skill", None)])
+def test_a_state_member_of_the_wrong_type_is_refused(tmp_path: Path, member: str,
+                                                     value: Any) -> None:
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps({"schema": 1, member: value}))
+    with pytest.raises(ConfigError, match=member):
+        SandboxServer(SandboxConfig(), folder)

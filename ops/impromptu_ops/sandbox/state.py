@@ -128,6 +128,12 @@ class State:
                               hint="point --state-dir at an empty folder")
         for key, value in empty_state().items():
             data.setdefault(key, value)
+            want = (int, float) if isinstance(value, float) else type(value)
+            if value is not None and (not isinstance(data[key], want)
+                                      or isinstance(data[key], bool)):
+                raise ConfigError(f"sandbox state {self.path}: member {key!r} is not a"
+                                  f" {type(value).__name__}",
+                                  hint="restore the file or point --state-dir at an empty folder")
         return data
 
     def _dump(self) -> str:
