@@ -1,8 +1,10 @@
 """Benchmark: the registration PoW at the documented 128 MiB, ours against the alternatives.
 
-Prints figures; it is not a timed test. Run: ``.venv/bin/python bench/pow.py`` (~8 min on
-2 cores; ``--quick`` for a smaller set, ``--noble-full`` to also solve the t=3 challenge
-with node instead of projecting it).
+Prints figures; it is not a timed test. Full run, on a quiet machine:
+``.venv/bin/python bench/pow.py`` (about 18 min on 2 cores, 11 of them node's sequential
+searches). ``--noble-project`` projects node's t=3 time from its measured rate instead of
+solving (about 10 min). Smoke test of the script itself (seconds, figures meaningless):
+``.venv/bin/python bench/pow.py --quick --memory-mib 4 --rate-seconds 0.3 --reps 1``.
 
 The challenge set: 128 MiB, parallelism 1, 32-byte output, iterations 1 and 3; for each, one
 challenge of 10 rounds whose difficulties run 2, 2, 3, 3, ... 6, 6 bits (fixed salts and
@@ -15,11 +17,14 @@ chain ids, so every run and every solver faces the same work). Solvers:
   ``.cache/noble``), also a sequential search.
 
 Sequential searches find the smallest solving nonce of each round, so they all compute the
-same number of hashes: node's t=3 time is projected from that exact count and node's
-measured t=3 rate, unless ``--noble-full``. Also printed: each library's raw rate at 1 and
-at all threads, and the memory-bandwidth bound (bytes touched per hash x hashes/s against
-a measured copy bandwidth). Argon2 touches about 3 KiB per 1 KiB block per pass (reads the
-previous and a reference block, writes one), so ``3 x memory x iterations`` per hash.
+same number of hashes (node's nonces are checked against argon2-cffi's: identical digests).
+With ``--noble-project`` (implied by ``--quick``) node's t=3 time is projected from that
+exact count and node's measured t=3 rate, and marked "(projected)".
+
+Also printed: each library's raw rate at 1 and at all threads, and the memory-bandwidth
+bound (bytes touched per hash x hashes/s against a measured copy bandwidth). Argon2 touches
+about 3 KiB per 1 KiB block per pass (reads the previous and a reference block, writes
+one), so ``3 x memory x iterations`` per hash.
 """
 
 from __future__ import annotations
@@ -224,9 +229,10 @@ def show(rows: Sequence[tuple[str, ...]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="difficulties 2-4 only")
-    parser.add_argument("--noble-full", action="store_true",
-                        help="solve the t=3 challenge with node too (adds ~8 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="difficulties 2-4 only, node's t=3 time projected")
+    parser.add_argument("--noble-project", action="store_true",
+                        help="project node's t=3 solve time from its rate (saves ~8 min)")
     parser.add_argument("--rate-seconds", type=float, default=2.0,
                         help="length of one rate-measurement slice")
     parser.add_argument("--reps", type=int, default=3,
@@ -239,6 +245,7 @@ def main() -> None:
     MEMORY_KIB = args.memory_mib * 1024
     cores = os.cpu_count() or 1
     difficulties = [2, 3, 4] if args.quick else [2, 3, 4, 5, 6]
+    print(f"date: {datetime.now(UTC).isoformat(timespec='seconds')}")
     print(f"load average before: {os.getloadavg()[0]:.2f} (other work on the machine skews "
           "every figure)")
     print(f"PoW benchmark: {cores} cores, {args.memory_mib} MiB, p=1, 32-byte output, 10 rounds of "
@@ -283,7 +290,7 @@ def main() -> None:
         runs.append(cffi)
         job = {"chainId": challenge.chain_id, "params": challenge.to_json()["params"],
                "rounds": challenge.to_json()["rounds"]}
-        if iterations == 1 or args.noble_full:
+        if iterations == 1 or not (args.noble_project or args.quick):
             got = noble(script, {"mode": "solve", **job})
             assert tuple(got["nonces"]) == cffi_nonces, "node found other nonces: digests differ"
             runs.append(Run(f"@noble/hashes {NOBLE_VERSION} x1 (node)", got["hashes"],
