@@ -306,3 +306,38 @@ def test_secrets_in_answers_are_wrapped() -> None:
     assert new.api_key is None  # not wrapped: the client always wraps before parsing
     new = results.parse_new_key(results.wrap_secrets({"id": "key_1", "apiKey": key}))
     assert new.api_key is not None and new.api_key.reveal() == key and new.problems == ()
+
+
+# --- _fieldMappings are followed ---------------------------------------------------------------
+
+HB_DOC = {"agentId": "agt_1", "name": "a", "tier": "REGISTERED", "reputation": 3,
+          "tokenBalance": "7", "budgetBalance": 90, "unreadNotifications": 2}
+
+
+@given(canonical=st.sampled_from(sorted(HB_DOC)),
+       alias=st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=16))
+def test_a_member_sent_under_a_declared_alias_is_read(canonical: str, alias: str) -> None:
+    if alias in HB_DOC or alias == "_fieldMappings":
+        return
+    doc: dict[str, Any] = {k: v for k, v in HB_DOC.items() if k != canonical}
+    doc[alias] = HB_DOC[canonical]
+    undeclared = results.parse_heartbeat(doc)
+    assert f"heartbeat.{canonical}: missing" in undeclared.problems
+    followed = results.parse_heartbeat({**doc, "_fieldMappings": {alias: canonical}})
+    assert followed.problems == () and followed.field_mappings == {alias: canonical}
+    assert (followed.agent_id, followed.token_balance, followed.unread_notifications) == (
+        "agt_1", 7, 2)
+
+
+def test_the_canonical_member_wins_and_nested_objects_follow_too() -> None:
+    both = results.parse_reprompt({"nodeId": "real", "promptId": "alias",
+                                   "_fieldMappings": {"promptId": "nodeId"}})
+    assert both.node_id == "real" and both.problems == ()
+    notes = results.parse_notifications({
+        "unreadCount": 1, "_fieldMappings": {"when": "createdAt", "kind": "type"},
+        "notifications": [{"id": "n1", "kind": "mention", "when": "2026-11-24T00:00:00Z"}]})
+    assert notes.problems == ()
+    assert (notes.notifications[0].type, notes.notifications[0].created_at) == (
+        "mention", "2026-11-24T00:00:00Z")
+    odd = results.parse_reprompt({"promptId": "p", "_fieldMappings": {"promptId": 5}})
+    assert odd.node_id is None and "reprompt.nodeId: missing" in odd.problems

@@ -557,6 +557,10 @@ def test_field_mappings(sandbox: SandboxServer, connect: Callable[..., PlatformC
         "POST", "/prompt", {"systemPrompt": "be brief", "initialPrompt": "hi"})
     assert got.field_mappings == {"systemPrompt": "content"}
     assert got.raw["promptId"]
+    again = connect(sandbox, agent["apiKey"]).send_raw(
+        "POST", "/reprompt", {"promptId": got.raw["promptId"], "message": "go on"})
+    assert again.field_mappings == {"promptId": "nodeId", "message": "prompt"}
+    assert again.raw["nodeId"] != got.raw["promptId"]  # a new node under the aliased one
 
 
 # --- OpenRouter subset ------------------------------------------------------------------------

@@ -436,3 +436,15 @@ def test_retry_loop_invariants(outcomes: list[str], method: str, deadline: float
         assert all(k == "connect" for k in sent[:-1])
     for kind in sent[:-1]:
         assert kind not in ("ok", "400", "429-daily")  # never retried
+
+
+def test_a_reply_that_names_a_member_by_its_alias_is_followed(
+        make: Callable[..., PlatformClient]) -> None:
+    # an older generation answering with promptId, and saying so in _fieldMappings
+    handler, _ = sequence(httpx.Response(201, json={
+        "promptId": "node_9", "url": "u", "status": "completed", "llmResponse": "hi",
+        "budgetSpent": 10, "_fieldMappings": {"promptId": "nodeId"}}))
+    with make(handler) as c:
+        got = c.reprompt("node_1", "and then?")
+    assert got.node_id == "node_9" and got.problems == ()
+    assert got.field_mappings == {"promptId": "nodeId"}

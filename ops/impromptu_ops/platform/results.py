@@ -3,8 +3,10 @@
 Each result is a frozen dataclass with ``raw`` (the JSON object as received, secrets
 wrapped), ``problems`` (what was missing, null or of the wrong type: the heartbeat job
 reports these instead of crashing) and ``field_mappings`` (the server's ``_fieldMappings``,
-``{alias: canonical}``). A parser never raises on a bad member; only a body that is not a
-JSON object at all is recorded as the problem ``"body: not an object"``.
+``{alias: canonical}``, which the parsers also follow: a member the server sends under an
+alias it names there is read as the canonical one). A parser never raises on a bad
+member; only a body that is not a JSON object at all is recorded as the problem
+``"body: not an object"``.
 
 Wallet and ledger amounts are strings of base units [ours] and become ``int``; a float or a
 non-integer string is a problem, never silently rounded. Secret-bearing members
@@ -44,13 +46,20 @@ def wrap_secrets(value: Any, depth: int = 0) -> Any:
 class Reader:
     """Reads members of one JSON object, recording each problem instead of raising.
 
+    The server's ``_fieldMappings`` (``{alias: canonical}``) is followed: a member asked for
+    by its canonical name but sent under the alias is read from the alias. The mappings of
+    the top-level object apply to the objects nested in it as well.
+
     Args:
         raw: the value to read (anything; a non-object is itself a problem).
         where: a label for problems (``heartbeat``, ``notifications[3]``).
         problems: a shared list to append to (nested readers share their parent's).
+        aliases: ``{canonical: alias}`` inherited from a parent reader; by default taken
+            from this object's own ``_fieldMappings``.
     """
 
-    def __init__(self, raw: Any, where: str, problems: list[str] | None = None) -> None:
+    def __init__(self, raw: Any, where: str, problems: list[str] | None = None,
+                 aliases: Mapping[str, str] | None = None) -> None:
         self.where = where
         self.problems = problems if problems is not None else []
         if isinstance(raw, dict):
@@ -58,8 +67,16 @@ class Reader:
         else:
             self.raw = {}
             self.problems.append(f"{where}: not an object")
+        if aliases is None:
+            inverse: dict[str, str] = {}
+            for alias, canonical in self.field_mappings().items():
+                inverse.setdefault(canonical, alias)
+            aliases = inverse
+        self.aliases: Mapping[str, str] = aliases
 
     def _get(self, key: str, required: bool) -> Any:
+        if key not in self.raw and self.aliases.get(key) in self.raw:
+            key = self.aliases[key]  # the server said it names this member differently
         value = self.raw.get(key)
         if value is None and required:
             self.problems.append(f"{self.where}.{key}: missing" if key not in self.raw
@@ -130,11 +147,11 @@ class Reader:
     def obj(self, key: str, required: bool = True) -> Reader:
         value = self._get(key, required)
         if value is None:
-            return Reader({}, f"{self.where}.{key}", [])  # absence already recorded
-        return Reader(value, f"{self.where}.{key}", self.problems)
+            return Reader({}, f"{self.where}.{key}", [], self.aliases)  # absence recorded
+        return Reader(value, f"{self.where}.{key}", self.problems, self.aliases)
 
     def items(self, key: str, required: bool = True) -> list[Reader]:
-        return [Reader(v, f"{self.where}.{key}[{i}]", self.problems)
+        return [Reader(v, f"{self.where}.{key}[{i}]", self.problems, self.aliases)
                 for i, v in enumerate(self.array(key, required))]
 
     def field_mappings(self) -> dict[str, str]:
