@@ -94,3 +94,88 @@ def test_could_not_check_exits_3(configured: dict[str, Any], monkeypatch: pytest
     assert run(["earnings", "reconcile", "--since", "yesterday"]) == 3
     assert run(["earnings", "reconcile", "--from-block", "1", "--since", "2026-01-01"]) == 3
     assert run(["earnings", "reconcile", "--bogus"]) == 3
+
+
+def _reconcile_process(*, tty: bool, extra: tuple[str, ...] = ()) -> tuple[int, str, str]:
+    """Run the command as a new operator would: a separate process, stderr on a pty or not."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "impromptu_ops.cli", "earnings", "reconcile", *extra]
+    if not tty:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+                              env=dict(os.environ))
+        return proc.returncode, proc.stdout, proc.stderr
+    leader, follower = pty.openpty()
+    try:
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower,
+                              env={**os.environ, "COLUMNS": "100"}) as child:
+            os.close(follower)
+            chunks: list[bytes] = []
+            while True:
+                try:
+                    data = os.read(leader, 4096)
+                except OSError:  # EIO: the child closed the pty
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            stdout = child.stdout.read().decode() if child.stdout is not None else ""
+            code = child.wait(60)
+    finally:
+        os.close(leader)
+    return code, stdout, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_tty_only(configured: dict[str, Any], anvil: Anvil) -> None:
+    scenario(configured, "clean")
+    from impromptu_ops.chain.rpc import JsonRpcClient
+    with JsonRpcClient(anvil.url) as rpc:
+        rpc.request("anvil_mine", ["0x40"])  # some blocks to scan
+    code, out, err = _reconcile_process(tty=True, extra=("--format", "json"))
+    assert code == 0, err
+    assert "scanning blocks" in err  # the bar, on the terminal (stderr)
+    assert "scanning blocks" not in out and json.loads(out)["reconciled"] is True
+    code, out, err = _reconcile_process(tty=False, extra=("--format", "json"))
+    assert code == 0 and err == ""  # a pipe or a log file gets no bar
+    assert json.loads(out)["reconciled"] is True
+
+
+def test_bad_output_paths_fail_in_one_line(configured: dict[str, Any], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    scenario(configured, "clean")
+    missing = tmp_path / "no" / "such" / "r.json"
+    assert run(["earnings", "reconcile", "--output", str(missing)]) == 3
+    err = capsys.readouterr().err
+    assert "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()  # a typo creates no folder
+    from types import SimpleNamespace
+
+    from impromptu_ops.reconcile import render
+
+    def refuse(path: Path, text: str, mode: int = 0o600) -> None:
+        raise PermissionError(13, "Permission denied")
+    # as a read-only folder would (the tests may run as root, who writes anywhere); only the
+    # report writer's view of atomic is replaced, the sandbox in this process keeps its own
+    monkeypatch.setattr(render, "atomic", SimpleNamespace(write_text=refuse))
+    assert run(["earnings", "reconcile", "--output", str(tmp_path / "r.json")]) == 3
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Permission denied" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_bug_of_ours_is_could_not_check_not_70(configured: dict[str, Any],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from impromptu_ops.reconcile import service
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("boom")
+    monkeypatch.setattr(service, "run_reconciliation", broken)
+    assert run(["earnings", "reconcile"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("impromptu-ops: UNKNOWN: could not reconcile: internal error")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -83,7 +83,8 @@ def earnings() -> None:
               default="table", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the report to this file (atomically) instead of stdout.")
-@click.option("--rpc-url", help="Chain JSON-RPC URL (default: chain.rpc_url).")
+@click.option("--rpc-url", help="Chain JSON-RPC URL (default: chain.rpc_url). A URL that "
+              "carries a provider key belongs in the config or IMPROMPTU_CHAIN_RPC, not argv.")
 @click.option("--wallet", help="The agent's wallet address (default: chain.wallet_address).")
 @pass_app
 @click.pass_context
@@ -104,6 +105,8 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
                     since=_since(ctx, since))
     progress = _Progress() if sys.stderr.isatty() else None
     try:
+        if output is not None:
+            render.check_output(output)  # before a long scan, not after it
         settings = app.settings(chain__rpc_url=rpc_url, chain__wallet_address=wallet)
         report = run_reconciliation(settings, window, progress=progress)
         if output is not None:
@@ -114,11 +117,15 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
             click.echo(render.render(report, fmt), nl=False)
         else:
             out(render.render(report, fmt), nl=False)
-    except OpsError as exc:
+    except Exception as exc:  # "could not check" is this command's exit 3, bugs too
         if progress is not None:
             progress.close()  # end the bar's line before the message
             progress = None
-        err(f"impromptu-ops: UNKNOWN: could not reconcile: {exc.diagnostics()}")
+        why = exc.diagnostics() if isinstance(exc, OpsError) else \
+            f"internal error: {type(exc).__name__}: {exc} (run again with --debug for details)"
+        if app.debug and not isinstance(exc, OpsError):
+            raise  # main prints the redacted traceback
+        err(f"impromptu-ops: UNKNOWN: could not reconcile: {why}")
         ctx.exit(EXIT_UNKNOWN)
     finally:
         if progress is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from impromptu_ops import atomic, contract
 from impromptu_ops.chain.erc20 import format_units
+from impromptu_ops.errors import InputError
 from impromptu_ops.reconcile.model import Report
 
 FORMATS = ("table", "json", "csv", "html")
@@ -219,9 +220,30 @@ final up to {e(str(c.get('finalBlock')))} ({e(str(c.get('finalSource')))}); gene
 """
 
 
+def check_output(path: Path) -> None:
+    """Refuse, before any work, an output path whose folder does not exist (a typo must not
+    create folders) or that is a folder.
+
+    Raises:
+        InputError: the path cannot take the report.
+    """
+    if path.is_dir():
+        raise InputError(f"--output {path} is a folder")
+    if not path.parent.is_dir():
+        raise InputError(f"--output {path}: folder {path.parent} does not exist")
+
+
 def write_report(report: Report, fmt: str, path: Path) -> None:
-    """Write the report to ``path`` atomically (temp file, fsync, rename), mode 0600."""
-    atomic.write_text(path, render(report, fmt))
+    """Write the report to ``path`` atomically (temp file, fsync, rename), mode 0600.
+
+    Raises:
+        InputError: the folder is missing or the file cannot be written.
+    """
+    check_output(path)
+    try:
+        atomic.write_text(path, render(report, fmt))
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
 
 
 def render(report: Report, fmt: str) -> str:
