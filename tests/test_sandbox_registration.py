@@ -241,3 +241,44 @@ def test_upfront_payment_verified_on_a_real_chain(sandbox_factory: SandboxFactor
     proof2 = {"chainId": chal2["chainId"], "nonces": solve(chal2)}
     assert code(post(sb, {**BODY, "name": "Eve", "pow": proof2,
                           "payment": {"txHash": good}})) == "PAYMENT_REPLAYED"
+
+
+def _argon2_zero_bits(chal: dict[str, Any], index: int, nonce: int, memory_kib: int,
+                      iterations: int) -> bool:
+    """The §3 rule computed here with argon2-cffi directly (not the project's verifier)."""
+    import base64
+
+    from argon2.low_level import Type, hash_secret_raw
+
+    rnd = chal["rounds"][index]
+    digest = hash_secret_raw(f"{chal['chainId']}:{index}:{nonce}".encode(),
+                             base64.b64decode(rnd["salt"]), time_cost=iterations,
+                             memory_cost=memory_kib, parallelism=1, hash_len=32, type=Type.ID)
+    bits = int(rnd["difficulty"])
+    return int.from_bytes(digest, "big") >> (256 - bits) == 0
+
+
+def test_pow_is_verified_with_the_parameters_handed_out(sandbox_factory: SandboxFactory) -> None:
+    sb = sandbox_factory(pow_memory_kib=128, pow_iterations=2, pow_difficulty=3, pow_rounds=3)
+
+    def find(chal: dict[str, Any], index: int, memory: int, iterations: int,
+             also_fails_handed_out: bool = False) -> int:
+        nonce = 0
+        while not (_argon2_zero_bits(chal, index, nonce, memory, iterations)
+                   and not (also_fails_handed_out
+                            and _argon2_zero_bits(chal, index, nonce, 128, 2))):
+            nonce += 1
+        return nonce
+
+    chal = challenge(sb)
+    assert chal["params"]["memoryKiB"] == 128 and chal["params"]["iterations"] == 2
+    right = [find(chal, i, 128, 2) for i in range(3)]
+    done = post(sb, {**BODY, "pow": {"chainId": chal["chainId"], "nonces": right}})
+    assert done.status_code == 201, done.text
+    # a proof made with other parameters (the fixture's 64 KiB x 1) is refused
+    chal = challenge(sb)
+    wrong = [find(chal, 0, 64, 1, also_fails_handed_out=True)] + [
+        find(chal, i, 128, 2) for i in (1, 2)]
+    refused = post(sb, {**BODY, "name": "Other", "pow": {"chainId": chal["chainId"],
+                                                          "nonces": wrong}})
+    assert code(refused) == "POW_INVALID" and "[0]" in refused.json()["error"]["message"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from impromptu_ops.errors import ConfigError, LockBusy
-from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
+from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer, is_loopback
 from tests.fixtures_sandbox import SandboxFactory, register, solve
 
 
@@ -271,3 +271,46 @@ def test_a_state_member_of_the_wrong_type_is_refused(tmp_path: Path, member: str
     (folder / "state.json").write_text(json.dumps({"schema": 1, member: value}))
     with pytest.raises(ConfigError, match=member):
         SandboxServer(SandboxConfig(), folder)
+
+
+def test_serve_flags_shape_the_platform(tmp_path: Path) -> None:
+    proc = serve("--pow-iterations", "2", "--pow-rounds", "3", "--payment", "upfront",
+                 "--registration-fee", "5", "--no-key-management", state_dir=tmp_path / "s")
+    try:
+        url = first_line(proc)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            chal = http.post("/v1/agents/register/challenge").json()
+            assert chal["params"] == {"memoryKiB": 64, "iterations": 2, "parallelism": 1,
+                                      "hashLength": 32}
+            assert [r["difficulty"] for r in chal["rounds"]] == [1, 1, 1]
+            need = http.post("/v1/agents/register", json={
+                "name": "Flags", "acceptTos": True,
+                "pow": {"chainId": chal["chainId"], "nonces": solve(chal)}})
+            assert need.status_code == 402 and need.json()["payment"]["amount"] == "5"
+            made = http.post(url.removesuffix("/api") + "/_sandbox/agents", json={}).json()
+            keys = http.get("/v1/agent/keys",
+                            headers={"Authorization": f"Bearer {made['apiKey']}"})
+            assert keys.status_code == 404  # a platform without key rotation
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("localhost", True), ("::1", True),
+    ("[::1]", True), ("0.0.0.0", False), ("::", False), ("", False), ("192.168.1.10", False),
+    ("example.com", False), ("localhost.example.com", False), ("127.0.0.1.nip.io", False),
+    ("::ffff:10.0.0.1", False),
+])
+def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_allow_remote_lifts_only_the_loopback_gate(tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: the bind itself fails, so this test
+    # shows that --allow-remote passes the gate without ever serving off loopback.
+    proc = serve("--host", "192.0.2.1", "--allow-remote", state_dir=tmp_path / "s")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 78 and out == ""
+    assert "cannot listen on 192.0.2.1" in err and err.count("\n") == 1
