@@ -154,3 +154,59 @@ def test_rate_limits_back_off_instead_of_splitting() -> None:
     chunks = list(scanner.scan(0, 999))
     assert [(c.first, c.last) for c in chunks] == [(0, 999)]
     assert scanner.splits == 0 and slept == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    ("project ID request rate exceeded", -32005),  # Infura: -32005 also means "too many logs"
+    ("daily request count exceeded, request rate limited", -32005),
+    ("15/second request limit reached - reduce calls per second or upgrade your account",
+     -32007),  # QuickNode
+    ("Your app has exceeded its compute units per second capacity.", 429),  # Alchemy
+    ("Too Many Requests", -32000),
+])
+def test_rate_limit_shapes_back_off_and_never_split(message: str, code: int) -> None:
+    state = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        state["n"] += 1
+        body = json.loads(request.content)
+        if state["n"] == 1:
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"],
+                                             "error": {"code": code, "message": message}})
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": []})
+    slept: list[float] = []
+    rpc = JsonRpcClient("http://127.0.0.1:1", transport=httpx.MockTransport(handler),
+                        sleeper=slept.append)
+    scanner = LogScanner(rpc, 1000)
+    assert [(c.first, c.last) for c in scanner.scan(0, 999)] == [(0, 999)]
+    assert scanner.splits == 0 and len(slept) == 1  # waited once, asked again for the same
+
+
+def test_a_smaller_suggested_range_is_asked_for_exactly() -> None:
+    provider = FakeProvider(list(range(100, 140)), 10_000, 10, "alchemy")
+    rpc = JsonRpcClient("http://127.0.0.1:1", transport=httpx.MockTransport(provider))
+    list(LogScanner(rpc, 1000).scan(0, 999))
+    # refused [0, 999] with "this block range should work: [0x0, 0x6d]" (the logs of blocks
+    # 100..109 fit): the next call asks for exactly that range, not a half
+    assert provider.calls[:2] == [(0, 999), (0, 109)]
+
+
+def test_a_suggestion_larger_than_asked_is_not_followed() -> None:
+    hint = classify_limit_error(err("Log response size exceeded. this block range should "
+                                    "work: [0x0, 0x3e7]"))
+    assert hint == LimitHint("results", 1000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        flt = body["params"][0]
+        lo, hi = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
+        if hi - lo + 1 > 50:  # always suggests a range wider than what it refused
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": {
+                "code": -32602, "message": "Log response size exceeded. this block range "
+                f"should work: [{hex(lo)}, {hex(lo + 4999)}]"}})
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": []})
+    scanner = LogScanner(JsonRpcClient("http://127.0.0.1:1",
+                                       transport=httpx.MockTransport(handler)), 200)
+    chunks = list(scanner.scan(0, 199))
+    assert chunks[0].first == 0 and chunks[-1].last == 199
+    assert all(c.last - c.first + 1 <= 50 for c in chunks)  # it halved instead

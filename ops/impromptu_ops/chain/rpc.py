@@ -93,8 +93,15 @@ def to_hex(value: int) -> str:
 def is_rate_limit(status: int, code: int | None, message: str) -> bool:
     """Whether an answer means "slow down" (back off) rather than "ask for less" (split)."""
     text = message.lower()
-    return status == 429 or code == 429 or "rate limit" in text or "too many requests" in text \
-        or "rate-limit" in text or "exceeded daily" in text or "throughput" in text
+    return status == 429 or code == 429 or any(w in text for w in _RATE_WORDS)
+
+
+# How providers say "slow down" (some with codes that otherwise mean "ask for less": Infura's
+# -32005 "project ID request rate exceeded", QuickNode's "request limit reached", Alchemy's
+# "exceeded its compute units per second capacity").
+_RATE_WORDS = ("rate limit", "rate-limit", "too many requests", "exceeded daily", "throughput",
+               "request rate", "requests per second", "per second", "compute units",
+               "request limit reached", "reduce calls")
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
