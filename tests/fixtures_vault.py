@@ -9,6 +9,8 @@
   ``.token_for(role, agent)``, ``.approle(role, agent, folder, wrapped=...)``, ``.seal()``.
   Use a distinct agent name per test (``unique_agent``) so tests never share paths.
 - ``fresh_bao_server`` (function scope): a private server for tests that break it (seal).
+- ``uninitialised_bao`` (function scope): a non-dev server (in-memory storage, loopback,
+  no TLS) that nobody has initialised: ``sys/health`` answers 501. No token exists.
 - ``vault_token_for(role, agent)``: a token holding only ``impromptu-<role>-<agent>``
   (the rendered ``policies/vault/<role>.hcl``) plus Vault's ``default`` policy.
 - ``local_store``: a :class:`LocalStore` in the test's temp folder (key-file mode).
@@ -221,6 +223,56 @@ def bao_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
 @pytest.fixture
 def fresh_bao_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
     server = start_bao(tmp_path_factory.mktemp("bao-fresh"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+UNINITIALISED_CONFIG = """\
+storage "inmem" {{}}
+listener "tcp" {{
+  address = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+disable_mlock = true
+ui = false
+"""
+
+
+def start_uninitialised_bao(workdir: Path) -> BaoServer:
+    """A real server that was never initialised (``bao operator init`` not run)."""
+    import httpx
+
+    binary = bao_binary()
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    port = _free_port_pair()
+    config = workdir / "server.hcl"
+    config.write_text(UNINITIALISED_CONFIG.format(port=port))
+    log_path = workdir / f"bao-uninit-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env["HOME"] = str(workdir)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(binary), "server", f"-config={config}"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=workdir)
+    server = BaoServer(f"http://127.0.0.1:{port}", "", proc, log_path, workdir)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{server.addr}/v1/sys/health", timeout=1).status_code == 501:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    pytest.fail("uninitialised OpenBao did not start:\n"
+                + log_path.read_text(errors="replace")[-2000:])
+
+
+@pytest.fixture
+def uninitialised_bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
+    server = start_uninitialised_bao(tmp_path_factory.mktemp("bao-uninit"))
     try:
         yield server
     finally:

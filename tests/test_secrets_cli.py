@@ -198,6 +198,18 @@ def test_sealed_vault_is_one_line_exit_69(fresh_bao_server: BaoServer,
         assert out == "" and err.count("\n") == 1 and "sealed" in err
 
 
+def test_uninitialised_vault_is_one_line_exit_69(uninitialised_bao: BaoServer,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", uninitialised_bao.addr)
+    monkeypatch.setenv("VAULT_TOKEN", "no-token-exists-yet")
+    for argv in (["secrets", "check"], ["secrets", "get", "impromptu-api-key"],
+                 ["secrets", "list"]):
+        code, out, err = _run(argv, capsys)
+        assert code == 69, (argv, err)
+        assert out == "" and err.count("\n") == 1 and "uninitialised" in err
+
+
 def test_vault_backend_round_trip(bao_server: BaoServer, unique_agent: str,
                                   capsys: pytest.CaptureFixture[str],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,3 +263,44 @@ def test_local_backend_never_imports_hvac(capsys: pytest.CaptureFixture[str],
     done = subprocess.run([sys.executable, "-c", probe], env=_store_env(isolated_home),
                           check=False, capture_output=True, text=True, timeout=60)
     assert done.stdout.split()[-2:] == ["NO-HVAC", "0"], done.stderr
+
+
+def test_tampered_truncated_or_rolled_back_store_is_one_line_exit_65(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        isolated_home: Path) -> None:
+    _run(["secrets", "put", "impromptu-api-key"], capsys, API_KEY, monkeypatch)
+    store_file = isolated_home / ".local/share/impromptu-ops/secrets.store"
+    first = store_file.read_bytes()
+    _run(["secrets", "put", "impromptu-api-key"], capsys, API_KEY.replace("K", "Q"),
+         monkeypatch)
+    good = store_file.read_bytes()
+    flipped = bytearray(good)
+    flipped[-3] ^= 0x40
+    for hostile, words in ((good[: len(good) // 2], "authentication"),
+                           (bytes(flipped), "authentication"),
+                           (b"", "empty"),
+                           (first, "older copy")):
+        store_file.write_bytes(hostile)
+        for argv, stdin in ((["secrets", "get", "impromptu-api-key"], None),
+                            (["secrets", "put", "openrouter-api-key"], OR_KEY)):
+            code, out, err = _run(argv, capsys, stdin, monkeypatch)
+            assert code == 65 and out == "", (hostile[:20], argv, err)
+            assert err.count("\n") == 1 and words in err and "NOT reset" in err
+            assert API_KEY not in err and "Traceback" not in err
+        assert store_file.read_bytes() == hostile  # never reset, never rewritten
+    store_file.write_bytes(good)
+    code, out, _ = _run(["secrets", "get", "impromptu-api-key"], capsys)
+    assert code == 0 and " v2 " in out
+
+
+def test_exec_files_mode_cleans_up_when_the_command_cannot_start(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        isolated_home: Path, tmp_path: Path) -> None:
+    _run(["secrets", "put", "impromptu-api-key"], capsys, API_KEY, monkeypatch)
+    parent = tmp_path / "shm"
+    parent.mkdir()
+    done = _cli(["secrets", "exec", "--files", str(parent), "--",
+                 str(tmp_path / "no-such-program")], _store_env(isolated_home))
+    assert done.returncode == 65 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "cannot run" in done.stderr
+    assert list(parent.iterdir()) == []

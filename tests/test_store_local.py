@@ -185,3 +185,94 @@ def test_kill_9_mid_write_leaves_the_old_or_the_new_store(tmp_path: Path, delay:
     assert [v.version for v in meta.versions] == list(range(1, got.version + 1))
     # the next writer carries on from there
     LocalStore(path, key).write("_test/counter", {"value": Secret("x" * 8)}, cas=got.version)
+
+
+def test_an_older_copy_put_back_is_refused_not_used(tmp_path: Path) -> None:
+    """Authentication cannot tell an old genuine copy from the current file; the counter
+    kept beside the key can. The copy is left as it is, and a deliberate restore is
+    accepted once the operator removes the counter."""
+    store = _filled(tmp_path)
+    old = store.path.read_bytes()  # generation 2: the value before the rotation below
+    store.write("impromptu-api-key", {"value": Secret(VALUE + "new")}, cas=2)
+    assert store.counter_path.parent == store.key_path.parent
+    assert stat.S_IMODE(store.counter_path.stat().st_mode) == 0o600
+    store.path.write_bytes(old)
+    fresh = LocalStore(store.path, store.key_path)
+    for call in (lambda: fresh.read("impromptu-api-key"),
+                 lambda: fresh.write("impromptu-api-key", {"value": Secret(VALUE)}, cas=2)):
+        with pytest.raises(TamperedStore, match="older copy") as err:
+            call()
+        assert err.value.exit_code == 65
+        assert str(store.counter_path) in err.value.diagnostics()
+    assert store.path.read_bytes() == old
+    store.counter_path.unlink()  # the operator restored this copy on purpose
+    assert fresh.read("impromptu-api-key").version == 2
+    assert fresh.write("impromptu-api-key", {"value": Secret(VALUE + "z")}, cas=2) == 3
+    assert store.counter_path.read_text() == "3\n"
+
+
+def test_a_deleted_store_is_refused_not_recreated_empty(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    store.path.unlink()
+    fresh = LocalStore(store.path, store.key_path)
+    with pytest.raises(TamperedStore, match="missing"):
+        fresh.list()
+    with pytest.raises(TamperedStore, match="missing"):
+        fresh.write("openrouter-api-key", {"value": Secret("x" * 20)}, cas=0)
+    assert not store.path.exists()
+
+
+def test_a_copy_at_another_path_opens_and_keeps_its_own_counter(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    moved = tmp_path / "elsewhere" / "secrets.store"
+    moved.parent.mkdir(mode=0o700)
+    moved.write_bytes(store.path.read_bytes())
+    moved.chmod(0o600)
+    copy = LocalStore(moved, store.key_path)
+    assert copy.counter_path != store.counter_path
+    assert copy.read("impromptu-api-key").version == 2
+    copy.write("impromptu-api-key", {"value": Secret(VALUE + "c")}, cas=2)
+    assert store.read("impromptu-api-key").version == 2  # the original is unaffected
+
+
+def test_a_store_from_before_the_counter_opens_and_starts_counting(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "secrets.store", tmp_path / "store.key")
+    store.write("impromptu-api-key", {"value": Secret(VALUE)}, cas=0)
+    key = __import__("base64").b64decode(store.key_path.read_bytes())
+    body = json.loads(sealed.unseal(store.path.read_bytes(), key,
+                                    sealed.parse_header(store.path.read_bytes())[1]))
+    del body["generation"]
+    store.path.write_bytes(sealed.seal(sealed.Header("keyfile"), key, json.dumps(body).encode()))
+    store.counter_path.unlink()
+    assert store.read("impromptu-api-key").version == 1
+    store.write("impromptu-api-key", {"value": Secret(VALUE + "2")}, cas=1)
+    assert store.counter_path.read_text() == "1\n"
+
+
+@pytest.mark.parametrize("text", [b"", b"-1\n", b"12x\n", b"9" * 100])
+def test_a_malformed_counter_is_refused(tmp_path: Path, text: bytes) -> None:
+    store = _filled(tmp_path)
+    store.counter_path.write_bytes(text)
+    with pytest.raises(TamperedStore, match="rollback counter"):
+        LocalStore(store.path, store.key_path).read("impromptu-api-key")
+
+
+def test_an_unwritable_counter_never_fails_a_landed_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key passed as a read-only systemd credential: the write lands and says so."""
+    import errno
+
+    from impromptu_ops import atomic
+
+    store = _filled(tmp_path)
+    real = atomic.write_bytes
+
+    def read_only_counter(path: Path, data: bytes, mode: int = 0o600) -> None:
+        if path == store.counter_path:
+            raise OSError(errno.EROFS, "Read-only file system")
+        real(path, data, mode)
+
+    monkeypatch.setattr(atomic, "write_bytes", read_only_counter)
+    assert store.write("impromptu-api-key", {"value": Secret(VALUE + "r")}, cas=2) == 3
+    assert store.counter_path.read_text() == "2\n"  # behind the store: no false alarm
+    assert LocalStore(store.path, store.key_path).read("impromptu-api-key").version == 3

@@ -193,6 +193,53 @@ def test_sealed_is_one_clear_error(fresh_bao_server: BaoServer, unique_agent: st
         assert "sealed" in err.value.diagnostics()
 
 
+def test_uninitialised_is_one_clear_error(uninitialised_bao: BaoServer,
+                                         unique_agent: str) -> None:
+    store = _store_via(uninitialised_bao.addr, "no-token-exists-yet", unique_agent)
+    for call in (store.check, lambda: store.read("impromptu-api-key"),
+                 lambda: store.write("impromptu-api-key", {"value": Secret("v-123456")}, 0)):
+        with pytest.raises(StoreUnavailable) as err:
+            call()
+        assert err.value.exit_code == 69
+        line = err.value.diagnostics()
+        assert "uninitialised" in line and "\n" not in line
+        assert "bao operator init" in line
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_standby_node_is_one_clear_error_and_the_active_node_serves(
+        tmp_path: Path, unique_agent: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real two-node Raft cluster: the standby answers ``sys/health`` with 429.
+
+    ``check`` (what ``secrets check`` and ``health`` run) names the standby and points at the
+    active node: the store relies on reading its own writes back, which a standby may not
+    give. The active node passes the same check.
+    """
+    from impromptu_ops.cli.main import run
+    from tests.fixtures_raft import start_raft_cluster
+
+    cluster = start_raft_cluster(tmp_path / "raft", size=2)
+    try:
+        leader = cluster.wait_for_leader()
+        standby = next(n for n in cluster.nodes if n is not leader)
+        assert "active" in _store_via(leader.addr, cluster.root_token, unique_agent).check()
+        with pytest.raises(StoreUnavailable) as err:
+            _store_via(standby.addr, cluster.root_token, unique_agent).check()
+        assert err.value.exit_code == 69
+        assert "standby" in err.value.diagnostics() and "active node" in err.value.diagnostics()
+        monkeypatch.setenv("VAULT_ADDR", standby.addr)
+        monkeypatch.setenv("VAULT_TOKEN", cluster.root_token)
+        code = run(["secrets", "check", "--agent", unique_agent])
+        out, errout = capsys.readouterr()
+        assert (code, out) == (69, "")
+        assert errout.count("\n") == 1 and "standby" in errout
+        assert cluster.root_token not in errout
+    finally:
+        cluster.stop()
+
+
 def test_heartbeat_policy_reads_only_the_platform_key(
         bao_server: BaoServer, unique_agent: str) -> None:
     root = open_store(bao_server.settings(unique_agent))

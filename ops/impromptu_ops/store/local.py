@@ -10,7 +10,17 @@ pure parts (:mod:`.sealed` for the envelope, :mod:`.model` for KV v2 behaviour):
   rename, fsync of the folder) so a crash leaves the old or the new file, never a mix;
 - reads take no lock: a rename is atomic, so a reader sees one whole file;
 - a file that fails authentication, is truncated or has a bad header raises
-  :class:`~impromptu_ops.errors.TamperedStore` (exit 65). It is never reset or rewritten.
+  :class:`~impromptu_ops.errors.TamperedStore` (exit 65). It is never reset or rewritten;
+- rollback: authentication alone cannot tell an older, genuine copy of the file from the
+  current one. Each save raises a ``generation`` inside the authenticated body and then
+  records it in a small counter file kept beside the key (:attr:`LocalStore.counter_path`,
+  not beside the store, so a backup or a copy of the data folder does not carry it). A
+  store whose generation is below the counter, or a missing store whose counter says it
+  was written, is refused as :class:`~impromptu_ops.errors.TamperedStore`. The counter is
+  written after the store and read before it, so a crash or a concurrent writer never
+  makes an honest store look rolled back. Someone who can rewrite the key's folder can
+  also lower the counter: this guards against a restored or swapped store file, not
+  against an attacker who owns the key.
 
 It does not own the protocol (:mod:`.base`) nor the choice of backend (:mod:`.factory`).
 """
@@ -20,7 +30,10 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import errno
 import fcntl
+import hashlib
+import logging
 import os
 import stat
 import time
@@ -35,7 +48,9 @@ from impromptu_ops.store import sealed
 from impromptu_ops.store.base import SecretMetadata, SecretVersion, check_name
 from impromptu_ops.store.model import KvDocument
 
+log = logging.getLogger(__name__)
 MAX_STORE_BYTES = 64 * 1024 * 1024  # far beyond any real store; refuses absurd files
+MAX_COUNTER_BYTES = 64
 
 
 def _utcnow() -> datetime:
@@ -118,6 +133,48 @@ class LocalStore:
         """The writers' lock file (``<store>.lock``); holding its flock blocks writers."""
         return self.path.with_name(self.path.name + ".lock")
 
+    @property
+    def counter_path(self) -> Path:
+        """The rollback counter: beside the key, named after this store's absolute path."""
+        tag = hashlib.sha256(os.fsencode(os.path.abspath(self.path))).hexdigest()[:12]
+        return self.key_path.with_name(f"{self.key_path.name}.{tag}.generation")
+
+    def _restore_hint(self) -> str:
+        return (f"it was NOT reset; restore the newest copy of {self.path}, or if you put "
+                f"this copy back on purpose, delete {self.counter_path} to accept it")
+
+    def _read_counter(self) -> int:
+        """The newest generation this host saved (0 when no counter exists yet)."""
+        path = self.counter_path
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise StoreError(f"cannot open the store's rollback counter {path}: "
+                             f"{exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(MAX_COUNTER_BYTES + 1)
+        text = raw.decode("ascii", "replace").strip()
+        if len(raw) > MAX_COUNTER_BYTES or not text.isdigit():
+            raise TamperedStore(f"the store's rollback counter {path} is malformed",
+                                hint=f"delete {path} if you trust the store file as it is")
+        return int(text)
+
+    def _write_counter(self, generation: int) -> None:
+        # The store is already saved: failing the write now would report a landed write
+        # as failed. Without the counter only the rollback check is weaker; say so. A
+        # read-only key folder is expected (a systemd credential passed with
+        # LoadCredential=): the operator's own counter beside the real key still holds.
+        try:
+            atomic.private_dir(self.counter_path.parent)
+            atomic.write_bytes(self.counter_path, f"{generation}\n".encode())
+        except OSError as exc:
+            expected = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+            log.log(logging.INFO if expected else logging.WARNING,
+                    "cannot record the store's rollback counter in %s (%s): an older copy "
+                    "of the store would not be noticed", self.counter_path, exc.strerror)
+
     # -- key handling -------------------------------------------------------------------
     def _key_for(self, header: sealed.Header, create: bool) -> bytes:
         cached = self._keys.get(header)
@@ -161,9 +218,16 @@ class LocalStore:
 
     # -- file I/O -----------------------------------------------------------------------
     def _load(self) -> tuple[KvDocument, sealed.Header | None]:
+        # The counter first: a save renames the store before it raises the counter, so
+        # any counter value read here is already matched by the store read below.
+        floor = self._read_counter()
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
+            if floor:
+                raise TamperedStore(
+                    f"the local store {self.path} is missing, but it was saved "
+                    f"{floor} times on this host", hint=self._restore_hint()) from None
             return KvDocument(None, self._max_versions, self._keep_good), None
         except OSError as exc:
             raise StoreError(f"cannot open the local store {self.path}: {exc.strerror}") from None
@@ -182,12 +246,20 @@ class LocalStore:
         # An existing store never gets a new key: a missing key file is an error to fix
         # (restore it), not something to paper over with a fresh key.
         body = sealed.unseal(blob, self._key_for(header, create=False), offset)
-        return KvDocument.from_bytes(body, self._max_versions, self._keep_good), header
+        doc = KvDocument.from_bytes(body, self._max_versions, self._keep_good)
+        if doc.generation < floor:
+            raise TamperedStore(
+                f"the local store {self.path} is an older copy (generation "
+                f"{doc.generation}, but generation {floor} was saved on this host): "
+                "refusing a rollback", hint=self._restore_hint())
+        return doc, header
 
     def _save(self, doc: KvDocument, header: sealed.Header | None) -> None:
         header = header or self._new_header()
         key = self._key_for(header, create=True)
+        generation = doc.next_generation()
         atomic.write_bytes(self.path, sealed.seal(header, key, doc.to_bytes()))
+        self._write_counter(generation)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

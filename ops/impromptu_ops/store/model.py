@@ -9,10 +9,14 @@ saves.
 
 Body layout (JSON)::
 
-    {"format": 1, "secrets": {"<name>": {
+    {"format": 1, "generation": 7, "secrets": {"<name>": {
         "current": 3, "oldest": 2, "max_versions": 10, "created": iso, "updated": iso,
         "custom": {...}, "versions": {"3": {"created": iso, "deleted": iso | "",
                                              "destroyed": false, "data": {"value": "..."}}}}}}
+
+``generation`` counts the saves of the file (absent in stores written before it existed:
+0). It lives inside the authenticated body, so only the key holder can raise it; the outer
+store compares it with a counter kept beside the key to notice an older copy put back.
 """
 
 from __future__ import annotations
@@ -62,6 +66,20 @@ class KvDocument:
                 or not isinstance(body.get("secrets"), dict):
             raise TamperedStore("the local store body has an unknown layout")
         self.doc = body
+        _ = self.generation  # a malformed counter is refused on load, not on first save
+
+    @property
+    def generation(self) -> int:
+        """How many times this body was saved (0 for a new store or an older format)."""
+        value = self.doc.get("generation", 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise TamperedStore("the local store body has a bad generation counter")
+        return value
+
+    def next_generation(self) -> int:
+        """Count one more save; returns the new generation."""
+        self.doc["generation"] = self.generation + 1
+        return self.generation
 
     @classmethod
     def from_bytes(cls, raw: bytes, default_max_versions: int, keep_good: int) -> KvDocument:
