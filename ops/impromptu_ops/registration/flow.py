@@ -16,10 +16,7 @@ This module never prints; the CLI renders the returned :class:`Registration`.
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +45,7 @@ from impromptu_ops.registration.keeping import (
     SecretsNotStored,
     StoreOpener,
     keep_secrets,
+    pause_for_test,
     pending_emergency_files,
     recover,
 )
@@ -61,15 +59,10 @@ from impromptu_ops.registration.payment import (
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
 
-log = logging.getLogger(__name__)
-
 API_KEY_NAME, WALLET_KEY_NAME = "impromptu-api-key", "wallet-private-key"
 assert {API_KEY_NAME, WALLET_KEY_NAME} <= set(contract.SECRET_NAMES)
 MAX_STEPS = 8
 
-# The one test-only hook: a test sets this to a pause point name to SIGKILL the process
-# there (see tests/test_register_kill.py). Unset in every real run; it only ever sleeps.
-TEST_PAUSE_ENV = "IMPROMPTU_TEST_PAUSE_AFTER"
 
 RETRY_HINTS = {
     "POW_EXPIRED": "the challenge expired before the proof arrived; nothing was registered: "
@@ -84,12 +77,6 @@ RETRY_HINTS = {
     "PAYMENT_REPLAYED": "that transaction already paid for a registration; nothing was "
                         "registered: pay again and run register with the new --payment-tx",
 }
-
-
-def _test_pause(point: str) -> None:
-    if os.environ.get(TEST_PAUSE_ENV) == point:
-        log.warning("test pause after %s (pid %d)", point, os.getpid())
-        time.sleep(3600)
 
 
 @dataclass(frozen=True)
@@ -398,7 +385,7 @@ def _registered(settings: Settings, request: RegistrationRequest, body: Mapping[
             kept = keep_secrets(settings, open_store, secrets, str(agent_id or "unknown"))
         except SecretsNotStored as exc:
             failed = exc
-    _test_pause("register-response")
+    pause_for_test("register-response")
     if failed is not None:
         journal.write(entry, step="emergency", agent_id=str(agent_id),
                       emergency_file=str(failed.emergency_file))

@@ -1,11 +1,14 @@
 """Keeping the secrets a registration returns: the store first, else an emergency file.
 
-A key the platform shows once must never be lost. :func:`keep_secrets` writes every secret
-to the configured store (check-and-set ``cas=0``: never over an existing secret) and reads
-each one back. If anything fails (the store cannot be opened, refuses, or reads back
-something else) all the secrets go into an *emergency file* instead and
-:class:`SecretsNotStored` names it; the caller must report that, exit non-zero and do
-nothing else.
+A key the platform shows once must never be lost. :func:`keep_secrets` first seals every
+secret into an *emergency file* (a local write of a few milliseconds, before the store's
+network round trips), then writes each secret to the configured store (check-and-set
+``cas=0``: never over an existing secret) and reads each one back, and only then deletes
+the emergency file. A process killed at any instant after the seal (even between the API
+key and the wallet key) leaves the file, which the next ``register`` run finds and names.
+If the store fails (cannot be opened, refuses, or reads back something else) the file
+stays and :class:`SecretsNotStored` names it; the caller must report that, exit non-zero
+and do nothing else.
 
 The emergency file is AES-256-GCM sealed JSON, 0600 in a 0700 folder under the state
 directory. Its key is a separate random 32-byte key file (``<config_dir>/emergency.key``,
@@ -20,8 +23,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +55,18 @@ MAX_FILE_BYTES = 1024 * 1024
 VALUE_FIELD = "value"  # the field of a store entry that holds the secret itself
 
 StoreOpener = Callable[[], SecretStore]
+
+# The one test-only hook: a test sets this to a pause point name to SIGKILL the process
+# there (tests/test_register_kill.py). Unset in every real run; it only ever sleeps.
+TEST_PAUSE_ENV = "IMPROMPTU_TEST_PAUSE_AFTER"
+log = logging.getLogger(__name__)
+
+
+def pause_for_test(point: str) -> None:
+    """Sleep (to be killed) when the test hook names ``point``; a no-op otherwise."""
+    if os.environ.get(TEST_PAUSE_ENV) == point:
+        log.warning("test pause after %s (pid %d)", point, os.getpid())
+        time.sleep(3600)
 
 
 class SecretsNotStored(StoreError):
@@ -149,7 +166,9 @@ def read_emergency(settings: Settings, path: Path) -> tuple[str, dict[str, Secre
 
 def _store_all(store: SecretStore, secrets: Mapping[str, Secret]) -> None:
     """Write each secret once (cas=0) and read it back; an identical existing value is ok."""
-    for name, value in secrets.items():
+    for n, (name, value) in enumerate(secrets.items()):
+        if n:
+            pause_for_test("store-write")  # one secret stored, the next not yet
         try:
             current = store.read(name).data.get(VALUE_FIELD)
         except SecretNotFound:
@@ -164,27 +183,37 @@ def _store_all(store: SecretStore, secrets: Mapping[str, Secret]) -> None:
 
 def keep_secrets(settings: Settings, open_store: StoreOpener,
                  secrets: Mapping[str, Secret], agent_id: str) -> Kept:
-    """Put ``secrets`` in the store, or else in an emergency file.
+    """Seal ``secrets`` into an emergency file, put them in the store, then drop the file.
 
     Raises:
         SecretsNotStored: the store failed; the secrets are in the emergency file it names.
         StoreError: neither the store nor the emergency file could be written (the message
             says the agent id so that the operator can ask for a new key).
     """
+    path: Path | None = None
+    sealing = ""
+    try:  # sealed first, so that a kill during the store writes loses nothing
+        path = write_emergency(settings, secrets, agent_id)
+    except Exception as exc:  # the store may still work: carry on, say so if it fails too
+        sealing = type(exc).__name__
+    pause_for_test("sealed")
     try:
         store = open_store()
         _store_all(store, secrets)
-        return Kept(store.description, tuple(sorted(secrets)))
     except Exception as exc:  # any failure: the secrets must land somewhere
         why = exc.diagnostics() if isinstance(exc, OpsError) else type(exc).__name__
-    try:
-        path = write_emergency(settings, secrets, agent_id)
-    except Exception as exc2:
+    else:
+        if path is not None:  # a leftover copy is harmless: the next run asks to recover it
+            with contextlib.suppress(OSError):
+                path.unlink()
+                atomic.fsync_dir(path.parent)
+        return Kept(store.description, tuple(sorted(secrets)))
+    if path is None:
         raise StoreError(
             f"agent {agent_id} was registered but its secrets could not be stored ({why}) "
-            f"nor written to an emergency file ({type(exc2).__name__})",
+            f"nor written to an emergency file ({sealing})",
             hint="the key is lost: create a new key for this agent with the platform",
-        ) from None
+        )
     raise SecretsNotStored(
         f"agent {agent_id} was registered but the secret store failed ({why}); the secrets "
         f"are in the encrypted emergency file {path}",
