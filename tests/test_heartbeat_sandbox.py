@@ -250,3 +250,20 @@ def test_scripts_install_dry_run() -> None:
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert "# impromptu-heartbeat" in proc.stdout and "dry run: nothing was changed" in proc.stdout
+
+
+def test_a_run_that_finds_the_lock_busy_sends_no_ping(
+        agent: Agent, ping_server: tuple[str, list[tuple[str, str]]]) -> None:
+    # A /start from the skipped run would restart the check's timer on the monitor and
+    # never be closed by its own exit status: only the run holding the lock pings.
+    url, seen = ping_server
+    agent.fault(path="/agent/heartbeat$", kind="latency", delay=2, times=1)
+    cmd = [sys.executable, "-m", "impromptu_ops.cli", "heartbeat", "--ping-url", url]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not seen and time.monotonic() < deadline:  # the first holds the lock and pinged
+        time.sleep(0.05)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    first.communicate(timeout=60)
+    assert (first.returncode, second.returncode) == (0, 75)
+    assert [p for p, _ in seen] == ["/ping/abc/start", "/ping/abc/0"]

@@ -172,13 +172,20 @@ class HeartbeatJob:
         return PlatformClient(platform, self._key)
 
     # --- the run -------------------------------------------------------------------------------
-    def run(self) -> HeartbeatReport:
-        """Take the lock and run; raises nothing but LockBusy (and ConfigError early)."""
+    def run(self, on_locked: Callable[[], object] | None = None) -> HeartbeatReport:
+        """Take the lock and run; raises nothing but LockBusy (and ConfigError early).
+
+        Args:
+            on_locked: called once the lock is held, before any platform call (the
+                healthchecks ``/start`` ping: a run that finds the lock busy sends none).
+        """
         from impromptu_ops.atomic import private_dir
         from impromptu_ops.locks import ProcessLock
 
         state_dir = private_dir(self.settings.paths.state_dir)
         with ProcessLock(state_dir / LOCK_FILE, "heartbeat"):
+            if on_locked is not None:
+                on_locked()
             return self._run_locked()
 
     def _run_locked(self) -> HeartbeatReport:
@@ -390,8 +397,9 @@ def run_scheduled(settings: Settings, *, metrics_file: Any = None, ping_base: st
     """A scheduled run: ping start, run, write the textfile, ping the exit status.
 
     ``metrics_file`` and ``ping_base`` default to ``jobs.metrics_file`` and
-    ``jobs.ping_url``. A busy lock is reported as a skipped run (exit 75) without pings,
-    state or textfile: the run that holds the lock owns all three.
+    ``jobs.ping_url``. A busy lock is reported as a skipped run (exit 75) without pings
+    (not even ``/start``: it is sent once the lock is held), state or textfile: the run
+    that holds the lock owns all three.
     """
     from impromptu_ops.jobs.ping import ping
 
@@ -399,10 +407,8 @@ def run_scheduled(settings: Settings, *, metrics_file: Any = None, ping_base: st
     ping_base = ping_base or settings.jobs.ping_url
 
     job = HeartbeatJob(settings, **kw)
-    if ping_base:
-        ping(ping_base, "start")
     try:
-        report = job.run()
+        report = job.run(on_locked=(lambda: ping(ping_base, "start")) if ping_base else None)
     except LockBusy as exc:
         return HeartbeatReport(job.wall(), 0.0, EXIT_SKIPPED, "skipped",
                                (Step("lock", "skipped", exc.diagnostics()),))
