@@ -295,6 +295,9 @@ def _validate(s: Settings) -> None:
         ("platform.max_response_bytes", s.platform.max_response_bytes),
         ("pow.memory_budget_mib", s.pow.memory_budget_mib),
         ("pow.max_memory_mib", s.pow.max_memory_mib),
+        ("pow.max_difficulty_bits", s.pow.max_difficulty_bits),
+        ("pow.max_rounds", s.pow.max_rounds),
+        ("pow.calibration_seconds", s.pow.calibration_seconds),
     ):
         if value <= 0:
             raise ConfigError(f"setting {key}: must be positive, got {value}")
