@@ -247,6 +247,7 @@ def test_error_codes_from_real_conditions(sandbox: SandboxServer,
     with pytest.raises(errors.ValidationFailed) as bad_field:
         c.engage(c.recommendations().recommendations[0].node_id or "", "HUG")
     assert bad_field.value.code == "VALIDATION_ERROR" and "type" in bad_field.value.fields
+    assert "(fields: type: must be LIKE or BOOKMARK)" in bad_field.value.diagnostics()
     with pytest.raises(errors.AuthError) as too_low:
         c.prompt("s", "p", model_config_id="anthropic/claude-opus-4")  # VERIFIED and up
     assert too_low.value.code == "AUTHZ_001"
@@ -339,6 +340,21 @@ def test_every_table_code_through_fault_injection(sandbox: SandboxServer,
     assert c.heartbeat().problems == ()  # every rule was used up
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_internal_on_each_5xx_is_a_retryable_server_error(
+        sandbox: SandboxServer, connect: Callable[..., PlatformClient], rec: Recorder,
+        status: int) -> None:
+    agent = new_agent(sandbox)
+    fault(sandbox, path="/budget$", method="GET", kind="status", status=status, times=2)
+    c = connect(sandbox, agent["apiKey"], max_retries=1)
+    with pytest.raises(errors.ServerError) as info:
+        c.budget()
+    assert (info.value.code, info.value.status, info.value.retryable) == (
+        "INTERNAL", status, True)
+    assert info.value.exit_code == 69 and len(rec.sleeps) == 1  # retried once, then gave up
+    assert c.budget().problems == ()  # both uses of the rule are spent
+
+
 # --- retries, Retry-After, deadline -----------------------------------------------------------
 
 
@@ -372,6 +388,7 @@ def test_429_longer_than_the_deadline_surfaces_rate_limited(
     with pytest.raises(errors.RateLimited) as info:
         c.heartbeat()
     assert info.value.retry_after == 600.0 and rec.sleeps == []
+    assert "wait 600s" in info.value.diagnostics()
 
 
 def test_503_backoff_is_stopped_by_the_deadline(sandbox: SandboxServer,

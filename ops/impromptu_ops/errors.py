@@ -138,6 +138,12 @@ class PlatformError(OpsError):
         where = f" [{self.method} {self.url}]" if self.method else ""
         rid = f" request {self.request_id}" if self.request_id else ""
         base = f"{self.code} ({self.status}): {self.message}{where}{rid}"
+        if self.fields:  # VALIDATION_ERROR: which fields, so the operator can fix them
+            shown = "; ".join(
+                f"{name}: " + (", ".join(map(str, msgs)) if isinstance(msgs, list | tuple)
+                               else str(msgs))
+                for name, msgs in list(self.fields.items())[:5])
+            base = f"{base} (fields: {shown})"
         if self.hint:
             base = f"{base} (hint: {self.hint})"
         return base.replace("\n", " ")
@@ -167,6 +173,12 @@ class RateLimited(PlatformError):
         super().__init__(message, **kw)
         self.retry_after = retry_after
         self.daily = daily
+
+    def diagnostics(self) -> str:
+        line = super().diagnostics()
+        if self.retry_after is not None:
+            line = f"{line} (the platform asks to wait {self.retry_after:.0f}s)"
+        return line
 
 
 class BudgetExhausted(PlatformError):
