@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tomllib
 import types
 import typing
@@ -50,8 +51,13 @@ XDG_DEFAULTS = {
 
 
 def _repo_policies() -> Path:
-    # An editable install or a checkout: ops/impromptu_ops/settings.py -> <repo>/policies
-    return Path(__file__).resolve().parents[2] / "policies"
+    """The policy folder: a checkout's (or editable install's) ``policies/``, else the copy a
+    wheel installs under ``<prefix>/share/impromptu-ops/policies``."""
+    checkout = Path(__file__).resolve().parents[2] / "policies"
+    if checkout.is_dir():
+        return checkout
+    installed = Path(sys.prefix) / "share" / "impromptu-ops" / "policies"
+    return installed if installed.is_dir() else checkout
 
 
 @dataclass(frozen=True)
