@@ -141,3 +141,30 @@ def test_install_offers_the_secrets_scan_fix() -> None:
     assert "moved 1 key(s) into the store" in fixed.stdout
     assert key not in rc.read_text()
     assert open_store(load_settings()).read("impromptu-api-key").value().reveal() == key
+
+
+def test_dry_run_is_exactly_what_install_writes_for_launchd_and_kubernetes(
+        tmp_path: Path) -> None:
+    for scheduler in ("launchd", "kubernetes"):
+        out = tmp_path / scheduler
+        dry = ops("install", "--scheduler", scheduler, "--output", str(out), "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        announced = _dry_files(dry.stdout)
+        assert len(announced) == 1 and not out.exists()
+        real = ops("install", "--scheduler", scheduler, "--output", str(out))
+        assert real.returncode == 0, real.stderr
+        assert sorted(str(p) for p in out.iterdir()) == sorted(announced)
+        for path, content in announced.items():
+            assert Path(path).read_text() == content
+
+
+def test_cron_dry_run_shows_exactly_the_line_installed(tmp_path: Path) -> None:
+    env, table = _fake_crontab(tmp_path)
+    dry = ops("install", "--scheduler", "cron", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    shown = lines[lines.index(next(ln for ln in lines if ln.startswith(
+        "would replace the impromptu-heartbeat line"))) + 1][4:]
+    assert not table.exists()  # the dry run wrote no crontab
+    assert ops("install", "--scheduler", "cron", env=env).returncode == 0
+    assert table.read_text().splitlines() == [shown]
