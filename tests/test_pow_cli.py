@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,3 +98,80 @@ def test_progress_bar_draws_only_when_enabled(capsys: pytest.CaptureFixture[str]
     bar(Progress(10, 10, 40, 2.0))
     err = capsys.readouterr().err
     assert "[##########] 10/10 rounds" in err and "20.0 h/s" in err and "00:02" in err
+
+
+def test_plan_is_printed_and_no_bar_without_a_tty(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMPROMPTU_POW_CALIBRATION_SECONDS", "0.02")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(challenge_doc(difficulty=3)))
+    code, _, err = cli(capsys, "pow", "solve", "--challenge", str(path))
+    assert code == 0, err
+    plan = err.splitlines()[0]
+    assert "hashes/s; expected " in plan and ", 99% within " in plan and "expires in" in plan
+    assert "\r" not in err and "rounds  " not in err  # quiet when stderr is not a terminal
+    assert len(err.splitlines()) == 2  # the plan and the summary, nothing else
+
+
+def test_refused_when_the_estimate_exceeds_the_expiry(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMPROMPTU_POW_CALIBRATION_SECONDS", "0.02")
+    doc = challenge_doc(difficulty=22)
+    doc["expiresAt"] = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc))
+    code, out, err = cli(capsys, "pow", "solve", "--challenge", str(path))
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "solving is expected to take" in err and "(99%: " in err and "expires in" in err
+    code, _, err = cli(capsys, "pow", "solve", "--challenge", str(path), "--max-difficulty", "0")
+    assert code == 78 and "pow.max_difficulty_bits: must be positive" in err
+
+
+def spawn_solve(challenge: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "IMPROMPTU_POW_CALIBRATION_SECONDS": "0.02"}
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:  # a child must not inherit an ignored SIGINT (a backgrounded test run)
+        return subprocess.Popen([sys.executable, "-m", "impromptu_ops.cli", "pow", "solve",
+                                 "--challenge", str(challenge), "--workers", "2"],
+                                env=env, stdin=subprocess.DEVNULL, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_every_worker_at_once(tmp_path: Path) -> None:
+    doc = challenge_doc(difficulty=20)  # minutes of work: only Ctrl-C ends it
+    doc["expiresAt"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc))
+    proc = spawn_solve(path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    plan = proc.stderr.readline().decode()  # printed just before the workers start
+    assert plan.startswith("PoW: 4 rounds"), plan
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 3.0  # each worker finishes at most one tiny hash
+    assert proc.returncode == 130 and out == b""
+    assert err.decode().splitlines() == ["impromptu-ops: PoW search interrupted (Ctrl-C)"]
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(challenge_doc(difficulty=3)))
+    master, slave = pty.openpty()
+    try:
+        proc = spawn_solve(path, stdout=subprocess.PIPE, stderr=slave)
+    finally:
+        os.close(slave)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the child closes the terminal
+        while chunk := os.read(master, 4096):
+            seen += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, seen
+    assert b"\r[####################] 4/4 rounds" in seen and b" h/s  00:0" in seen
+    assert len(json.loads(out)["nonces"]) == 4  # stdout stays clean JSON

@@ -163,3 +163,33 @@ def test_solve_uses_a_slower_backend_when_libsodium_cannot() -> None:
     result = solve(challenge, FAST, on_plan=lambda p: planned.append(p.backend))
     assert planned == ["cryptography"] and result.plan.backend == "cryptography"
     assert verify(challenge, result.solution)
+
+
+def test_the_memory_budget_caps_the_hashes_running_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 workers asked for, 1 MiB per hash, a 2 MiB budget: never more than 2 hashes at once."""
+    real = BACKENDS["argon2-cffi"]
+    lock = threading.Lock()
+    running, peak = 0, 0
+
+    def tracked(password: bytes, salt: bytes, params: Argon2Params) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.002)  # widen the window so overlapping hashes are seen
+            return real.hash(password, salt, params)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setitem(BACKENDS, "argon2-cffi", Backend("argon2-cffi", tracked, real.refuses))
+    challenge = make([4] * 4, seed=11, memory_kib=1024)
+    caps = PowSettings(calibration_seconds=0.05, workers=8, memory_budget_mib=2)
+    result = solve(challenge, caps, backend="argon2-cffi")
+    assert result.plan.concurrency == 2
+    assert peak == 2  # bounded by the budget, and the bound is used
+    assert verify(challenge, result.solution)
+    with pytest.raises(PolicyDenied, match="budget is 0 MiB"):
+        solve(challenge, PowSettings(memory_budget_mib=0), backend="argon2-cffi")
