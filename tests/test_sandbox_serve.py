@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -254,6 +255,11 @@ def test_restart_of_a_real_serve_process_loses_nothing(tmp_path: Path) -> None:
     state_text = (state_dir / "state.json").read_text()
     for secret in (alpha["apiKey"], second["apiKey"], beta["apiKey"], orkey, prov):
         assert secret not in state_text
+    # written the atomic way: private modes, no temp file left behind
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    files = [p for p in state_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+    assert not [p for p in files if p.name.endswith(".tmp")]
 
 
 def alpha_key_id(http: httpx.Client, auth: dict[str, str], new: dict[str, Any]) -> str:
