@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from impromptu_ops.health.model import Status
 from impromptu_ops.health.policy import load_policy
 from impromptu_ops.settings import load_settings
 from tests.fixtures_jobs import Agent, make_agent, ops
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def nagios(*extra: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -156,6 +159,23 @@ def test_our_own_mistakes_are_unknown(agent: Agent, args: tuple[str, ...]) -> No
     proc = ops("health", "--format", "nagios", *args) if args[0] != "--format" else ops(
         "health", *args)
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    if args[0] != "--format":  # the monitor reads stdout: one UNKNOWN line, even for usage
+        (line,) = proc.stdout.splitlines()
+        assert line.startswith("IMPROMPTU UNKNOWN - "), line
+
+
+def test_usage_errors_speak_each_format(agent: Agent) -> None:
+    proc = ops("health", "--format", "json", "-t", "0")
+    assert proc.returncode == 3 and json.loads(proc.stdout)["status"] == "UNKNOWN"
+    proc = ops("health", "--format=prometheus", "--no-such-flag")
+    assert proc.returncode == 3 and "impromptu_health_status 3" in proc.stdout
+    proc = ops("health", "--no-such-flag")  # text: one line on stderr
+    assert proc.returncode == 3 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    legacy = subprocess.run([str(REPO / "scripts" / "impromptu-health"), "--no-such-flag"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert legacy.returncode == 1  # the original's "unhealthy", not a code it never used
+    assert legacy.stdout.splitlines()[-1] == "Status: unhealthy"
 
 
 def test_bad_config_and_bad_policy_are_unknown(agent: Agent, tmp_path: Path) -> None:

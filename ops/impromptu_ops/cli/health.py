@@ -3,7 +3,9 @@
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN in every format but ``legacy`` (the
 original script's 0 healthy / 2 degraded / 1 unhealthy). Our own failure — a bad config or
 policy, a bad flag (click's usage error is mapped through ``usage_exit_code``) — is
-UNKNOWN, never CRITICAL: the platform is not down because we are misconfigured.
+UNKNOWN, never CRITICAL: the platform is not down because we are misconfigured. A usage
+error is still written in the format asked for when it can be read (``IMPROMPTU UNKNOWN -``
+on stdout for nagios, where the monitor looks; the legacy lines and exit 1 for the drop-in).
 """
 
 from __future__ import annotations
@@ -35,7 +37,32 @@ def _unknown(fmt: str, message: str) -> int:
     return 3
 
 
-@click.command("health")
+def _format_in(args: list[str]) -> str | None:
+    """The ``--format`` asked for in raw arguments (usage errors stop parsing before it)."""
+    for i, arg in enumerate(args):
+        if arg == "--format" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--format="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class _CheckCommand(click.Command):
+    """A usage error still speaks the monitor's format: ``IMPROMPTU UNKNOWN - ...`` on stdout
+    (Nagios shows stdout, not stderr) and exit 3, or the legacy lines and exit 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        fmt = _format_in(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if fmt not in FORMATS or fmt == "text":
+                raise  # main prints one line and exits with usage_exit_code (3)
+            message = " ".join(exc.format_message().split())
+            raise click.exceptions.Exit(_unknown(fmt, f"usage: {message}")) from None
+
+
+@click.command("health", cls=_CheckCommand)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text (a table), nagios (one line + perfdata), json, prometheus, or legacy "
                    "(the original script's [OK]/[WARN]/[FAIL] lines and exit codes).")
