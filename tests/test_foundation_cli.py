@@ -39,9 +39,23 @@ def test_config_show_masks_vault_token(tmp_path: Path) -> None:
     assert "store.vault_token" in proc.stdout
 
 
-def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["no-such-command"]) == 2
-    assert run(["config", "show", "--bogus"]) == 2
+# rotate keeps 2 for "page someone", so its usage errors are EX_USAGE (64); health and
+# earnings speak Nagios, where a usage error is UNKNOWN (3).
+@pytest.mark.parametrize(("argv", "code", "where", "what"), [
+    (["no-such-command"], 2, "impromptu-ops", "no-such-command"),
+    (["config", "show", "--bogus"], 2, "impromptu-ops config show", "--bogus"),
+    (["secrets", "put"], 2, "impromptu-ops secrets put", "NAME"),
+    (["rotate", "impromptu", "--grace", "soon"], 64, "impromptu-ops rotate impromptu", "soon"),
+    (["health", "--format", "xml"], 3, "impromptu-ops health", "xml"),
+])
+def test_usage_error_is_one_line(argv: list[str], code: int, where: str, what: str,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    got = run(argv)
+    captured = capsys.readouterr()
+    assert got == code and captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"{where}: ") and what in captured.err
+    assert captured.err.rstrip().endswith(f"(see '{where} --help')")
 
 
 def test_version() -> None:

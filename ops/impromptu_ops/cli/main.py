@@ -101,6 +101,14 @@ def _usage_exit_code(exc: click.ClickException) -> int:
     return exc.exit_code
 
 
+def _usage_line(exc: click.UsageError) -> str:
+    """One line for a usage error: what was wrong and where to look, e.g.
+    ``impromptu-ops register: No such option: --bogus (see 'impromptu-ops register --help')``."""
+    where = exc.ctx.command_path if exc.ctx is not None else "impromptu-ops"
+    message = " ".join(exc.format_message().split())
+    return f"{where}: {message} (see '{where} --help')"
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (never raises, never prints a raw traceback)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -117,9 +125,12 @@ def run(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("impromptu-ops: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        click.echo(REDACTOR.redact(_usage_line(exc)), err=True)
+        return _usage_exit_code(exc)
     except click.ClickException as exc:
-        exc.show()
-        return _usage_exit_code(exc) if isinstance(exc, click.UsageError) else exc.exit_code
+        click.echo(REDACTOR.redact(f"impromptu-ops: {exc.format_message()}"), err=True)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("impromptu-ops: interrupted", err=True)
         return 130
