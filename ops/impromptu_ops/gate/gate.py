@@ -31,7 +31,7 @@ import httpx
 
 from impromptu_ops import __version__
 from impromptu_ops.audit import AuditLog, ChainReport
-from impromptu_ops.errors import ConfigError, InputError, OpsError, PolicyDenied
+from impromptu_ops.errors import ConfigError, InputError, IntegrityError, OpsError, PolicyDenied
 from impromptu_ops.gate import GATE_VERSION
 from impromptu_ops.gate.diff import Summary, render_diff, summarize
 from impromptu_ops.gate.digest import review_digest
@@ -399,9 +399,21 @@ class UpdateGate:
             if not isinstance(target, str) or not self.folder.has_version(target):
                 raise InputError(f"no kept version {str(target)[:60]!r}",
                                  hint="see `update status` for the kept versions")
-            self.folder.version_tree(target)  # refuses links and special files
+            try:
+                tree = self.folder.version_tree(target)  # refuses links and special files
+                meta = self.folder.meta(target)
+                # A kept version is switched to without a new review, so it must still be
+                # exactly the tree that was reviewed and applied.
+                if tree.hash() != meta.get("treeHash"):
+                    raise IntegrityError(
+                        f"kept version {target} no longer matches the tree that was applied "
+                        "(a file was changed, added or removed since)",
+                        hint="fetch and review that release again instead of rolling back")
+            except OpsError as exc:
+                self.audit.append("rollback-refused", slot=target, reason=exc.message)
+                raise
             self.folder.switch("current", f"versions/{target}")
-            version = str(self.folder.meta(target).get("version", "?"))
+            version = str(meta.get("version", "?"))
             self.audit.append("rollback", slot=target, version=version, fromSlot=slot,
                               by=_user())
             return {"slot": target, "version": version, "from": slot}
