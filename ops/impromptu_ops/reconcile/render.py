@@ -18,6 +18,7 @@ import csv
 import html
 import io
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -146,15 +147,22 @@ def _chart(series: tuple[tuple[str, int, int], ...], decimals: int) -> str:
     if not series:
         return "<p>No ledger entries to chart.</p>"
     top = max(max(e, p) for _, e, p in series) or 1
-    n = len(series)
+    # x is proportional to time (days since the first entry), so gaps in the ledger show
+    days = [date.fromisoformat(day).toordinal() for day, _, _ in series]
+    span = (days[-1] - days[0]) or 1
 
     def point(i: int, v: int) -> str:
-        x = pad + (width - 2 * pad) * (i / (n - 1) if n > 1 else 0.5)
-        y = height - pad - (height - 2 * pad) * (v / top)
+        x = pad + (width - 2 * pad) * ((days[i] - days[0]) / span if len(days) > 1 else 0.5)
+        y = height - pad - (height - 2 * pad) * (v / top)  # float: drawing only
         return f"{x:.1f},{y:.1f}"
 
-    earned = " ".join(point(i, e) for i, (_, e, _) in enumerate(series))
-    paid = " ".join(point(i, p) for i, (_, _, p) in enumerate(series))
+    def marks(points: list[str], colour: str) -> str:  # a single day still shows
+        return "".join(f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.5" '
+                       f'fill="{colour}"/>' for p in points)
+
+    earned_points = [point(i, e) for i, (_, e, _) in enumerate(series)]
+    paid_points = [point(i, p) for i, (_, _, p) in enumerate(series)]
+    earned, paid = " ".join(earned_points), " ".join(paid_points)
     first, last = html.escape(series[0][0]), html.escape(series[-1][0])
     top_label = html.escape(format_units(top, decimals))
     return (
@@ -165,6 +173,7 @@ def _chart(series: tuple[tuple[str, int, int], ...], decimals: int) -> str:
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>'
         f'<polyline fill="none" stroke="#2a7" stroke-width="2" points="{earned}"/>'
         f'<polyline fill="none" stroke="#27c" stroke-width="2" points="{paid}"/>'
+        f'{marks(earned_points, "#2a7")}{marks(paid_points, "#27c")}'
         f'<text x="{pad}" y="{height - 10}" font-size="12">{first}</text>'
         f'<text x="{width - pad}" y="{height - 10}" font-size="12" '
         f'text-anchor="end">{last}</text>'
