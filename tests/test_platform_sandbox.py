@@ -542,6 +542,18 @@ def test_idempotency_key_resend_returns_the_same_key(sandbox: SandboxServer,
         assert fresh.heartbeat().agent_id == agent["agentId"]
 
 
+def test_a_resent_put_stores_the_credential_once(sandbox: SandboxServer,
+                                                connect: Callable[..., PlatformClient],
+                                                rec: Recorder) -> None:
+    agent = new_agent(sandbox)
+    c = connect(sandbox, agent["apiKey"])
+    fault(sandbox, path="/credentials$", method="PUT", kind="truncate")
+    c.credentials_put("openrouter", Secret("sk-or-v1-" + "q" * 64))
+    assert len(rec.sleeps) == 1  # the PUT ran, its answer was cut, it was sent again
+    creds = c.credentials_list().credentials
+    assert [(x.provider, x.is_active) for x in creds] == [("openrouter", True)]
+
+
 def test_plain_post_is_never_resent(sandbox: SandboxServer,
                                     connect: Callable[..., PlatformClient],
                                     rec: Recorder) -> None:

@@ -3,7 +3,8 @@
 Owns ``/health``, ``heartbeat`` (authenticated, not rate-counted), ``notifications``,
 ``wallet/sync``, ``budget``, ``balance``, ``profile`` (works while PENDING),
 ``security-status``, ``models``, ``credentials`` (PUT/GET/DELETE; only a hash and the last
-four characters of a BYOK key are kept) and ``accept-tos`` (works while PENDING). Content
+four characters of a BYOK key are kept; a PUT of the active key again is a no-op, so a
+resent PUT does not make a second record) and ``accept-tos`` (works while PENDING). Content
 and discovery live in :mod:`.content`, key management in :mod:`.keys`.
 
 [ours] shapes the contract leaves open: amounts are decimal strings of base units;
@@ -171,11 +172,15 @@ def install(router: Router, state: State) -> None:
         if problems:
             raise validation(problems)
         creds: list[dict[str, Any]] = state.data["credentials"].setdefault(req.agent_id, [])
+        digest = sha256_hex(str(key))
+        for cred in creds:  # PUT is idempotent: the same key again changes nothing
+            if cred["provider"] == provider and cred["isActive"] and cred["sha256"] == digest:
+                return Response(200, {"id": cred["id"], "provider": provider, "isActive": True})
         for cred in creds:  # one active credential per provider, like the platform's UI
             if cred["provider"] == provider:
                 cred["isActive"] = False
         cred = {"id": new_id("cred"), "provider": provider, "isActive": True,
-                "sha256": sha256_hex(str(key)), "last4": str(key)[-4:],
+                "sha256": digest, "last4": str(key)[-4:],
                 "createdAt": state.now(), "lastUsed": None}
         creds.append(cred)
         return Response(201, {"id": cred["id"], "provider": provider, "isActive": True})
