@@ -320,34 +320,6 @@ def _mine(url: str, blocks: int) -> None:
                           "params": [hex(blocks)]}, timeout=10).raise_for_status()
 
 
-def start_anvil(binary: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start anvil with Base's chain id on a free loopback port; returns (url, process)."""
-    import socket
-
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([binary, "--chain-id", "8453", "--host", "127.0.0.1",
-                             "--port", str(port), "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                  "params": []}, timeout=1).raise_for_status()
-            return url, proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    from impromptu_ops.errors import ChainError
-
-    raise ChainError("anvil did not start within 15 s")
-
-
 def run_quickstart(base: Path, say: Printer, *, pow_memory_kib: int = 128 * 1024,
                    pow_difficulty: int = 2, with_chain: bool = True,
                    repo_root: Path | None = None) -> tuple[Path, list[StepResult]]:
@@ -361,13 +333,15 @@ def run_quickstart(base: Path, say: Printer, *, pow_memory_kib: int = 128 * 1024
         with_chain: start anvil for the earnings step when it is installed.
         repo_root: where to look for an anvil installed by scripts/test.
     """
+    from impromptu_ops.chain.anvil import AnvilNode, start_anvil
     from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
 
     ws = Workspace.create(base)
-    chain_url, anvil = None, None
+    anvil: AnvilNode | None = None
     binary = find_anvil(repo_root) if with_chain else None
     if binary:
-        chain_url, anvil = start_anvil(binary)
+        anvil = start_anvil(binary)
+    chain_url = anvil.url if anvil is not None else None
     config = SandboxConfig.build(pow_memory_kib=pow_memory_kib, pow_difficulty=pow_difficulty,
                                  payment_mode="withheld", chain_rpc=chain_url or "")
     try:
@@ -387,5 +361,4 @@ def run_quickstart(base: Path, say: Printer, *, pow_memory_kib: int = 128 * 1024
             return ws.root, rehearsal.results
     finally:
         if anvil is not None:
-            anvil.terminate()
-            anvil.wait(10)
+            anvil.stop()
