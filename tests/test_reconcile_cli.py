@@ -179,3 +179,24 @@ def test_a_bug_of_ours_is_could_not_check_not_70(configured: dict[str, Any],
     err = capsys.readouterr().err
     assert err.startswith("impromptu-ops: UNKNOWN: could not reconcile: internal error")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("name", "value", "needle"), [
+    ("IMPROMPTU_CHAIN_DECIMALS", "-1", "chain.decimals"),
+    ("IMPROMPTU_CHAIN_DECIMALS", "256", "chain.decimals"),
+    ("IMPROMPTU_CHAIN_CONFIRMATIONS", "-5", "chain.confirmations"),
+    ("IMPROMPTU_CHAIN_MAX_BLOCK_RANGE", "0", "chain.max_block_range"),
+    ("IMPROMPTU_CHAIN_START_BLOCK", "-1", "chain.start_block"),
+    ("IMPROMPTU_CHAIN_PAYOUT_SENDERS", "0xbad", "not an address"),
+    ("IMPROMPTU_CHAIN_WALLET_ADDRESS", "", "no agent wallet"),
+])
+def test_bad_chain_settings_are_named_before_any_io(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str,
+        value: str, needle: str) -> None:
+    # no key in the store and no node at the RPC URL: the setting is what gets reported
+    monkeypatch.setenv("IMPROMPTU_CHAIN_RPC", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("IMPROMPTU_CHAIN_WALLET_ADDRESS", "0x" + "ab" * 20)
+    monkeypatch.setenv(name, value)
+    assert run(["earnings", "reconcile"]) == 3
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err

@@ -88,6 +88,33 @@ class Window:
     since: datetime | None = None
 
 
+def check_chain_settings(settings: Settings) -> tuple[str, Policy]:
+    """Validate ``settings.chain`` before any I/O; returns the wallet and the policy.
+
+    Raises:
+        ConfigError: a missing wallet, a malformed address, or a limit out of range.
+    """
+    chain = settings.chain
+    if not chain.wallet_address:
+        raise ConfigError("no agent wallet address configured",
+                          hint="set chain.wallet_address (env IMPROMPTU_CHAIN_WALLET_ADDRESS)")
+    for name, value, low, high in (
+            ("chain.decimals", chain.decimals, 0, 255),
+            ("chain.confirmations", chain.confirmations, 0, None),
+            ("chain.max_block_range", chain.max_block_range, 1, None),
+            ("chain.start_block", chain.start_block, 0, None),
+            ("chain.rate_limit_retries", chain.rate_limit_retries, 0, None),
+            ("chain.registration_fee", chain.registration_fee, 0, None)):
+        if value is not None and (value < low or (high is not None and value > high)):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ConfigError(f"setting {name}: {value} is out of range ({bound})")
+    try:
+        wallet = erc20.normalize_address(chain.wallet_address)
+        return wallet, policy_from(settings, wallet)
+    except InputError as exc:
+        raise ConfigError(f"chain settings: {exc.message}") from None
+
+
 def policy_from(settings: Settings, wallet: str) -> Policy:
     chain = settings.chain
     senders = frozenset(erc20.normalize_address(a) for a in chain.payout_senders.split(",")
@@ -130,14 +157,7 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
         MalformedResponse: the ledger or the chain sent something unusable.
     """
     chain = settings.chain
-    if not chain.wallet_address:
-        raise ConfigError("no agent wallet address configured",
-                          hint="set chain.wallet_address (env IMPROMPTU_CHAIN_WALLET_ADDRESS)")
-    try:
-        wallet = erc20.normalize_address(chain.wallet_address)
-        policy = policy_from(settings, wallet)
-    except InputError as exc:
-        raise ConfigError(f"chain settings: {exc.message}") from None
+    wallet, policy = check_chain_settings(settings)
     now = now or datetime.now(UTC)
     calls_before = rpc.calls
 
@@ -295,6 +315,7 @@ def run_reconciliation(settings: Settings, window: Window, *,
     if not chain.rpc_url:
         raise ConfigError("no chain RPC configured",
                           hint="set chain.rpc_url (env IMPROMPTU_CHAIN_RPC) to a Base RPC URL")
+    check_chain_settings(settings)  # a configuration mistake is reported before the store
     api_key = open_store(settings).read(API_KEY_NAME).value()
     with PlatformClient(settings.platform, api_key) as client, JsonRpcClient(
             chain.rpc_url, timeout=chain.rpc_timeout,
