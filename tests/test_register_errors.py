@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -250,3 +252,51 @@ def test_registration_answer_without_a_key_is_flagged_not_hidden(registrar: Regi
     assert registrar.journal_step() == "submitted"
     again = registrar.run("register", "--name", "agent-x2", "--accept-tos")
     assert again.code == 1 and "never recorded" in again.error
+
+
+class UnreachableOnProof(Tamper):
+    """The platform stops answering (connection refused) once a proof or payment is ready."""
+
+    def __init__(self, registrar: Registrar) -> None:
+        super().__init__(registrar)
+        with socket.socket() as probe:  # a loopback port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        platform = dataclasses.replace(registrar.settings().platform, max_retries=1,
+                                       backoff_base=0.01,
+                                       api_url=f"http://127.0.0.1:{port}/api")
+        self.dead = ClientRegistrationApi(platform)
+
+    def register(self, body: Mapping[str, Any]) -> Answer:
+        if "pow" in body or "payment" in body:
+            return self.dead.register(body)
+        return super().register(body)
+
+    def close(self) -> None:
+        self.dead.close()
+        super().close()
+
+
+def test_unreachable_on_the_proof_submission_is_not_a_lost_answer(
+        sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Connection refused: nothing left the process, so no agent can exist; the record goes
+    back to the step before (here: payment, with the accepted proof) instead of 'submitted'
+    (which would demand --force-new and a check with the platform)."""
+    registrar = Registrar(sandbox_factory(pow_difficulty=4, pow_memory_kib=16,
+                                          payment_mode="upfront"), monkeypatch, capsys)
+    first = registrar.run("register", "--name", "payer", "--accept-tos")
+    assert first.code == 1 and "needs a fee" in first.error
+    assert registrar.journal_step() == "payment"
+    tx = "0x" + "ef" * 32
+    registrar.sandbox.control("POST", "/_sandbox/payments", json={
+        "txHash": tx, "amount": str(10 * 10**18)})
+    exc = attempt(registrar, UnreachableOnProof(registrar), name="payer", payment_tx=tx)
+    assert isinstance(exc, TransportError) and "cannot connect" in exc.diagnostics()
+    assert "nothing was sent, so nothing was registered" in exc.diagnostics()
+    assert "answer was lost" not in exc.diagnostics()
+    assert registrar.journal_step() == "payment"
+    assert registrar.sandbox.state.data["agents"] == {}
+    again = registrar.run("register", "--name", "payer", "--accept-tos", "--payment-tx", tx)
+    assert again.code == 0, again.err
+    assert "reusing the proof of work" in again.err and "PoW:" not in again.err

@@ -172,3 +172,23 @@ def test_referrer_is_passed_and_checked(registrar: Registrar, tmp_path: Path) ->
     assert res.code == 0, res.err
     agent = registrar.sandbox.state.data["agents"][json.loads(res.out)["agentId"]]
     assert agent["referrer"] == referrer_id
+
+
+@pytest.mark.parametrize("registrar", [{"payment_mode": "upfront"}], indirect=True)
+def test_a_kept_proof_the_server_no_longer_takes_is_replaced_by_a_fresh_one(
+        registrar: Registrar) -> None:
+    first = registrar.run("register", "--name", "late-payer", "--accept-tos")
+    assert first.code == 1 and registrar.journal_step() == "payment"
+    tx = "0x" + "cd" * 32
+    registrar.sandbox.control("POST", "/_sandbox/payments", json={
+        "txHash": tx, "amount": str(10 * 10**18)})
+    # Meanwhile the platform forgot the accepted chain: it refuses the kept proof once.
+    registrar.sandbox.control("POST", "/_sandbox/faults", json={
+        "path": "/agents/register$", "method": "POST", "kind": "status", "status": 409,
+        "code": "POW_REPLAYED", "times": 1})
+    second = registrar.run("register", "--name", "late-payer", "--accept-tos",
+                           "--payment-tx", tx)
+    assert second.code == 0, second.err
+    assert "the earlier proof was refused (POW_REPLAYED); solving a fresh challenge" in second.err
+    assert "PoW: 10 rounds" in second.err and "status: ACTIVE" in second.out
+    assert registrar.journal_step() is None

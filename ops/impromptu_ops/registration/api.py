@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from impromptu_ops.errors import DeadlineExceeded, TransportError
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings
 
@@ -41,6 +42,18 @@ class Answer:
         message, hint = src.get("message"), src.get("hint")
         return (message if isinstance(message, str) else f"HTTP {self.status}",
                 hint if isinstance(hint, str) else None)
+
+
+def never_sent(exc: TransportError) -> bool:
+    """Whether a failed ``POST /agents/register`` certainly never reached the server.
+
+    The platform client resends that POST only when the connection itself failed (nothing
+    left the process), so a final "cannot connect" error, or a :class:`DeadlineExceeded`
+    (which only ends a series of such resends), means no attempt was sent; any other
+    transport failure may have registered the agent. The client does not expose that
+    ``sent`` flag, so this adapter reads its documented connect-failure message.
+    """
+    return isinstance(exc, DeadlineExceeded) or ": cannot connect to " in exc.message
 
 
 class RegistrationApi(Protocol):

@@ -37,7 +37,12 @@ from impromptu_ops.errors import (
 from impromptu_ops.locks import ProcessLock
 from impromptu_ops.pow.challenge import parse_challenge
 from impromptu_ops.pow.solver import Plan, Progress, SolveResult, solve
-from impromptu_ops.registration.api import NEEDS_PAYMENT, NEEDS_POW, RegistrationApi
+from impromptu_ops.registration.api import (
+    NEEDS_PAYMENT,
+    NEEDS_POW,
+    RegistrationApi,
+    never_sent,
+)
 from impromptu_ops.registration.journal import Entry, Journal
 from impromptu_ops.registration.keeping import (
     VALUE_FIELD,
@@ -283,17 +288,25 @@ def _register(settings: Settings, request: RegistrationRequest, tx: str | None,
     reused = _reusable_proof(entry_before, request)
     if reused and entry_before:
         body["pow"] = reused
-        entry = journal.write(entry, chain_id=entry_before.chain_id,
-                              expires_at=entry_before.expires_at)
+        entry = journal.write(entry, step="payment", chain_id=entry_before.chain_id,
+                              expires_at=entry_before.expires_at, pow=entry_before.pow,
+                              payment=entry_before.payment)  # still reusable if unsent
         note("reusing the proof of work the server accepted before the payment was asked")
 
     for _ in range(MAX_STEPS):
         proof_sent = "pow" in body or "payment" in body
+        before_send = entry
         if proof_sent:
             entry = journal.write(entry, step="submitted")
         try:
             answer = api.register(body)
         except TransportError as exc:
+            if proof_sent and never_sent(exc):  # back to where we were: nothing can exist
+                journal.write(before_send)
+                raise type(exc)(exc.message, hint="; ".join(
+                    h for h in (exc.hint, "nothing was sent, so nothing was registered: run "
+                                "register again when the platform is reachable") if h)
+                ) from None
             if proof_sent:
                 raise TransportError(
                     f"the registration of {request.name!r} was sent but its answer was lost "
