@@ -28,6 +28,7 @@ from impromptu_ops.platform.retry import (
     backoff_window,
     may_resend,
     parse_retry_after,
+    resent_delete_is_done,
     seconds_until,
 )
 from impromptu_ops.secret import Secret
@@ -118,6 +119,14 @@ def test_seconds_until_reset_is_never_negative() -> None:
 def test_only_idempotent_or_unsent_requests_are_resent(method: str, key: bool, sent: bool,
                                                        ok: bool) -> None:
     assert may_resend(method, idempotency_key=key, sent=sent) is ok
+
+
+@given(method=st.sampled_from(["GET", "PUT", "POST", "PATCH", "DELETE", "delete"]),
+       status=st.integers(400, 599), lost=st.booleans())
+def test_only_a_resent_delete_may_read_404_as_done(method: str, status: int,
+                                                   lost: bool) -> None:
+    assert resent_delete_is_done(method, status, answer_lost=lost) is (
+        lost and method.upper() == "DELETE" and status == 404)
 
 
 # --- rate-limit headers ----------------------------------------------------------------------

@@ -554,6 +554,26 @@ def test_a_resent_put_stores_the_credential_once(sandbox: SandboxServer,
     assert [(x.provider, x.is_active) for x in creds] == [("openrouter", True)]
 
 
+def test_a_resent_delete_that_finds_nothing_has_done_its_job(
+        sandbox: SandboxServer, connect: Callable[..., PlatformClient], rec: Recorder) -> None:
+    agent = new_agent(sandbox)
+    c = connect(sandbox, agent["apiKey"])
+    c.credentials_put("fal", Secret("fal-" + "d" * 30))
+    cred = c.credentials_list().credentials[0].id or ""
+    fault(sandbox, path="/credentials$", method="DELETE", kind="truncate")
+    c.credentials_delete(cred)  # deleted, answer cut, resent, 404: that is success
+    assert len(rec.sleeps) == 1 and c.credentials_list().credentials == ()
+    with pytest.raises(errors.NotFoundError):  # sent once: a 404 is a real "not found"
+        c.credentials_delete(cred)
+    prov = Secret(sandbox.control("POST", "/openrouter/provisioning-key")["key"])
+    with OpenRouterClient(sandbox.openrouter_url, prov, sleep=rec.sleep,
+                          clock=rec.clock) as admin:
+        _, key_hash = admin.create_key("gone")
+        fault(sandbox, path="^/openrouter/api/v1/keys/", method="DELETE", kind="truncate")
+        admin.delete_key(key_hash)
+        assert admin.list_keys() == [] and len(rec.sleeps) == 2
+
+
 def test_plain_post_is_never_resent(sandbox: SandboxServer,
                                     connect: Callable[..., PlatformClient],
                                     rec: Recorder) -> None:

@@ -13,6 +13,8 @@ Failure mapping (the error tree is in :mod:`impromptu_ops.errors`)::
     body larger than max_response_bytes       MalformedResponse (never retried)
     body that is not JSON (when JSON wanted)  MalformedResponse
     HTTP >= 400 not listed in ``answers``     PlatformError subclass (see .errorbody)
+                                              (except a 404 to a DELETE resent after a
+                                              lost answer: done, returned as a 204)
     the next wait would pass the deadline     DeadlineExceeded, ``__cause__`` = last error
                                               (a 429 is raised as RateLimited instead: its
                                               ``retry_after`` tells the caller when)
@@ -286,6 +288,7 @@ class HttpCore:
             headers[contract.IDEMPOTENCY_HEADER] = idempotency_key
         start = self._clock()
         attempt = 0
+        answer_lost = False  # an earlier attempt may have done its work, its answer was lost
         while True:
             remaining = self.limits.deadline - (self._clock() - start)
             timeout = httpx.Timeout(max(min(self.limits.read_timeout, remaining), 0.001),
@@ -300,6 +303,7 @@ class HttpCore:
                 error: OpsError = failed.error
                 resend = not isinstance(error, MalformedResponse) and retry.may_resend(
                     method, idempotency_key=idempotency_key is not None, sent=failed.sent)
+                answer_lost = answer_lost or failed.sent
             else:
                 if resp.rate_limit is not None:
                     self.last_rate_limit = resp.rate_limit
@@ -310,6 +314,10 @@ class HttpCore:
                         hint="check platform.api_url (scheme, host, trailing path)")
                 if resp.status < 400 or resp.status in answers:
                     return resp
+                if retry.resent_delete_is_done(method, resp.status, answer_lost=answer_lost):
+                    log.info("%s %s: answered 404 after a resend: the first attempt deleted it",
+                             method, path)
+                    return HttpResponse(204, resp.headers, b"", method, path, resp.rate_limit)
                 error, server_wait = self._error_for(resp)
                 resend = (isinstance(error, PlatformError) and error.retryable
                           and retry.may_resend(method,

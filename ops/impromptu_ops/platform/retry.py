@@ -16,6 +16,8 @@ Rules (contract §1):
 - Only idempotent requests are retried after they may have reached the server: GET, HEAD,
   PUT, DELETE, OPTIONS, and a POST that carries an ``Idempotency-Key``. A plain POST is
   resent only when the connection was never made (nothing left the process).
+- A DELETE resent after its answer was lost and then answered 404 has done its job
+  (:func:`resent_delete_is_done`).
 """
 
 from __future__ import annotations
@@ -128,3 +130,18 @@ def may_resend(method: str, *, idempotency_key: bool, sent: bool) -> bool:
         return True
     m = method.upper()
     return m in IDEMPOTENT_METHODS or (m == "POST" and idempotency_key)
+
+
+def resent_delete_is_done(method: str, status: int, *, answer_lost: bool) -> bool:
+    """Whether an error answer to a resent request means the work was already done.
+
+    A DELETE whose answer was lost (the connection broke after it was sent) and that was
+    sent again finds nothing left to delete: the 404 is the first attempt's success, not
+    a failure. A 404 to a DELETE sent only once is a real "not found".
+
+    Args:
+        method: the HTTP method.
+        status: the status of the latest answer.
+        answer_lost: whether an earlier attempt may have reached the server.
+    """
+    return answer_lost and method.upper() == "DELETE" and status == 404
