@@ -64,6 +64,12 @@ def test_register_without_terms_stays_pending_until_accept_tos(registrar: Regist
     again = registrar.run("register", "--name", "beta-2")
     assert again.code == 1 and "already registered" in again.err
     assert "register accept-tos" in again.err
+    elsewhere = registrar.settings().paths.data_dir / "empty.store"
+    registrar.monkeypatch.setenv("IMPROMPTU_STORE_LOCAL_PATH", str(elsewhere))
+    no_key = registrar.run("register", "accept-tos")
+    assert no_key.code == 1 and "no secret named impromptu-api-key" in no_key.error
+    assert "register the agent first" in no_key.error
+    registrar.monkeypatch.delenv("IMPROMPTU_STORE_LOCAL_PATH")
     accepted = registrar.run("register", "accept-tos")
     assert accepted.code == 0 and "status: ACTIVE" in accepted.out
     with registrar.client() as client:

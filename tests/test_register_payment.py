@@ -3,6 +3,7 @@ and the pure receipt/payment-request checks refuse hostile input cleanly."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -57,6 +58,26 @@ def test_receipt_is_checked_before_submitting(paid_registrar: Registrar, chain: 
     assert paid_registrar.sandbox.state.data["payments"]["used"] == {good.lower(): res.out
                                                                      .split("agentId: ")[1]
                                                                      .split()[0]}
+
+
+def test_unreachable_chain_rpc_keeps_the_proof_and_submits_nothing(
+        paid_registrar: Registrar, chain: Chain) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    good = chain.pay(RECIPIENT, FEE).tx_hash
+    paid_registrar.setenv(IMPROMPTU_CHAIN_RPC=dead)
+    res = paid_registrar.run("register", "--name", "rpc-down", "--accept-tos",
+                             "--payment-tx", good)
+    assert res.code == 69 and "nothing was submitted" in res.error
+    assert "the accepted proof is kept" in res.error
+    assert paid_registrar.journal_step() == "payment"
+    assert paid_registrar.sandbox.state.data["payments"]["used"] == {}
+    paid_registrar.setenv(IMPROMPTU_CHAIN_RPC=chain.url)
+    res = paid_registrar.run("register", "--name", "rpc-down", "--accept-tos",
+                             "--payment-tx", good)
+    assert res.code == 0, res.err
+    assert "reusing the proof of work" in res.err and "PoW:" not in res.err
 
 
 def request(amount: int = 100) -> PaymentRequest:

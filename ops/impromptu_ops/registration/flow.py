@@ -25,6 +25,7 @@ from typing import Any
 
 from impromptu_ops import contract
 from impromptu_ops.errors import (
+    ChainError,
     InputError,
     Interrupted,
     MalformedResponse,
@@ -202,8 +203,13 @@ def _check_payment(settings: Settings, tx: str, req: PaymentRequest,
     if not settings.chain.rpc_url:
         note("no chain RPC configured (chain.rpc_url): the platform alone checks the payment")
         return
-    receipt = fetch_receipt(settings.chain.rpc_url, tx, req.chain_id, settings.chain.rpc_timeout,
-                            settings.chain.max_response_bytes)
+    try:
+        receipt = fetch_receipt(settings.chain.rpc_url, tx, req.chain_id,
+                                settings.chain.rpc_timeout, settings.chain.max_response_bytes)
+    except ChainError as exc:  # the proof stays kept with the payment step: say so
+        raise ChainError(exc.message, hint="; ".join(h for h in (
+            exc.hint, "nothing was submitted: run register again with the same --payment-tx "
+            "once the chain RPC answers (the accepted proof is kept)") if h)) from None
     problems = receipt_problems(receipt, req)
     if problems:
         raise InputError(
@@ -433,7 +439,11 @@ def accept_terms(settings: Settings, *, api: RegistrationApi, open_store: StoreO
     Raises:
         SecretNotFound: no API key in the store (register first).
     """
-    key = open_store().read(API_KEY_NAME).data[VALUE_FIELD]
+    try:
+        key = open_store().read(API_KEY_NAME).data[VALUE_FIELD]
+    except SecretNotFound as exc:
+        raise SecretNotFound(exc.message, hint="register the agent first (impromptu-ops "
+                             "register --name ...), or point the store at its key") from None
     answer = api.accept_tos(key)
     journal = journal_for(settings)
     entry = journal.read()
