@@ -239,3 +239,16 @@ def test_fix_reports_a_file_it_cannot_rewrite_and_goes_on(
     assert code == 1 and "cannot be rewritten" in err and "by hand" in err
     assert PLATFORM in rc.read_text()  # untouched, and reported
     assert OPENROUTER not in other.read_text()  # the other file was still fixed
+
+
+def test_a_named_path_that_does_not_exist_is_an_error_not_a_clean_scan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["secrets", "scan", str(tmp_path / "typo.bashrc")])
+    out, err = capsys.readouterr()
+    assert code == 65 and out == "" and err.count("\n") == 1 and "no such file" in err
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\0\1\2" + PLATFORM.encode())
+    code = run(["secrets", "scan", "--json", str(blob)])
+    out, err = capsys.readouterr()
+    assert code == 0 and f"skipped {blob}" in err and PLATFORM not in out + err
+    assert '"skipped": [{"path"' in out

@@ -249,15 +249,21 @@ def scan_cmd(app: App, paths: tuple[Path, ...], fix: bool, no_system: bool, as_j
     """Find plaintext keys in shell rc, .env, crontab and systemd files (exit 1 if any)."""
     from impromptu_ops import secretscan
 
+    missing = [p for p in paths if not p.exists()]
+    if missing:  # a typo must not read as "no keys found"
+        raise InputError(f"no such file or folder: {missing[0]}")
     targets = list(paths) or secretscan.default_paths(Path.home(), Path.cwd(),
                                                       system=not no_system)
     report = secretscan.scan(targets)
+    for path, why in report.skipped:
+        err(f"skipped {path}: {why}")
     rows: list[tuple[str, ...]] = [(f"{f.path}:{f.line}", f.kind, f.name or "-", f.masked)
                                    for f in report.findings]
     if not fix:
         if as_json:
             out_json({"files": report.files, "findings": [
-                {"where": w, "kind": k, "name": n, "value": v} for w, k, n, v in rows]})
+                {"where": w, "kind": k, "name": n, "value": v} for w, k, n, v in rows],
+                "skipped": [{"path": str(p), "why": why} for p, why in report.skipped]})
         elif rows:
             out(table(rows, ("where", "kind", "store as", "value")))
         else:
