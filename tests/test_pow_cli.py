@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
 import pty
@@ -18,9 +19,13 @@ from typing import Any
 
 import pytest
 
+from impromptu_ops import contract
 from impromptu_ops.cli.main import run
 from impromptu_ops.cli.pow import ProgressBar
+from impromptu_ops.pow.backends import BACKENDS
+from impromptu_ops.pow.challenge import parse_challenge
 from impromptu_ops.pow.solver import Progress
+from impromptu_ops.pow.verify import meets
 
 
 def challenge_doc(difficulty: int = 5) -> dict[str, Any]:
@@ -60,7 +65,12 @@ def test_solve_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     code, _, err = cli(capsys, "pow", "verify", "--challenge", str(challenge),
                        "--solution", str(solution))
     assert code == 65 and "non-negative" in err and err.count("\n") == 1
-    doc["nonces"][2] = 10**9 + 7  # almost surely not a solution of a 5-bit round
+    # A nonce that does not solve round 2 (a random one would, one time in 32): checked
+    # with an independent backend, not with the verify under test.
+    parsed = parse_challenge(json.loads(challenge.read_text())["challenge"])
+    doc["nonces"][2] = next(n for n in itertools.count(10**9) if not meets(
+        BACKENDS["libsodium"].hash(contract.pow_password(parsed.chain_id, 2, n),
+                                   parsed.rounds[2].salt, parsed.params), 5))
     solution.write_text(json.dumps(doc))
     code, _, err = cli(capsys, "pow", "verify", "--challenge", str(challenge),
                        "--solution", str(solution))
