@@ -19,9 +19,11 @@ process or imports anything from an update.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,6 +120,20 @@ class UpdateGate:
         self._transport = transport
         self._clock = clock
 
+    @contextlib.contextmanager
+    def _acting(self) -> Iterator[None]:
+        """Hold the folder lock and refuse to act on a broken audit log (fail closed): an
+        action whose record cannot be chained onto a verified log must not happen."""
+        with self.folder.locked():
+            report = self.audit.verify()
+            if not report.ok:
+                raise IntegrityError(
+                    f"the update audit log {self.audit.path} is broken at line "
+                    f"{report.first_bad_line} ({report.reason}); refusing to act",
+                    hint="inspect it with `update log`; move it aside (keep it as evidence) "
+                         "to start a new log")
+            yield
+
     # --- policy, signature, order ------------------------------------------------------------
 
     @property
@@ -190,7 +206,7 @@ class UpdateGate:
             PolicyDenied: the candidate is not newer than the installed version.
             TransportError: the network failed.
         """
-        with self.folder.locked():
+        with self._acting():
             src = self.source(spec)
             try:
                 fetched = src.fetch(self.caps, self.settings.gate.max_manifest_bytes)
@@ -258,7 +274,7 @@ class UpdateGate:
             InputError: neither a confirmation nor a digest; an override names no deny rule.
             PolicyDenied: digest mismatch, deny findings not overridden, or declined.
         """
-        with self.folder.locked():
+        with self._acting():
             rev = self.review()
             try:
                 self._check_approval(rev, digest, overrides, confirm)
@@ -320,7 +336,7 @@ class UpdateGate:
             IntegrityError: the quarantine no longer verifies against its manifest.
             InputError: there is no candidate.
         """
-        with self.folder.locked():
+        with self._acting():
             finished = self._finish_interrupted_apply()
             if finished is not None:
                 return finished
@@ -389,7 +405,7 @@ class UpdateGate:
             InputError: nothing to roll back to, or no such version.
             IntegrityError: the target version folder was tampered with (links, specials).
         """
-        with self.folder.locked():
+        with self._acting():
             slot = self.folder.current_slot()
             if slot is None:
                 raise InputError("no version installed; nothing to roll back")
@@ -431,8 +447,24 @@ class UpdateGate:
         return Status(slot, version, cand, self.folder.kept())
 
     def log(self) -> tuple[list[dict[str, Any]], ChainReport]:
-        """Every audit entry and the verification of the hash chain."""
-        return list(self.audit.entries()), self.audit.verify()
+        """Every audit entry and the verification of the hash chain.
+
+        Lines that are not JSON objects are shown as ``unreadable`` entries (the chain
+        report names the first bad one) instead of stopping the listing.
+        """
+        entries: list[dict[str, Any]] = []
+        if self.audit.path.exists():
+            with self.audit.path.open("rb") as fh:
+                for lineno, raw in enumerate(fh, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        entry = json.loads(raw)
+                    except ValueError:
+                        entry = None
+                    entries.append(entry if isinstance(entry, dict) else
+                                   {"seq": None, "event": "unreadable", "line": lineno})
+        return entries, self.audit.verify()
 
     def screen(self, stream: BinaryIO, name: str) -> list[Finding]:
         """Run the prompt-content rules on text (a file or stdin), capped in size.
