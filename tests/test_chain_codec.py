@@ -158,3 +158,66 @@ def test_batch_results_follow_call_order() -> None:
     rpc, _ = client(handler)
     assert rpc.batch([("echo", ["a"]), ("echo", ["b"]), ("echo", ["c"])]) == ["a", "b", "c"]
     assert rpc.calls == 1
+
+
+def _ok(req: httpx.Request, result: Any) -> httpx.Response:
+    body = json.loads(req.content)
+    if isinstance(body, list):
+        return httpx.Response(200, json=[{"jsonrpc": "2.0", "id": b["id"], "result": result}
+                                         for b in body])
+    return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+
+def test_gateway_errors_are_retried_for_reads_only() -> None:
+    seen: list[str] = []
+
+    def flaky(req: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(req.content)["method"])
+        return httpx.Response(503) if len(seen) == 1 else _ok(req, "0x10")
+    rpc, slept = client(flaky)
+    assert rpc.block_number() == 16 and len(slept) == 1  # read: backed off, asked again
+    seen.clear()
+    def gateway(req: httpx.Request) -> httpx.Response:
+        seen.append("x")
+        return httpx.Response(502)
+    rpc, slept = client(gateway)
+    with pytest.raises(RpcError, match="HTTP 502"):
+        rpc.send_transaction({"from": "0x" + "11" * 20})
+    assert seen == ["x"] and slept == []  # a write may have landed: never resent
+
+
+def test_a_dropped_connection_mid_scan_is_retried_but_a_dead_url_fails_at_once() -> None:
+    calls = {"n": 0}
+
+    def blip(req: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise httpx.ReadTimeout("slow", request=req)
+        return _ok(req, "0x2105")
+    rpc, slept = client(blip)
+    assert rpc.chain_id() == 8453  # answered once: the node is real
+    assert rpc.chain_id() == 8453 and len(slept) == 1  # then a blip: retried
+    from impromptu_ops.chain.rpc import RpcUnreachable
+
+    def dead(req: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=req)
+    rpc, slept = client(dead)
+    with pytest.raises(RpcUnreachable):
+        rpc.chain_id()
+    assert slept == [] and rpc.calls == 1  # never answered: a wrong URL, said at once
+
+
+def test_rate_limited_batch_members_retry_the_batch() -> None:
+    attempts = {"n": 0}
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        attempts["n"] += 1
+        body = json.loads(req.content)
+        if attempts["n"] == 1:
+            return httpx.Response(200, json=[
+                {"jsonrpc": "2.0", "id": b["id"],
+                 "error": {"code": 429, "message": "Too Many Requests"}} for b in body])
+        return _ok(req, None)
+    rpc, slept = client(handler)
+    assert rpc.batch([("eth_getTransactionReceipt", ["0x" + "ab" * 32])] * 3) == [None] * 3
+    assert attempts["n"] == 2 and len(slept) == 1

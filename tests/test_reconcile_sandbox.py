@@ -6,12 +6,15 @@ agent (its own wallet), so tests do not see each other's transfers.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from impromptu_ops.chain.rpc import JsonRpcClient
+from impromptu_ops.errors import ChainError
 from impromptu_ops.platform.client import PlatformClient
 from impromptu_ops.reconcile.model import Kind, Report
 from impromptu_ops.reconcile.service import PlatformLedger, Window, reconcile_earnings
@@ -152,3 +155,39 @@ def test_a_second_concurrent_run_is_refused(agent: Agent) -> None:
         agent.reconcile()
     report, _ = agent.reconcile()  # released: runs
     assert report.reconciled
+
+
+class _FailingLogs(httpx.BaseTransport):
+    """The real node, except that eth_getLogs breaks for good after ``ok`` answers."""
+
+    def __init__(self, ok: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.ok = ok
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if isinstance(body, dict) and body.get("method") == "eth_getLogs":
+            if self.ok <= 0:
+                return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": {
+                    "code": -32601, "message": "the method eth_getLogs does not exist"}})
+            self.ok -= 1
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_scan_that_fails_midway_is_resumed_not_restarted(agent: Agent) -> None:
+    agent.scenario("clean")
+    with JsonRpcClient(agent.anvil.url) as rpc:
+        rpc.request("anvil_mine", ["0x190"])  # 400 blocks: most of them below finalized
+    more = {"chain.max_block_range": 20}
+    settings = agent.settings(more)
+    with PlatformClient(settings.platform, agent.key) as client, \
+            JsonRpcClient(agent.anvil.url, transport=_FailingLogs(ok=5)) as broken, \
+            pytest.raises(ChainError, match="does not exist"):
+        reconcile_earnings(settings, broken, PlatformLedger(client), Window())
+    report, _ = agent.reconcile(more=more)
+    assert report.reconciled, report.discrepancies
+    # the five chunks of 20 blocks scanned before the failure were kept
+    assert report.context["scannedBlocks"] == report.context["toBlock"] + 1 - 100

@@ -15,8 +15,15 @@ edge so nothing above it handles hex strings for amounts or block numbers.
 Errors (all :class:`~impromptu_ops.errors.ChainError`, exit 69)::
 
     ChainError
+    ├── RpcUnreachable      connect/read failure (timeout, reset) still failing after retries
     └── RpcError            the node answered with a JSON-RPC error (.code, .message, .data)
         └── RpcRateLimited  429 / rate-limit errors still failing after the retries
+
+Retries (``rate_limit_retries`` of them, full jitter or ``Retry-After``): a rate limit is
+retried for any method (the call was not processed); a transport failure (once the node has
+answered at least once: before that it is a wrong URL) or an HTTP 502/503/504 only for
+read-only methods (``eth_get*``, ``eth_call``...), never for
+``eth_sendTransaction``, which a timeout may have delivered already.
 
 The RPC URL may carry a provider key in its path (``.../v2/<key>``): messages name only
 the scheme and host (:func:`safe_endpoint`).
@@ -64,6 +71,19 @@ class RpcError(ChainError):
 
 class RpcRateLimited(RpcError):
     """The provider kept rate limiting after every retry."""
+
+
+class RpcUnreachable(ChainError):
+    """The request did not complete (connect error, timeout, reset)."""
+
+
+TRANSIENT_STATUS = frozenset({502, 503, 504})  # a gateway or an overloaded node: try again
+READ_ONLY = ("eth_get", "eth_call", "eth_chainId", "eth_blockNumber", "net_version")
+
+
+def is_read_only(method: str) -> bool:
+    """Whether resending ``method`` after a lost answer is harmless."""
+    return method.startswith(READ_ONLY)
 
 
 def safe_endpoint(url: str) -> str:
@@ -143,6 +163,7 @@ class JsonRpcClient:
 
     Attributes:
         calls: HTTP requests made so far (a batch counts once): the benchmark reads it.
+        answered: HTTP exchanges that completed (any status).
     """
 
     def __init__(self, url: str, *, timeout: float = 20.0, max_response_bytes: int = 32 << 20,
@@ -168,6 +189,7 @@ class JsonRpcClient:
                                   headers={"Content-Type": "application/json"})
         self._next_id = 0
         self.calls = 0
+        self.answered = 0
 
     def close(self) -> None:
         self._http.close()
@@ -194,9 +216,10 @@ class JsonRpcClient:
                                          hint="raise chain.max_response_bytes or scan less")
                     chunks.append(chunk)
                 status, headers = resp.status_code, dict(resp.headers)
+            self.answered += 1
         except httpx.HTTPError as exc:
-            raise ChainError(f"{method} at {self.endpoint}: {type(exc).__name__}",
-                             hint="is the chain RPC reachable? (chain.rpc_url)") from None
+            raise RpcUnreachable(f"{method} at {self.endpoint}: {type(exc).__name__}",
+                                 hint="is the chain RPC reachable? (chain.rpc_url)") from None
         raw = b"".join(chunks)
         try:
             decoded = json.loads(raw) if raw.strip() else None
@@ -210,6 +233,20 @@ class JsonRpcClient:
         else:
             delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
         self._sleep(delay)
+
+    def _retry(self, error: ChainError | None, read_only: bool, attempt: int,
+               headers: Mapping[str, str]) -> bool:
+        """Back off and return True when ``error`` deserves another attempt."""
+        if error is None or attempt >= self.rate_limit_retries:
+            return False
+        # A node that never answered is a configuration problem (wrong URL, nothing
+        # listening): say so at once. One that answered before and then dropped is a blip.
+        transient = (isinstance(error, RpcUnreachable) and self.answered > 0) or (
+            isinstance(error, RpcError) and error.http_status in TRANSIENT_STATUS)
+        if not isinstance(error, RpcRateLimited) and not (read_only and transient):
+            return False
+        self._backoff(attempt, parse_retry_after(headers.get("retry-after"), time.time()))
+        return True
 
     def _error_of(self, method: str, status: int, answer: Any) -> RpcError | None:
         err = answer.get("error") if isinstance(answer, dict) else None
@@ -230,18 +267,24 @@ class JsonRpcClient:
 
         Raises:
             RpcRateLimited: still rate limited after ``rate_limit_retries`` back-offs.
+            RpcUnreachable: the transport kept failing (read-only methods are retried).
             RpcError: the node answered with an error.
-            ChainError: transport failure, oversize or malformed answer.
+            ChainError: oversize or malformed answer.
         """
         attempt = 0
+        read_only = is_read_only(method)
         while True:
             self._next_id += 1
             payload = {"jsonrpc": "2.0", "id": self._next_id, "method": method,
                        "params": list(params)}
-            status, headers, answer = self._post(payload, method)
-            error = self._error_of(method, status, answer)
-            if isinstance(error, RpcRateLimited) and attempt < self.rate_limit_retries:
-                self._backoff(attempt, parse_retry_after(headers.get("retry-after"), time.time()))
+            headers: Mapping[str, str] = {}
+            error: ChainError | None
+            try:
+                status, headers, answer = self._post(payload, method)
+                error = self._error_of(method, status, answer)
+            except RpcUnreachable as exc:
+                error = exc
+            if self._retry(error, read_only, attempt, headers):
                 attempt += 1
                 continue
             if error is not None:
@@ -259,31 +302,45 @@ class JsonRpcClient:
         if not calls:
             return []
         attempt = 0
+        read_only = all(is_read_only(m) for m, _ in calls)
         while True:
             base = self._next_id
             payload = [{"jsonrpc": "2.0", "id": base + i + 1, "method": m, "params": list(p)}
                        for i, (m, p) in enumerate(calls)]
             self._next_id += len(calls)
-            status, headers, answer = self._post(payload, "batch")
+            headers: Mapping[str, str] = {}
+            try:
+                status, headers, answer = self._post(payload, "batch")
+            except RpcUnreachable as exc:
+                if self._retry(exc, read_only, attempt, headers):
+                    attempt += 1
+                    continue
+                raise
             if not isinstance(answer, list):
                 error = self._error_of("batch", status, answer) or ChainError(
                     f"batch at {self.endpoint}: not a JSON-RPC batch answer")
-                if isinstance(error, RpcRateLimited) and attempt < self.rate_limit_retries:
-                    self._backoff(attempt, parse_retry_after(headers.get("retry-after"),
-                                                             time.time()))
+                if self._retry(error, read_only, attempt, headers):
                     attempt += 1
                     continue
                 raise error
             by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
             results: list[Any] = []
+            item_errors: list[RpcError] = []
             for i, (method, _) in enumerate(calls):
                 item = by_id.get(base + i + 1)
                 if item is None:
                     raise ChainError(f"batch at {self.endpoint}: no answer for {method}")
                 item_error = self._error_of(method, status, item)
                 if item_error is not None:
-                    raise item_error
+                    item_errors.append(item_error)
                 results.append(item.get("result"))
+            if item_errors:
+                # some providers rate limit members of a batch: retry the whole batch
+                limited = next((e for e in item_errors if isinstance(e, RpcRateLimited)), None)
+                if self._retry(limited, read_only, attempt, headers):
+                    attempt += 1
+                    continue
+                raise item_errors[0]
             return results
 
     # --- typed calls ----------------------------------------------------------------------

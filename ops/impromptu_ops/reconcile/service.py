@@ -215,22 +215,31 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
     done = 0
     topics = [contract.ERC20_TRANSFER_TOPIC, None, erc20.address_topic(wallet)]
     chunks = 0
-    for lo, hi in gaps:
-        for chunk in scanner.scan(lo, hi, topics=topics):
-            for raw in chunk.logs:
-                if raw.get("removed") is True:
-                    continue
-                t = erc20.decode_transfer_log(raw)
-                if t is not None and t.recipient == wallet:
-                    cache.transfers[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
-            if chunk.first <= heads.final:
-                cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
-            done += chunk.last - chunk.first + 1
-            chunks += 1
-            if progress is not None:
-                progress(done, total)
-            if chunks % SAVE_EVERY_CHUNKS == 0:
-                cache.save()
+    try:
+        for lo, hi in gaps:
+            for chunk in scanner.scan(lo, hi, topics=topics):
+                for raw in chunk.logs:
+                    if raw.get("removed") is True:
+                        continue
+                    t = erc20.decode_transfer_log(raw)
+                    if t is not None and t.recipient == wallet:
+                        cache.transfers[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
+                if chunk.first <= heads.final:
+                    cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
+                done += chunk.last - chunk.first + 1
+                chunks += 1
+                if progress is not None:
+                    progress(done, total)
+                if chunks % SAVE_EVERY_CHUNKS == 0:
+                    cache.save()
+    except ChainError:
+        # What was scanned stays scanned: the rerun resumes where this run stopped (every
+        # recorded range is complete and final). Provisional transfers not seen again yet
+        # go back as they were, so the next run still re-checks their block hashes.
+        for key, seen in provisional.items():
+            cache.transfers.setdefault(key, seen)
+        cache.save()
+        raise
 
     for key, t in suspects.items():
         if key not in cache.transfers:
