@@ -267,3 +267,19 @@ def test_a_run_that_finds_the_lock_busy_sends_no_ping(
     first.communicate(timeout=60)
     assert (first.returncode, second.returncode) == (0, 75)
     assert [p for p, _ in seen] == ["/ping/abc/start", "/ping/abc/0"]
+
+
+def test_an_unusable_state_folder_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = ops("heartbeat", "--json", env={"IMPROMPTU_PATHS_STATE_DIR": str(blocker / "s")})
+    assert proc.returncode == 78, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    assert json.loads(line)["exitCode"] == 78
+    assert proc.stderr.count("\n") == 1 and "paths.state_dir" in proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_a_deadline_too_short_for_any_call_is_a_config_error() -> None:
+    proc = ops("heartbeat", env={"IMPROMPTU_JOBS_HEARTBEAT_DEADLINE": "0.5"})
+    assert proc.returncode == 78 and "jobs.heartbeat_deadline" in proc.stderr

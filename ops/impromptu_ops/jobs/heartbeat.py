@@ -44,6 +44,7 @@ from typing import Any
 
 from impromptu_ops.errors import (
     BudgetExhausted,
+    ConfigError,
     DeadlineExceeded,
     LockBusy,
     OpsError,
@@ -182,11 +183,26 @@ class HeartbeatJob:
         from impromptu_ops.atomic import private_dir
         from impromptu_ops.locks import ProcessLock
 
-        state_dir = private_dir(self.settings.paths.state_dir)
-        with ProcessLock(state_dir / LOCK_FILE, "heartbeat"):
+        deadline = self.settings.jobs.heartbeat_deadline
+        if not deadline > MIN_STEP_SECONDS:
+            raise ConfigError(f"setting jobs.heartbeat_deadline: {deadline} s leaves no time "
+                              f"for a call (more than {MIN_STEP_SECONDS:g} s needed)")
+        state_dir = self.settings.paths.state_dir
+        try:
+            private_dir(state_dir)
+            lock = ProcessLock(state_dir / LOCK_FILE, "heartbeat")
+            lock.acquire()  # LockBusy (exit 75) passes through
+        except OSError as exc:
+            raise ConfigError(f"cannot use the state folder {state_dir}: "
+                              f"{exc.strerror or type(exc).__name__}",
+                              hint="check paths.state_dir (env IMPROMPTU_PATHS_STATE_DIR)"
+                              ) from None
+        try:
             if on_locked is not None:
                 on_locked()
             return self._run_locked()
+        finally:
+            lock.release()
 
     def _run_locked(self) -> HeartbeatReport:
         started_wall, started = self.wall(), self.clock()
