@@ -366,3 +366,44 @@ def test_credential_file_readable_by_others_is_refused(
     token_file.chmod(0o600)
     with pytest.raises(StoreError):  # now readable: a plain not-found
         open_store(settings).read("impromptu-api-key")
+
+
+def test_mount_and_prefix_are_configurable_and_the_policy_follows(
+        bao_server: BaoServer, unique_agent: str) -> None:
+    """A KV v2 mount of another name and a deeper prefix: secrets land exactly there, and
+    the rendered rotation policy grants that path (and still nothing of another agent)."""
+    from impromptu_ops.store.policies import render_policy
+    from tests.fixtures_vault import POLICIES
+
+    mount, prefix = f"kv{unique_agent}", "team/impromptu"
+    root = bao_server.client()
+    root.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    custom = {"vault_mount": mount, "vault_prefix": prefix}
+    store = open_store(bao_server.settings(unique_agent, **custom))
+    deadline = time.monotonic() + 10
+    while True:  # a new KV v2 mount upgrades itself for a moment before it serves
+        try:
+            assert store.write("openrouter-api-key",
+                               {"value": Secret("value-one-111")}, cas=0) == 1
+            break
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    raw = root.secrets.kv.v2.read_secret_version(
+        f"{prefix}/{unique_agent}/openrouter-api-key", mount_point=mount,
+        raise_on_deleted_version=True)
+    assert raw["data"]["data"]["value"] == "value-one-111"
+    assert store.description.endswith(f"{mount}/{prefix}/{unique_agent}")
+    policy = render_policy(POLICIES, "rotation", unique_agent, mount, prefix)
+    name = f"impromptu-rotation-{unique_agent}-custom"
+    root.sys.create_or_update_policy(name, policy)
+    token = root.auth.token.create(policies=[name], ttl="10m")["auth"]["client_token"]
+    mine = open_store(bao_server.settings(unique_agent, token, **custom))
+    assert mine.read("openrouter-api-key").value().reveal() == "value-one-111"
+    assert mine.write("openrouter-api-key", {"value": Secret("value-two-222")}, cas=1) == 2
+    with pytest.raises(StoreError, match="denied"):
+        open_store(bao_server.settings(unique_agent + "x", token, **custom)).read(
+            "openrouter-api-key")
+    with pytest.raises(StoreError, match="denied"):  # the default mount is not granted
+        open_store(bao_server.settings(unique_agent, token)).read("openrouter-api-key")
