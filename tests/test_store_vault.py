@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -378,7 +379,7 @@ def test_mount_and_prefix_are_configurable_and_the_policy_follows(
     mount, prefix = f"kv{unique_agent}", "team/impromptu"
     root = bao_server.client()
     root.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
-    custom = {"vault_mount": mount, "vault_prefix": prefix}
+    custom: dict[str, Any] = {"vault_mount": mount, "vault_prefix": prefix}
     store = open_store(bao_server.settings(unique_agent, **custom))
     deadline = time.monotonic() + 10
     while True:  # a new KV v2 mount upgrades itself for a moment before it serves
