@@ -195,3 +195,27 @@ def test_kubernetes_cronjob(tmp_path: Path) -> None:
     assert job["jobTemplate"]["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"][
         "values"] == [75]
     assert validate.validate(files)
+
+
+@pytest.mark.parametrize(("kw", "more", "needle"), [
+    ({"user": "bob\nExecStartPre=/bin/sh -c true"}, {}, "--run-as"),
+    ({"user": "bob; rm"}, {}, "--run-as"),
+    ({"image": 'x"\n  evil: 1'}, {}, "--image"),
+    ({}, {"platform.api_url": "http://127.0.0.1:1/api\nExecStartPre=/bin/sh"},
+     "IMPROMPTU_API_URL"),
+    ({}, {"jobs.metrics_file": "/tmp/m\n* * * * * evil"}, "command"),
+])
+def test_nothing_can_inject_a_directive_or_a_line(tmp_path: Path, kw: dict[str, str],
+                                                  more: dict[str, Any], needle: str) -> None:
+    s = load_settings({"paths.state_dir": tmp_path / "state", "paths.config_dir":
+                       tmp_path / "cfg", "paths.data_dir": tmp_path / "data", **more}, env={})
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        build_spec(s, (EXE,), seed="alice@host", scope="system", **kw)
+
+
+def test_user_names_and_uids_are_accepted(tmp_path: Path) -> None:
+    for user in ("impromptu", "svc_heartbeat", "build-bot$", "1001"):
+        s = load_settings({"paths.state_dir": tmp_path / "state"}, env={})
+        unit = generate.systemd_service(build_spec(s, (EXE,), seed="a", scope="system",
+                                                   user=user))
+        assert f"\nUser={user}\n" in unit

@@ -10,6 +10,7 @@ scheduled safely, so :func:`build_spec` refuses it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,10 @@ class ScheduleSpec:
         # Not the job's own lock file: flock(1) holding that one would make the job
         # itself see "busy". Two locks, one per layer, same meaning (exit 75).
         return self.state_dir / "heartbeat.cron.lock"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_USER_RE = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}\$?|\d{1,10})$", re.IGNORECASE)
 
 
 def stable_offset(seed: str, modulo: int) -> int:
@@ -121,6 +126,16 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
     argv = (*command, "heartbeat", "--json")
     if settings.jobs.metrics_file:
         argv += ("--metrics-file", str(settings.jobs.metrics_file))
+    if user and not _USER_RE.match(user):
+        raise ConfigError(f"--run-as {user[:40]!r} is not a user name or uid")
+    values = [("--image", image), *((f"setting {k}", v) for k, v in env.items()),
+              *((f"credential {c.name}", str(c.path)) for c in creds),
+              *(("command", a) for a in argv)]
+    for what, value in values:
+        if _CONTROL.search(value):
+            # a newline would start a new unit directive, crontab entry or YAML key
+            raise ConfigError(f"{what}: a control character (newline?) cannot go into a "
+                              f"schedule file: {value[:60]!r}")
     return ScheduleSpec(
         name=JOB_NAME,
         argv=argv,
