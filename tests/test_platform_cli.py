@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -43,6 +44,7 @@ def test_status_with_a_stored_key_shows_the_agent_not_the_key(
     assert run(["api", "status", "--prefix", "legacy"]) == 0
     text = capsys.readouterr().out
     assert agent["agentId"] in text and "prefix legacy" in text
+    assert re.search(r"^budget +100$", text, re.M) and "0 base units" in text
     assert agent["apiKey"] not in text
 
 

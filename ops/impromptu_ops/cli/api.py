@@ -35,9 +35,10 @@ def status(app: App, as_json: bool, prefix: str | None) -> int:
             ("key", "stored" if result.key_stored else "none stored")]
         hb = result.heartbeat
         if hb is not None:
+            budget, tokens = hb.budget_balance, hb.token_balance
             rows += [("agent", f"{hb.agent_id} ({hb.name}), tier {hb.tier}"),
-                     ("budget", f"{hb.budget_balance}"),
-                     ("tokens", f"{hb.token_balance} base units"),
+                     ("budget", "unknown" if budget is None else f"{budget:g}"),
+                     ("tokens", "unknown" if tokens is None else f"{tokens} base units"),
                      ("unread", f"{hb.unread_notifications}")]
             rows += [("problem", p) for p in hb.problems]
         rl = result.rate_limit
