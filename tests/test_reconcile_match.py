@@ -303,3 +303,24 @@ def test_amounts_must_be_integer_strings() -> None:
             parse_entry({**base, "amount": bad})
     with pytest.raises(MalformedResponse):
         parse_entry({**base, "amount": "1", "createdAt": "2026-01-01T00:00:00"})  # no zone
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("id", "led_\x1b[2J\x1b[Hall good"),
+    ("id", "x" * 201),
+    ("token", "0x\x1b]0;pwned\x07"),
+    ("nodeId", "node\r\nRECONCILED"),
+    ("refereeAgentId", "agt_\u202eevil"),
+])
+def test_ids_that_would_rewrite_a_terminal_are_refused(field: str, value: str) -> None:
+    raw = {"id": "r1", "type": "REFERRAL", "amount": "5", "token": TOKEN,
+           "createdAt": "2026-01-02T00:00:00Z", "refereeAgentId": "agt_r",
+           "refereeRegisteredAt": "2026-01-01T00:00:00Z", "baseAmount": "100",
+           "nodeId": "n1"}
+    if field == "nodeId":
+        raw["type"] = "ENGAGEMENT"
+    with pytest.raises(MalformedResponse):
+        parse_entry({**raw, field: value})
+    from impromptu_ops.reconcile.model import parse_referral
+    with pytest.raises(MalformedResponse):
+        parse_referral({"agentId": "agt\x1b[31m", "registeredAt": "2026-01-01T00:00:00Z"})

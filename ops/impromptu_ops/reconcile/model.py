@@ -22,6 +22,7 @@ from impromptu_ops.errors import MalformedResponse
 _INT_RE = re.compile(r"^-?\d{1,80}$")
 _HEX_ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _HEX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+MAX_TEXT = 200  # longest id or name accepted from the ledger
 
 
 class Kind(StrEnum):
@@ -187,13 +188,22 @@ def parse_time(value: Any, what: str) -> datetime:
     return when
 
 
+def _printable(value: str, what: str) -> str:
+    """Ids and names end up in a terminal table: a control character (an escape sequence
+    that could rewrite the screen) or an oversized value is hostile, not data."""
+    if len(value) > MAX_TEXT or not value.isprintable():
+        raise MalformedResponse(f"{what} has control characters or is over {MAX_TEXT} "
+                                "characters")
+    return value
+
+
 def _opt_str(raw: Mapping[str, Any], key: str, what: str) -> str | None:
     value = raw.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise MalformedResponse(f"{what}: {key} is not a string")
-    return value
+    return _printable(value, f"{what}: {key}")
 
 
 def parse_entry(raw: Any) -> LedgerEntry:
@@ -205,8 +215,9 @@ def parse_entry(raw: Any) -> LedgerEntry:
     if not isinstance(raw, Mapping):
         raise MalformedResponse("ledger entry is not an object")
     entry_id = raw.get("id")
-    if not isinstance(entry_id, str) or not entry_id or len(entry_id) > 200:
+    if not isinstance(entry_id, str) or not entry_id:
         raise MalformedResponse("ledger entry without a string id")
+    _printable(entry_id, "ledger entry id")
     what = f"ledger entry {entry_id[:60]}"
     kind = raw.get("type")
     if kind not in contract.LEDGER_TYPES:
@@ -261,5 +272,5 @@ def parse_entry(raw: Any) -> LedgerEntry:
 def parse_referral(raw: Any) -> Referral:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("agentId"), str):
         raise MalformedResponse("referral without an agentId")
-    return Referral(agent_id=str(raw["agentId"]),
+    return Referral(agent_id=_printable(str(raw["agentId"]), "referral agentId"),
                     registered_at=parse_time(raw.get("registeredAt"), "referral"))
