@@ -10,19 +10,24 @@ before the cut-over is not "without a working key", one whose store holds a dead
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from impromptu_ops.errors import OpsError
+from impromptu_ops.rotation.crash import CRASH_ENV, STEP_DIR_ENV
 from impromptu_ops.rotation.record import RecordStore, RotationRecord
 from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
@@ -30,9 +35,25 @@ from impromptu_ops.settings import Settings, load_settings
 from impromptu_ops.store.base import SecretStore
 from impromptu_ops.store.factory import open_store
 
+if TYPE_CHECKING:
+    from tests.fixtures_vault import BaoServer
+
 OPENROUTER = "openrouter-api-key"
 IMPROMPTU = "impromptu-api-key"
 PROVISIONING = "openrouter-provisioning-key"
+
+
+_LOCAL = threading.local()
+
+
+def _http() -> httpx.Client:
+    """One HTTP client per thread (building one per call costs tens of ms: an SSL
+    context), closed when the thread ends; the sandbox and OpenBao are plain HTTP."""
+    client: httpx.Client | None = getattr(_LOCAL, "client", None)
+    if client is None:
+        client = _LOCAL.client = httpx.Client(timeout=10)
+        weakref.finalize(threading.current_thread(), client.close)
+    return client
 
 
 def _verdict(resp: httpx.Response) -> bool | None:
@@ -60,11 +81,11 @@ class Bench:
             self._store = open_store(self.settings())
         return self._store
 
-    def cli(self, *args: str, crash_at: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env)
+    def cli(self, *args: str, crash_at: str | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, **(env or {})}
         if crash_at:
-            env["IMPROMPTU_TEST_CRASH_AT"] = crash_at
+            env[CRASH_ENV] = crash_at
         return subprocess.run([sys.executable, "-m", "impromptu_ops.cli", *args],
                               capture_output=True, text=True, env=env, timeout=timeout,
                               check=False)
@@ -92,22 +113,48 @@ class Bench:
     # -- the sandbox -------------------------------------------------------------------------
     def openrouter_works(self, key: str) -> bool | None:
         """True (200), False (401: refused), None (anything else: an injected fault)."""
-        return _verdict(httpx.get(f"{self.sandbox.openrouter_url}/key",
+        return _verdict(_http().get(f"{self.sandbox.openrouter_url}/key",
                                   headers={"Authorization": f"Bearer {key}"}, timeout=10))
 
+    def openrouter_works_aside(self, key: str) -> bool | None:
+        """Like :meth:`openrouter_works`, through ``/auth/key`` (another path, same check)."""
+        return _verdict(_http().get(f"{self.sandbox.openrouter_url}/auth/key",
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=10))
+
+    def byok_problem(self) -> str | None:
+        """The platform's active OpenRouter credential must be a live, enabled key
+        (one atomic snapshot of the sandbox's state)."""
+        state = self.sandbox.control("GET", "state")
+        creds = state["credentials"].get(self.agent_id, [])
+        keys = state["openrouter"]["keys"]
+        for cred in creds:
+            if cred["provider"] == "openrouter" and cred["isActive"]:
+                key = keys.get(cred["sha256"])
+                if key is None or key["disabled"]:
+                    return "the platform's BYOK copy of the OpenRouter key does not work"
+        return None
+
+    def impromptu_live(self, key: str) -> bool | None:
+        """The sandbox's own key table says ``key`` is live (for heartbeat-fault tests)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        for record in self.sandbox.control("GET", "state")["keys"].values():
+            if record["sha256"] == digest:
+                return record["revokedAt"] is None
+        return False
+
     def impromptu_works(self, key: str) -> bool | None:
-        return _verdict(httpx.get(f"{self.sandbox.base_url}/v1/agent/heartbeat",
+        return _verdict(_http().get(f"{self.sandbox.base_url}/v1/agent/heartbeat",
                                   headers={"Authorization": f"Bearer {key}"}, timeout=10))
 
     def openrouter_keys(self) -> list[dict[str, Any]]:
-        resp = httpx.get(f"{self.sandbox.openrouter_url}/keys",
+        resp = _http().get(f"{self.sandbox.openrouter_url}/keys",
                          headers={"Authorization": f"Bearer {self.provisioning}"}, timeout=10)
         resp.raise_for_status()
         keys: list[dict[str, Any]] = resp.json()["data"]
         return keys
 
     def mint_openrouter(self, name: str) -> str:
-        resp = httpx.post(f"{self.sandbox.openrouter_url}/keys", json={"name": name},
+        resp = _http().post(f"{self.sandbox.openrouter_url}/keys", json={"name": name},
                           headers={"Authorization": f"Bearer {self.provisioning}"}, timeout=10)
         resp.raise_for_status()
         key: str = resp.json()["key"]
@@ -121,8 +168,16 @@ class Bench:
         creds = self.sandbox.control("GET", "state")["credentials"].get(self.agent_id, [])
         return [c["sha256"] for c in creds if c["provider"] == "openrouter" and c["isActive"]]
 
-    def fault(self, **rule: Any) -> None:
-        self.sandbox.control("POST", "faults", rule)
+    def fault(self, **rule: Any) -> dict[str, Any]:
+        added: dict[str, Any] = self.sandbox.control("POST", "faults", rule)
+        return added
+
+    def fired(self, rule: dict[str, Any]) -> bool:
+        """Did the sandbox apply ``rule`` at least once (a use consumed, or all of them)?"""
+        for left in self.sandbox.control("GET", "faults")["faults"]:
+            if left["id"] == rule["id"]:
+                return left["remaining"] is not None and left["remaining"] < rule["remaining"]
+        return True
 
     def clear_faults(self) -> None:
         self.sandbox.control("DELETE", "faults")
@@ -157,20 +212,73 @@ def make_bench(sandbox: SandboxServer, home: Path, store_env: dict[str, str] | N
     return bench
 
 
+
+# -- the no-instant-without-a-working-key watcher -------------------------------------------
+Verdict = Callable[[str], "bool | None"]
+
+
+class Watched(Protocol):
+    generation: int
+
+    def settings(self) -> Settings: ...
+
+
 @dataclass
 class Watcher:
-    """Polls "does the store's current key work?" in a thread; collects violations."""
+    """Checks "does the store's current key work?" in a thread, two ways at once.
 
-    bench: Bench
+    - Continuously: it polls the store and the provider every ~20 ms during the run.
+    - At every step boundary: with :meth:`env` passed to the job, the job pauses at each
+      boundary (``IMPROMPTU_TEST_STEP_DIR``) until this watcher has checked the world and
+      released it; nothing moves meanwhile, so each boundary check is decisive.
+
+    ``works`` judges a key value (True / False: refused / None: undecided, e.g. a fault);
+    ``extra`` checks other copies the agent relies on (the platform's BYOK copy, the
+    secret_id file) and returns a violation text or None.
+    """
+
+    bench: Watched
     name: str
+    works: Verdict
+    extra: Callable[[], str | None] | None = None
+    folder: Path | None = None
+    interval: float = 0.02
     violations: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)
+    boundaries: list[str] = field(default_factory=list)
     checks: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def _works(self, value: str) -> bool | None:
-        if self.name == OPENROUTER:
-            return self.bench.openrouter_works(value)
-        return self.bench.impromptu_works(value)
+    def env(self) -> dict[str, str]:
+        """The environment that makes a job pause at every boundary for this watcher."""
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="rot-steps-"))
+        return {STEP_DIR_ENV: str(self.folder)}
+
+    def _check(self, store: SecretStore, where: str, decisive: bool) -> None:
+        for _ in range(5 if decisive else 1):
+            try:
+                before = store.read(self.name).value("value").reveal()
+                ok = self.works(before)
+                after = store.read(self.name).value("value").reveal()
+            except (OpsError, httpx.HTTPError) as exc:  # a torn read is not a verdict
+                if "not found" in str(exc).lower():
+                    self.violations.append(f"{self.name} missing from the store ({where})")
+                    return
+                ok, before, after = None, "", "-"
+            if ok is not None:
+                break
+            if decisive:
+                time.sleep(0.05)
+        self.checks += 1
+        if ok is False and before == after:
+            self.violations.append(f"the store's current {self.name} did not work ({where})")
+        elif ok is None and decisive:
+            self.undecided.append(where)
+        if self.extra is not None and (decisive or self.checks % 5 == 0):
+            problem = self.extra()
+            if problem:
+                self.violations.append(f"{problem} ({where})")
 
     def run(self) -> None:
         store = open_store(self.bench.settings())  # its own instance: no shared state
@@ -178,19 +286,26 @@ class Watcher:
         while not self._stop.is_set():
             if generation != self.bench.generation:  # the bench was repointed
                 store, generation = open_store(self.bench.settings()), self.bench.generation
-            try:
-                before = store.read(self.name).value("value").reveal()
-                ok = self._works(before)
-                after = store.read(self.name).value("value").reveal()
-            except (OpsError, httpx.HTTPError) as exc:  # a torn read is not a verdict
-                if "not found" in str(exc).lower():
-                    self.violations.append(f"{self.name} missing from the store")
-                self._stop.wait(0.1)
+            flags = sorted(self.folder.glob("*.wait")) if self.folder else []
+            if flags:
+                boundary = flags[0].stem.split("-", 2)[2]
+                self._check(store, f"at boundary {boundary}", decisive=True)
+                self.boundaries.append(boundary)
+                flags[0].unlink()
                 continue
-            self.checks += 1
-            if ok is False and before == after:
-                self.violations.append(f"the store's current {self.name} did not work")
-            self._stop.wait(0.02)
+            self._check(store, "polling", decisive=False)
+            until = time.monotonic() + self.interval
+            while time.monotonic() < until and not self._stop.is_set():
+                if self.folder and any(self.folder.glob("*.wait")):
+                    break  # a job paused at a boundary: check it at once
+                time.sleep(0.005)
+
+    def assert_clean(self, *boundaries: str) -> None:
+        """No violation; the listed boundaries were each checked while the job paused."""
+        assert self.checks > 0, "the watcher never checked anything"
+        assert not self.violations, self.violations[:5]
+        missing = [b for b in boundaries if b not in self.boundaries]
+        assert not missing, (missing, self.boundaries)
 
     @contextmanager
     def watching(self) -> Iterator[Watcher]:
@@ -201,3 +316,97 @@ class Watcher:
         finally:
             self._stop.set()
             thread.join(timeout=30)
+
+
+def openrouter_watcher(bench: Bench) -> Watcher:
+    """The agent's OpenRouter key in the store works, and so does the platform's BYOK copy.
+
+    It checks with ``GET /auth/key`` (the same handler as ``/key``): fault rules aimed at
+    the job's own ``/key`` calls then hit the job, not this watcher."""
+    return Watcher(bench, OPENROUTER, bench.openrouter_works_aside, extra=bench.byok_problem)
+
+
+def impromptu_watcher(bench: Bench, *, by_state: bool = False) -> Watcher:
+    """The agent's platform key in the store works: a real heartbeat with it, or, when the
+    test faults the heartbeat itself, the sandbox's key table (live and not revoked)."""
+    return Watcher(bench, IMPROMPTU,
+                   bench.impromptu_live if by_state else bench.impromptu_works)
+
+
+# -- AppRole secret_id on a real OpenBao ----------------------------------------------------
+SECRET_ID = "vault-secret-id"
+
+
+class AppRoleBench:
+    """An AppRole whose secret_id the jobs log in with (a 0600 file) and the store holds."""
+
+    def __init__(self, bao: BaoServer, agent: str, folder: Path) -> None:
+        self.bao = bao
+        self.generation = 0
+        self.role_id, self.file = bao.approle("rotation", agent, folder)
+        self.role = self.file.name.removeprefix("secret-id-")
+        home = folder / "home"
+        env = {**bao.env(), "HOME": str(home), "XDG_STATE_HOME": str(home / "state"),
+               "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "d"),
+               "IMPROMPTU_STORE_BACKEND": "vault", "IMPROMPTU_STORE_AGENT": agent,
+               "IMPROMPTU_ROTATION_APPROLE_ROLE": self.role,
+               "IMPROMPTU_STORE_VAULT_SECRET_ID_FILE": str(self.file)}
+        self.env = {k: v for k, v in env.items() if not k.startswith("IMPROMPTU_TEST")}
+        self.store = open_store(self.settings())
+        self.initial = self.file.read_text().strip()
+        self.store.write(SECRET_ID, {"value": Secret(self.initial, SECRET_ID)}, cas=0)
+
+    def settings(self) -> Settings:
+        return load_settings(env=self.env, config_file=Path(self.env["HOME"]) / "none.toml")
+
+    def cli(self, *args: str, crash_at: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full = {**self.env, **(env or {})}
+        if crash_at:
+            full[CRASH_ENV] = crash_at
+        return subprocess.run([sys.executable, "-m", "impromptu_ops.cli", *args],
+                              capture_output=True, text=True, env=full, timeout=120,
+                              check=False)
+
+    def current(self) -> str:
+        return self.store.read(SECRET_ID).value("value").reveal()
+
+    def logs_in(self, secret_id: str) -> bool | None:
+        resp = _http().post(f"{self.bao.addr}/v1/auth/approle/login",
+                          json={"role_id": self.role_id, "secret_id": secret_id}, timeout=10)
+        if resp.status_code == 200:
+            token = resp.json()["auth"]["client_token"]
+            _http().post(f"{self.bao.addr}/v1/auth/token/revoke-self",
+                       headers={"X-Vault-Token": token}, timeout=10)
+            return True
+        return False if resp.status_code in (400, 403) else None
+
+    def file_problem(self) -> str | None:
+        """The jobs' secret_id file must log in at every instant."""
+        try:
+            value = self.file.read_text().strip()
+        except OSError as exc:
+            return f"secret_id file unreadable: {exc}"
+        return None if self.logs_in(value) is not False else "the secret_id file does not log in"
+
+    def accessors(self) -> list[Any]:
+        resp = _http().request(
+            "LIST", f"{self.bao.addr}/v1/auth/approle/role/{self.role}/secret-id",
+            headers={"X-Vault-Token": self.bao.root_token}, timeout=10)
+        if resp.status_code == 404:
+            return []
+        keys: list[Any] = resp.json()["data"]["keys"]
+        return keys
+
+    def watcher(self) -> Watcher:
+        # Each check is two AppRole logins (tokens made and revoked): poll gently; the
+        # decisive checks are the ones at each boundary.
+        return Watcher(self, SECRET_ID, self.logs_in, extra=self.file_problem, interval=0.15)
+
+    def assert_rotated(self) -> None:
+        current = self.current()
+        assert current != self.initial
+        assert self.logs_in(current) and not self.logs_in(self.initial)
+        assert self.file.read_text().strip() == current
+        assert os.stat(self.file).st_mode & 0o077 == 0
+        assert len(self.accessors()) == 1

@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 
 from impromptu_ops.audit import AuditLog
 from impromptu_ops.errors import CasConflict, OpsError
-from impromptu_ops.rotation.engine import EXIT_DONE, EXIT_FAILED_SAFE, Outcome, Rotator
+from impromptu_ops.rotation.engine import (
+    EXIT_DONE,
+    EXIT_FAILED_SAFE,
+    Outcome,
+    RotationBusy,
+    Rotator,
+)
 from impromptu_ops.rotation.record import PENDING_PREFIX, RotationRecord, State, Step
 from tests.rotation_fakes import FakeProvider, MemoryStore, SimulatedCrash, World, seeded_world
 
@@ -182,8 +188,9 @@ def test_two_rotations_one_record_one_winner(tmp_path: Path) -> None:
         return got
 
     b.records.load = late_load  # type: ignore[method-assign]
-    with pytest.raises(CasConflict):
+    with pytest.raises(RotationBusy, match="recorded its intent first") as lost:
         b.start()
+    assert lost.value.exit_code == 75
     original_live = w.live()
     assert len(original_live) == 1
 

@@ -21,7 +21,7 @@ import pytest
 from impromptu_ops.rotation.record import State
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.fixtures_raft import RaftCluster
-from tests.rotation_env import OPENROUTER, Watcher, make_bench
+from tests.rotation_env import OPENROUTER, make_bench, openrouter_watcher
 from tests.test_rotation_sandbox import assert_openrouter_settled
 
 
@@ -41,7 +41,7 @@ def test_leader_killed_mid_rotation(raft_cluster: RaftCluster, sandbox: SandboxS
     original = bench.current(OPENROUTER)
     bench.fault(path="/openrouter/api/v1/keys$", method="POST", kind="latency", delay=2.5)
 
-    watcher = Watcher(bench, OPENROUTER)
+    watcher = openrouter_watcher(bench)
     with watcher.watching():
         job = subprocess.Popen(
             [sys.executable, "-m", "impromptu_ops.cli", "rotate", "openrouter", "--grace", "0"],
@@ -63,4 +63,4 @@ def test_leader_killed_mid_rotation(raft_cluster: RaftCluster, sandbox: SandboxS
     assert_openrouter_settled(bench, rotated=True, original=original)
     rec = bench.record("openrouter")
     assert rec is not None and rec.state == State.DONE
-    assert watcher.checks > 0 and not watcher.violations, watcher.violations[:3]
+    watcher.assert_clean()

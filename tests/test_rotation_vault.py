@@ -1,79 +1,29 @@
-"""Rotating the jobs' own AppRole secret_id on a real OpenBao, through the CLI.
+"""Rotating the jobs' own AppRole secret_id on a real OpenBao, through the CLI; and two
+rotations on two "machines" sharing that Vault.
 
 The store is the Vault backend on the same server; the rotation job holds a token allowed
 to manage the role's secret_ids. After rotation: the store and the jobs' secret_id file
 hold the new secret_id, it logs in, the old one does not, and the role has exactly one
-secret_id left (none orphaned), also after a SIGKILL at the nastiest boundaries.
+secret_id left (none orphaned), also after a SIGKILL at every step boundary. A watcher logs
+in with the store's secret_id and with the file's, continuously and at each boundary.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from impromptu_ops.secret import Secret
-from impromptu_ops.settings import load_settings
-from impromptu_ops.store.factory import open_store
+from impromptu_ops.rotation.crash import BARRIER_ENV, BOUNDARIES
+from impromptu_ops.rotation.record import RecordStore, State
+from impromptu_ops.sandbox.server import SandboxServer
 from tests.fixtures_vault import BaoServer
+from tests.rotation_env import OPENROUTER, AppRoleBench, make_bench
+from tests.test_rotation_sandbox import assert_openrouter_settled
 
-NAME = "vault-secret-id"
-
-
-class AppRoleBench:
-    def __init__(self, bao: BaoServer, agent: str, folder: Path) -> None:
-        self.bao = bao
-        self.role_id, self.file = bao.approle("rotation", agent, folder)
-        self.role = self.file.name.removeprefix("secret-id-")
-        home = folder / "home"
-        self.env = {**bao.env(), "HOME": str(home), "XDG_STATE_HOME": str(home / "state"),
-                    "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "d"),
-                    "IMPROMPTU_STORE_BACKEND": "vault", "IMPROMPTU_STORE_AGENT": agent,
-                    "IMPROMPTU_ROTATION_APPROLE_ROLE": self.role,
-                    "IMPROMPTU_STORE_VAULT_SECRET_ID_FILE": str(self.file)}
-        self.env = {k: v for k, v in self.env.items() if not k.startswith("IMPROMPTU_TEST")}
-        settings = load_settings(env=self.env, config_file=home / "none.toml")
-        self.store = open_store(settings)
-        initial = self.file.read_text().strip()
-        self.store.write(NAME, {"value": Secret(initial, NAME)}, cas=0)
-        self.initial = initial
-
-    def cli(self, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env)
-        if crash_at:
-            env["IMPROMPTU_TEST_CRASH_AT"] = crash_at
-        return subprocess.run([sys.executable, "-m", "impromptu_ops.cli", *args],
-                              capture_output=True, text=True, env=env, timeout=120,
-                              check=False)
-
-    def current(self) -> str:
-        return self.store.read(NAME).value("value").reveal()
-
-    def logs_in(self, secret_id: str) -> bool:
-        resp = httpx.post(f"{self.bao.addr}/v1/auth/approle/login",
-                          json={"role_id": self.role_id, "secret_id": secret_id}, timeout=10)
-        return resp.status_code == 200
-
-    def accessors(self) -> list[Any]:
-        resp = httpx.request("LIST", f"{self.bao.addr}/v1/auth/approle/role/{self.role}/secret-id",
-                             headers={"X-Vault-Token": self.bao.root_token}, timeout=10)
-        if resp.status_code == 404:
-            return []
-        keys: list[Any] = resp.json()["data"]["keys"]
-        return keys
-
-    def assert_rotated(self) -> None:
-        current = self.current()
-        assert current != self.initial
-        assert self.logs_in(current) and not self.logs_in(self.initial)
-        assert self.file.read_text().strip() == current
-        assert os.stat(self.file).st_mode & 0o077 == 0
-        assert len(self.accessors()) == 1
+FORWARD = [b for b in BOUNDARIES if b != "rollback-restored"]
 
 
 @pytest.fixture
@@ -82,25 +32,79 @@ def approle(bao_server: BaoServer, unique_agent: str, tmp_path: Path) -> AppRole
 
 
 def test_rotate_secret_id(approle: AppRoleBench) -> None:
-    proc = approle.cli("rotate", "vault-secret-id", "--grace", "0")
+    watcher = approle.watcher()
+    with watcher.watching():
+        proc = approle.cli("rotate", "vault-secret-id", "--grace", "0", env=watcher.env())
     assert proc.returncode == 0, proc.stderr
     approle.assert_rotated()
     assert approle.current() not in proc.stdout + proc.stderr
+    watcher.assert_clean(*FORWARD)
 
 
-@pytest.mark.parametrize("boundary", ["created", "activated", "canonical-written"])
-def test_secret_id_sigkill_then_resume(approle: AppRoleBench, boundary: str) -> None:
-    killed = approle.cli("rotate", "vault-secret-id", "--grace", "0", crash_at=boundary)
-    assert killed.returncode == -9, killed.stderr
-    # whatever instant it died at, the file the jobs log in with still works
-    assert approle.logs_in(approle.file.read_text().strip())
-    resumed = approle.cli("rotate", "resume")
+@pytest.mark.parametrize("boundary", FORWARD)
+def test_secret_id_sigkill_at_every_boundary_then_resume(approle: AppRoleBench,
+                                                         boundary: str) -> None:
+    watcher = approle.watcher()
+    with watcher.watching():
+        killed = approle.cli("rotate", "vault-secret-id", "--grace", "0", crash_at=boundary,
+                             env=watcher.env())
+        assert killed.returncode == -9, killed.stderr
+        # whatever instant it died at, the store's secret_id and the jobs' file log in
+        assert approle.logs_in(approle.current()) is True
+        assert approle.file_problem() is None
+        resumed = approle.cli("rotate", "resume", env=watcher.env())
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     approle.assert_rotated()
+    watcher.assert_clean(boundary, "done")
+
+
+def test_secret_id_crash_after_create_then_rollback_destroys_it(approle: AppRoleBench) -> None:
+    killed = approle.cli("rotate", "vault-secret-id", "--grace", "0", crash_at="created")
+    assert killed.returncode == -9
+    assert len(approle.accessors()) == 2  # minted, never stored: found by its metadata
+    back = approle.cli("rotate", "rollback")
+    assert back.returncode == 0, back.stderr
+    assert len(approle.accessors()) == 1
+    assert approle.current() == approle.initial and approle.logs_in(approle.initial)
 
 
 def test_secret_id_needs_role_name(approle: AppRoleBench) -> None:
     approle.env.pop("IMPROMPTU_ROTATION_APPROLE_ROLE")
     proc = approle.cli("rotate", "vault-secret-id")
     assert proc.returncode == 1 and "role name" in proc.stderr
+    assert proc.stderr.count("\n") == 1
     assert approle.current() == approle.initial
+
+
+def test_two_machines_sharing_vault_the_cas_decides(bao_server: BaoServer, unique_agent: str,
+                                                    sandbox: SandboxServer,
+                                                    tmp_path: Path) -> None:
+    """Two rotation processes with DIFFERENT lock files (two machines) and one Vault. A
+    test-only barrier holds both just after they read "no rotation", so both then race to
+    write the intent: exactly one CAS write succeeds; the other exits 75 having minted
+    nothing, and the winner's rotation completes."""
+    store_env = {**bao_server.env(), "IMPROMPTU_STORE_BACKEND": "vault",
+                 "IMPROMPTU_STORE_AGENT": unique_agent}
+    bench = make_bench(sandbox, tmp_path / "home", store_env)
+    original = bench.current(OPENROUTER)
+    meet = tmp_path / "barrier"
+    meet.mkdir()
+    procs = []
+    for n in (1, 2):
+        env = {**bench.env, "XDG_STATE_HOME": str(tmp_path / f"machine{n}"),
+               BARRIER_ENV: f"loaded:{meet}:2"}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "impromptu_ops.cli", "rotate", "openrouter", "--grace", "0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    results = [(p.returncode, errs) for p, (_out, errs) in zip(procs, outs, strict=True)]
+    assert len(list(meet.iterdir())) == 2  # both really reached the barrier
+    assert sorted(code for code, _ in results) == [0, 75], results
+    loser = next(text for code, text in results if code == 75)
+    assert "recorded its intent first" in loser and loser.count("\n") == 1
+    assert_openrouter_settled(bench, rotated=True, original=original)
+    # the loser wrote nothing: the record went straight from the winner's intent to done
+    rec, _version = RecordStore(bench.store).load("openrouter")
+    assert rec is not None and rec.state == State.DONE and rec.attempt == 1
+    for n in (1, 2):
+        assert (tmp_path / f"machine{n}" / "impromptu-ops/locks").is_dir()

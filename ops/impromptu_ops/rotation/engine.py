@@ -57,7 +57,7 @@ from impromptu_ops.errors import (
     TransportError,
 )
 from impromptu_ops.locks import ProcessLock
-from impromptu_ops.rotation.crash import crash_point
+from impromptu_ops.rotation.crash import barrier_point, crash_point
 from impromptu_ops.rotation.provider import Provider, RotationUnsupported, label_rotation
 from impromptu_ops.rotation.record import (
     PENDING_PREFIX,
@@ -187,6 +187,7 @@ class Rotator:
         """
         with ProcessLock(self.lock_path, f"rotate {self.provider.name}"):
             rec, ver = self.records.load(self.provider.name)
+            barrier_point("loaded")  # test-only: two runs meet here, then race to the CAS
             if rec is not None and rec.active:
                 self._refuse_if_held(rec, starting=True)
                 if dry_run:
@@ -212,7 +213,14 @@ class Rotator:
                 grace_seconds=self.grace_seconds,
             )
             self._ver = ver
-            self._save(self._rec)  # CAS: of two rotations started together, one wins here
+            try:
+                self._save(self._rec)  # CAS: of two rotations started together, one wins here
+            except CasConflict:
+                self._log("lost", error="another rotation recorded its intent first")
+                raise RotationBusy(
+                    f"another rotation of {self.provider.secret} started at the same moment "
+                    "and recorded its intent first (compare-and-set on the rotation record)",
+                    hint="exit 75 means 'try later'") from None
             self._log("start", old_key_id=old_id, old_fingerprint=self._rec.old.fingerprint)
             self._boundary(Step.INTENT.value)
             return self._continue(sweep_first=True)
@@ -584,10 +592,16 @@ class Rotator:
         verdict = self.probe()
         at_risk = verdict.startswith("refused")
         code = EXIT_KEY_AT_RISK if at_risk else EXIT_FAILED_SAFE
-        note = ("the agent still has a working key" if verdict == "ok" else
-                f"the agent may be without a working key ({verdict}): page someone" if at_risk
-                else f"the agent's key was verified before it became current; re-checking it "
-                f"now failed ({verdict})")
+        if verdict == "ok":
+            note = "the agent still has a working key (checked just now)"
+        elif at_risk:
+            note = f"the agent may be without a working key ({verdict}): page someone"
+        elif not at_least(self.rec.step, Step.PROMOTED):
+            note = ("the agent still has a working key (its own: the rotation stopped before "
+                    f"the cut-over and never touched it; re-checking it now failed: {verdict})")
+        else:
+            note = ("the agent still has a working key (the new key was verified before it "
+                    f"became current; re-checking it now failed: {verdict})")
         return self._outcome(code, f"rotation failed: {line}; {note}; "
                              "run `impromptu-ops rotate resume` to continue", self.rec)
 

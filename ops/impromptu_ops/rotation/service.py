@@ -122,6 +122,13 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
         return rotator.start(dry_run=dry_run)
     except RotationUnsupported as exc:
         return Outcome(EXIT_DONE, provider, exc.message, state="unsupported")
+    except OpsError as exc:
+        if exc.exit_code == EXIT_BUSY:
+            raise
+        # Whatever escapes start() (rather than coming back as an Outcome) happened before
+        # the intent was recorded: no provider key was made, the store was not touched.
+        return Outcome(EXIT_FAILED_SAFE, provider, f"rotation not started: "
+                       f"{exc.diagnostics()}; nothing was changed", state="not-started")
     finally:
         rotator.provider.close()
 
