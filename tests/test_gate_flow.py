@@ -379,3 +379,27 @@ def test_a_corrupt_audit_log_is_reported_and_the_gate_fails_closed(
     assert log_path.read_bytes().endswith(garbage)  # kept as evidence, never rewritten
     log_path.rename(log_path.with_name("audit.jsonl.broken"))
     cli("update", "fetch", str(gate_env.pkg("1.1.0", BENIGN_V2)))
+
+
+def test_lines_cut_from_the_end_of_the_log_are_noticed(cli: Cli, gate_env: GateEnv) -> None:
+    """A chain verifies after its last lines are dropped; the gate's own records (applied
+    versions, approvals) must each have their entry, so the cut shows."""
+    review_and_apply(cli, gate_env, "1.0.0", BENIGN_V1)
+    review_and_apply(cli, gate_env, "1.1.0", BENIGN_V2)
+    log_path = gate_env.skill_dir / "audit.jsonl"
+    full = log_path.read_bytes()
+    lines = full.splitlines(keepends=True)
+    assert [json.loads(x)["event"] for x in lines[-3:]] == ["fetch", "approve", "apply"]
+    log_path.write_bytes(b"".join(lines[:-1]))  # the last apply is gone, the chain still fine
+    _, err = cli("update", "log", code=65)
+    assert err.count("\n") == 1 and "incomplete" in err and "no log entry for the apply" in err
+    log_path.write_bytes(b"".join(lines[:-2]))  # and its approval
+    data = cli.json("update", "log", "--json", code=65)
+    assert data["chain"]["ok"] is False and "approve" in data["chain"]["reason"]
+    log_path.write_bytes(full)
+    cli("update", "log")
+    # a log moved aside on purpose starts afresh: older records are not held against it
+    log_path.rename(log_path.with_name("audit.jsonl.old"))
+    cli("update", "rollback")
+    _, err = cli("update", "log")
+    assert "chain verified: 1 entries" in err

@@ -195,7 +195,8 @@ def log(app: App, as_json: bool) -> None:
             rows.append((str(e.get("seq")), str(e.get("ts")), str(e.get("event")), detail))
         out(table(rows, ("seq", "time", "event", "details")) if rows else "(empty log)")
     if not report.ok:
-        raise IntegrityError(
-            f"audit log broken at line {report.first_bad_line}: {report.reason}")
+        where = (f"broken at line {report.first_bad_line}" if report.first_bad_line
+                 else "incomplete")
+        raise IntegrityError(f"audit log {where}: {report.reason}")
     if not as_json:
         err(f"chain verified: {report.entries} entries")

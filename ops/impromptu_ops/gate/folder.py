@@ -265,6 +265,27 @@ class SkillFolder:
     def save_approval(self, record: dict[str, Any]) -> None:
         write_json(private_dir(self.root / "approvals") / f"{record['digest']}.json", record)
 
+    def recorded_actions(self) -> list[tuple[str, str, str]]:
+        """``(event, digest, time)`` of every applied version and every approval on disk.
+
+        The audit log must hold a matching ``apply``/``approve`` entry for each: the gate
+        cross-checks them to notice lines dropped from the end of the log, which the hash
+        chain alone cannot show.
+        """
+        found: list[tuple[str, str, str]] = []
+        for slot in self.kept():
+            with contextlib.suppress(IntegrityError):
+                meta = self.meta(slot)
+                found.append(("apply", str(meta.get("digest", "")),
+                              str(meta.get("appliedAt", ""))))
+        folder = self.root / "approvals"
+        for p in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            with contextlib.suppress(IntegrityError):
+                record = _read_json(p, "approval")
+                found.append(("approve", str(record.get("digest", "")),
+                              str(record.get("approvedAt", ""))))
+        return found
+
     def approvals_for(self, cid: str) -> list[str]:
         """Digests approved for candidate ``cid`` (to explain a mismatch)."""
         folder = self.root / "approvals"

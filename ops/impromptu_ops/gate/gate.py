@@ -464,7 +464,43 @@ class UpdateGate:
                         entry = None
                     entries.append(entry if isinstance(entry, dict) else
                                    {"seq": None, "event": "unreadable", "line": lineno})
-        return entries, self.audit.verify()
+        report = self.audit.verify()
+        if report.ok and entries:
+            missing = self._unlogged(entries)
+            if missing:
+                report = ChainReport(
+                    False, report.entries, None,
+                    f"no log entry for the {missing[0][0]} of digest {missing[0][1][:16]}… "
+                    f"recorded at {missing[0][2]}: lines were dropped from the end of the log "
+                    "(or the gate died right before logging it)")
+        return entries, report
+
+    @staticmethod
+    def _when(text: object) -> datetime | None:
+        try:
+            when = datetime.fromisoformat(str(text))
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else None  # ours are always UTC-aware
+
+    def _unlogged(self, entries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        """Applies and approvals on disk, made since the log began, that it does not hold.
+
+        A hash chain cannot show that its last lines were cut off; the records the gate
+        keeps beside the log can. Records older than the log's first entry are not
+        compared: the operator may have moved an old (or broken) log aside.
+        """
+        start = self._when(entries[0].get("ts"))
+        if start is None:
+            return []
+        logged = {("apply" if e.get("event") == "apply-completed" else str(e.get("event")),
+                   str(e.get("digest", ""))) for e in entries}
+        missing = []
+        for event, digest, at in self.folder.recorded_actions():
+            when = self._when(at)
+            if when is not None and when >= start and (event, digest) not in logged:
+                missing.append((event, digest, at))
+        return sorted(missing, key=lambda m: m[2])
 
     def screen(self, stream: BinaryIO, name: str) -> list[Finding]:
         """Run the prompt-content rules on text (a file or stdin), capped in size.
