@@ -282,4 +282,14 @@ def test_an_unusable_state_folder_is_a_config_error_not_a_crash(tmp_path: Path) 
 
 def test_a_deadline_too_short_for_any_call_is_a_config_error() -> None:
     proc = ops("heartbeat", env={"IMPROMPTU_JOBS_HEARTBEAT_DEADLINE": "0.5"})
-    assert proc.returncode == 78 and "jobs.heartbeat_deadline" in proc.stderr
+    assert proc.returncode == 78 and "jobs.heartbeat_deadline" in proc.stdout
+
+
+def test_dropin_reports_a_config_error_as_a_fail_line() -> None:
+    proc = subprocess.run([str(REPO / "scripts" / "heartbeat")], capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={**os.environ, "IMPROMPTU_JOBS_HEARTBEAT_DEADLINE": "0.5"})
+    assert proc.returncode == 1  # the original's failure code
+    (line,) = proc.stdout.splitlines()
+    assert line.startswith("[FAIL] heartbeat: setting jobs.heartbeat_deadline")
+    assert proc.stderr == ""

@@ -35,7 +35,10 @@ def heartbeat(ctx: click.Context, app: App, as_json: bool, metrics_file: Path | 
         if as_json:  # a log shipper still gets its one line per run
             out_json({"exitCode": exc.exit_code, "outcome": "failed",
                       "error": exc.diagnostics()})
-        raise
+            raise
+        # the original's interface: a [FAIL] line on stdout, like every other failure
+        out(f"[FAIL] heartbeat: {exc.diagnostics()}")
+        ctx.exit(exc.exit_code)
     if as_json:
         out_json(report.to_json())
     else:
