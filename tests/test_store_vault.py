@@ -341,6 +341,28 @@ def test_approle_login(bao_server: BaoServer, unique_agent: str, tmp_path: Path)
     assert open_store(settings).read("impromptu-api-key").value().reveal() == "value-one-111"
 
 
+def test_approle_logs_in_again_when_its_token_nears_max_ttl(
+        bao_server: BaoServer, unique_agent: str, tmp_path: Path) -> None:
+    """A long-running job on AppRole: renewal cannot pass the token's max TTL, so the store
+    logs in again with its secret_id instead of failing mid-job."""
+    open_store(bao_server.settings(unique_agent)).write(
+        "impromptu-api-key", {"value": Secret("value-one-111")}, cas=0)
+    role_id, secret_file = bao_server.approle("heartbeat", unique_agent, tmp_path,
+                                              token_ttl="12s", token_max_ttl="12s",
+                                              secret_id_num_uses=0)
+    settings = bao_server.settings(unique_agent, with_token=False, vault_role_id=role_id,
+                                   vault_secret_id_file=secret_file, vault_min_token_ttl=9)
+    store = open_store(settings)
+    assert store.read("impromptu-api-key").version == 1
+    assert isinstance(store, VaultStore)
+    first = store._client().token  # the test looks inside: which token is in use
+    time.sleep(4)  # 12 s max TTL: about 8 s left, below the 9 s floor
+    status = store.check()
+    assert int(status.rsplit("token ttl ", 1)[1].rstrip("s")) >= 9
+    assert store._client().token != first  # a fresh login, not a renewal
+    assert store.read("impromptu-api-key").value().reveal() == "value-one-111"
+
+
 def test_approle_wrapped_secret_id_is_single_use(
         bao_server: BaoServer, unique_agent: str, tmp_path: Path) -> None:
     open_store(bao_server.settings(unique_agent)).write(
