@@ -184,6 +184,17 @@ def test_unreachable_vault_is_one_line_exit_69(capsys: pytest.CaptureFixture[str
         assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("addr", ["notaurl", "127.0.0.1:8200", "ftp://vault.example"])
+def test_a_vault_address_that_is_no_url_is_a_config_error(
+        addr: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", addr)
+    monkeypatch.setenv("VAULT_TOKEN", "some-token-value")
+    code, out, err = _run(["secrets", "list"], capsys)
+    assert (code, out) == (78, "") and err.count("\n") == 1 and "not an http(s) URL" in err
+    assert "some-token-value" not in err
+
+
 def test_sealed_vault_is_one_line_exit_69(fresh_bao_server: BaoServer,
                                           capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ def open_store(settings: Settings, backend: str | None = None) -> SecretStore:
         A :class:`~impromptu_ops.store.base.SecretStore`.
 
     Raises:
-        ConfigError: unknown backend, or Vault chosen without an address.
+        ConfigError: unknown backend, or Vault chosen without an http(s) address.
     """
     chosen = backend or settings.store_backend
     s = settings.store
@@ -45,6 +45,10 @@ def open_store(settings: Settings, backend: str | None = None) -> SecretStore:
         if not s.vault_addr:
             raise ConfigError("the Vault backend needs an address",
                               hint="set VAULT_ADDR or [store] vault_addr")
+        if not s.vault_addr.startswith(("http://", "https://")):
+            # A typo here would otherwise read as "Vault is unreachable" (exit 69).
+            raise ConfigError(f"Vault address {s.vault_addr[:80]!r} is not an http(s) URL",
+                              hint="e.g. VAULT_ADDR=https://vault.example:8200")
         from impromptu_ops.store.vault import VaultStore
         from impromptu_ops.store.vault_auth import VaultAuth
 
