@@ -65,3 +65,15 @@ def test_machine_formats_keep_exact_base_units() -> None:
     assert doc["totalsFormatted"]["earned"] == "150.000000000000000001"
     rows = list(csv.DictReader(io.StringIO(render.render_csv(r))))
     assert rows and all("e" not in (row.get("amount") or "").lower() for row in rows)
+
+
+def test_csv_text_cells_cannot_become_formulas() -> None:
+    hostile = Discrepancy(Kind.REFERRAL_UNKNOWN_REFEREE, '=HYPERLINK("http://x","y")', None,
+                          None, None, None, 0, "@SUM(1+1)")
+    fee = Discrepancy(Kind.REGISTRATION_FEE_MISMATCH, "fee", None, None, -10 * E18,
+                      -9 * E18, 0, "withheld fee differs from the documented fee")
+    rows = list(csv.DictReader(io.StringIO(render.render_csv(report(
+        (("2026-01-01", E18, 0),), (hostile, fee))))))
+    bad, good = rows[0], rows[1]
+    assert bad["entry_id"] == '\'=HYPERLINK("http://x","y")' and bad["detail"] == "'@SUM(1+1)"
+    assert good["entry_id"] == "fee" and good["expected"] == str(-10 * E18)  # numbers intact

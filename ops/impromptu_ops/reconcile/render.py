@@ -80,6 +80,12 @@ def render_json(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2, sort_keys=True) + "\n"
 
 
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: ledger ids and details come from the platform,
+    and ``=HYPERLINK(...)`` in an id would be a formula (OWASP "CSV injection")."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def render_csv(report: Report) -> str:
     d = _decimals(report)
     buf = io.StringIO()
@@ -87,13 +93,13 @@ def render_csv(report: Report) -> str:
     w.writerow(["record", "kind", "entry_id", "tx_hash", "log_index", "expected", "actual",
                 "amount_units", "detail"])
     for x in report.discrepancies:
-        w.writerow(["discrepancy", x.kind.value, x.entry_id or "", x.tx_hash or "",
+        w.writerow(["discrepancy", x.kind.value, _cell(x.entry_id or ""), x.tx_hash or "",
                     "" if x.log_index is None else x.log_index,
                     "" if x.expected is None else x.expected,
                     "" if x.actual is None else x.actual,
-                    _amt(x.actual, d), x.detail])
+                    _amt(x.actual, d), _cell(x.detail)])
     for m in report.matches:
-        w.writerow(["match", "provisional" if m.provisional else "final", m.entry_id,
+        w.writerow(["match", "provisional" if m.provisional else "final", _cell(m.entry_id),
                     m.tx_hash, m.log_index, m.amount, m.amount, _amt(m.amount, d),
                     f"block {m.block_number}"])
     for key, value in vars(report.totals).items():
