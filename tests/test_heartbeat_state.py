@@ -132,6 +132,13 @@ def test_textfile_is_atomic_and_readable(tmp_path: Path) -> None:
     assert path.read_text() == "# TYPE impromptu_x gauge\nimpromptu_x NaN\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert os.listdir(path.parent) == ["impromptu.prom"]
+    # a folder it had to create is readable by the collector, even under a strict umask
+    old = os.umask(0o077)
+    try:
+        write_textfile(tmp_path / "new" / "x.prom", [Sample("impromptu_x", 1.0)])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o755
 
 
 def test_pause_rules() -> None:

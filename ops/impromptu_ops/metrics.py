@@ -22,6 +22,7 @@ from impromptu_ops import atomic
 _NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 TEXTFILE_MODE = 0o644
+TEXTFILE_DIR_MODE = 0o755
 
 
 @dataclass(frozen=True)
@@ -78,5 +79,13 @@ def render(samples: Iterable[Sample]) -> str:
 
 
 def write_textfile(path: Path, samples: Iterable[Sample]) -> None:
-    """Atomically replace ``path`` with the rendered samples (mode 0644)."""
+    """Atomically replace ``path`` with the rendered samples (mode 0644).
+
+    A missing folder is created 0755 (not private): the collector (node_exporter) runs as
+    another user and must read the file; metrics hold no secret.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(TEXTFILE_DIR_MODE)  # explicit: a unit's UMask=0077 would hide it
     atomic.write_text(path, render(samples), mode=TEXTFILE_MODE)
