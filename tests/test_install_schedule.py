@@ -219,3 +219,15 @@ def test_user_names_and_uids_are_accepted(tmp_path: Path) -> None:
         unit = generate.systemd_service(build_spec(s, (EXE,), seed="a", scope="system",
                                                    user=user))
         assert f"\nUser={user}\n" in unit
+
+
+def test_the_metrics_folder_stays_writable_under_protect_system(tmp_path: Path) -> None:
+    prom = tmp_path / "textfile_collector" / "impromptu.prom"
+    files = generate.render(_spec(tmp_path, "system", more={"jobs.metrics_file": prom}),
+                            "systemd")
+    svc = _keys(files["impromptu-heartbeat.service"].decode())
+    assert svc["ProtectSystem"] == ["strict"]
+    assert svc["ReadWritePaths"] == [f"{tmp_path}/state", f"-{tmp_path}/textfile_collector"]
+    assert "--metrics-file" in svc["ExecStart"][0]
+    notes = validate.validate(files)  # systemd-analyze accepts it (when installed)
+    assert any(n.startswith("systemd-analyze") or "structural" in n for n in notes)

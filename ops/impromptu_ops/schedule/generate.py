@@ -105,6 +105,10 @@ def systemd_service(spec: ScheduleSpec) -> str:
     if spec.scope == "system":
         lines += [f"{k}={v}" for k, v in _HARDENING_SYSTEM]
         lines.append(f"ReadWritePaths={spec.state_dir}")
+        if spec.metrics_file is not None:
+            # ProtectSystem=strict would make the textfile collector's folder read-only and
+            # every run would lose its metrics; "-": a folder not there yet is no error
+            lines.append(f"ReadWritePaths=-{spec.metrics_file.parent}")
     return "\n".join(lines) + "\n"
 
 

@@ -55,6 +55,7 @@ class ScheduleSpec:
     scope: str = "user"  # systemd: user or system
     user: str = ""  # systemd system scope: the account that runs the job
     image: str = "impromptu-ops:latest"  # kubernetes
+    metrics_file: Path | None = None  # jobs.metrics_file: its folder must stay writable
 
     @property
     def log_file(self) -> Path:
@@ -151,4 +152,5 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
         scope=scope,
         user=user,
         image=image,
+        metrics_file=settings.jobs.metrics_file,
     )
