@@ -231,3 +231,21 @@ def test_the_metrics_folder_stays_writable_under_protect_system(tmp_path: Path) 
     assert "--metrics-file" in svc["ExecStart"][0]
     notes = validate.validate(files)  # systemd-analyze accepts it (when installed)
     assert any(n.startswith("systemd-analyze") or "structural" in n for n in notes)
+
+
+def test_the_job_reads_the_config_file_install_read(tmp_path: Path) -> None:
+    cfg = tmp_path / "elsewhere" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[jobs]\nping_url = "https://hc-ping.example/abc"\n')
+    s = load_settings({"paths.state_dir": tmp_path / "state"}, env={}, config_file=cfg)
+    spec = build_spec(s, (EXE,), seed="a", scope="system", user="impromptu")
+    assert spec.env["IMPROMPTU_CONFIG"] == str(cfg)  # another user's HOME would miss it
+    unit = generate.systemd_service(spec)
+    assert f'Environment="IMPROMPTU_CONFIG={cfg}"' in unit
+    assert f"IMPROMPTU_CONFIG={cfg}" in generate.crontab_line(spec)
+    k8s = generate.kubernetes_cronjob(spec)
+    env = k8s["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert all(e["name"] != "IMPROMPTU_CONFIG" for e in env)  # a host path: not in a pod
+    bare = build_spec(load_settings({"paths.state_dir": tmp_path / "s"}, env={},
+                                    config_file=tmp_path / "none.toml"), (EXE,), seed="a")
+    assert "IMPROMPTU_CONFIG" not in bare.env

@@ -20,6 +20,7 @@ from impromptu_ops.settings import Settings, env_name
 
 SCHEDULERS = ("systemd", "cron", "launchd", "kubernetes")
 JOB_NAME = "impromptu-heartbeat"
+CONFIG_ENV = "IMPROMPTU_CONFIG"  # settings.config_path reads it
 LAUNCHD_LABEL = "ai.impromptu.heartbeat"
 INTERVAL_MINUTES = 30  # the skill's advice: every 30 minutes
 RANDOM_DELAY_SECONDS = 300  # spread agents so they do not all call at :00 and :30
@@ -99,6 +100,13 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
     }
     if settings.sources.get("platform.api_url"):
         env["IMPROMPTU_API_URL"] = settings.platform.api_url
+    # The config file read at install time, named explicitly: the job may run as another
+    # user or with another HOME/XDG_CONFIG_HOME, and would otherwise silently lose its
+    # settings (ping URL, deadline, store...). Sources read "file <path>".
+    config_file = next((src[len("file "):] for src in settings.sources.values()
+                        if src.startswith("file ")), None)
+    if config_file:
+        env[CONFIG_ENV] = config_file
     creds: list[Credential] = []
     if settings.store_backend == "local":
         env[env_name("store.local_path")] = str(settings.local_store_path)
