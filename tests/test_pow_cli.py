@@ -21,10 +21,11 @@ import pytest
 
 from impromptu_ops import contract
 from impromptu_ops.cli.main import run
-from impromptu_ops.cli.pow import ProgressBar
+from impromptu_ops.cli.pow import ProgressBar, describe_plan
 from impromptu_ops.pow.backends import BACKENDS
 from impromptu_ops.pow.challenge import parse_challenge
-from impromptu_ops.pow.solver import Progress
+from impromptu_ops.pow.estimate import Estimate
+from impromptu_ops.pow.solver import Plan, Progress
 from impromptu_ops.pow.verify import meets
 
 
@@ -185,3 +186,13 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0, seen
     assert b"\r[####################] 4/4 rounds" in seen and b" h/s  00:0" in seen
     assert len(json.loads(out)["nonces"]) == 4  # stdout stays clean JSON
+
+
+def test_plan_line_warns_when_the_p99_time_passes_the_expiry() -> None:
+    est = Estimate(expected_hashes=160, p99_hashes=300, hash_rate=10.0)  # 16 s, 30 s
+    plan = Plan("libsodium", 2, est, 20.0, (4,) * 10, 131_072)
+    line = describe_plan(plan)
+    assert line.startswith("PoW: 10 rounds of 4-4 bits at 128 MiB; libsodium x2 at 10.0 "
+                           "hashes/s; expected 16.0 s, 99% within 30.0 s; challenge expires "
+                           "in 20.0 s (warning: 1 run in 100 takes longer")
+    assert "warning" not in describe_plan(Plan("libsodium", 2, est, 31.0, (4,) * 10, 131_072))

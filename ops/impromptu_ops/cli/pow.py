@@ -16,12 +16,16 @@ from impromptu_ops.pow.solver import Plan, Progress
 
 
 def describe_plan(plan: Plan) -> str:
+    """The one line printed before the search (the solver refused already if even the
+    expected time does not fit; a p99 beyond the expiry is only a warning)."""
     est, ds = plan.estimate, plan.difficulties
+    risk = (" (warning: 1 run in 100 takes longer than that; more --workers or memory "
+            "budget would help)" if est.p99_seconds > plan.seconds_left else "")
     return (f"PoW: {len(ds)} rounds of {min(ds)}-{max(ds)} bits at "
             f"{plan.memory_kib / 1024:g} MiB; {plan.backend} x{plan.concurrency} at "
             f"{est.hash_rate:.1f} hashes/s; expected {format_duration(est.expected_seconds)}, "
             f"99% within {format_duration(est.p99_seconds)}; challenge expires in "
-            f"{format_duration(plan.seconds_left)}")
+            f"{format_duration(plan.seconds_left)}{risk}")
 
 
 class ProgressBar:
