@@ -18,10 +18,12 @@ is stopped at teardown. The binary comes from ``$IMPROMPTU_TEST_BAO`` or ``.venv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,12 +86,16 @@ class RaftCluster:
     nodes: list[RaftNode]
     root_token: str = ""
     unseal_key: str = ""
+    proxies: list[LeaderProxy] = field(default_factory=list)
     _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def call(self, node: RaftNode, method: str, path: str, body: Any = None,
              token: bool = True) -> httpx.Response:
         headers = {"X-Vault-Token": self.root_token} if token and self.root_token else {}
-        return self._http.request(method, f"{node.addr}/v1/{path}", json=body, headers=headers)
+        with self._lock:  # the proxy's threads ask too
+            return self._http.request(method, f"{node.addr}/v1/{path}", json=body,
+                                      headers=headers)
 
     def leader(self) -> RaftNode | None:
         """The active node, as the live nodes report it (``None`` during an election)."""
@@ -123,6 +129,14 @@ class RaftCluster:
         """SIGKILL: no graceful step-down, no leadership transfer."""
         node.proc.send_signal(signal.SIGKILL)
         node.proc.wait(timeout=10)
+        for proxy in self.proxies:
+            proxy.cut()
+
+    def proxy(self) -> LeaderProxy:
+        """A load balancer in front of the cluster (closed at teardown)."""
+        proxy = LeaderProxy(self)
+        self.proxies.append(proxy)
+        return proxy
 
     def followers(self) -> list[RaftNode]:
         leader = self.leader()
@@ -133,9 +147,84 @@ class RaftCluster:
                          for n in self.nodes)
 
     def stop(self) -> None:
+        for proxy in self.proxies:
+            proxy.close()
         for node in self.nodes:
             node.stop()
         self._http.close()
+
+
+class LeaderProxy:
+    """The cluster's load balancer, as production has one: a TCP forwarder on loopback
+    whose every NEW connection goes to the node that is active at that moment (found with
+    ``sys/leader``). A connection to a node that dies is cut; during an election a new
+    connection is refused by closing it. Jobs then keep ONE address (``.addr``) across a
+    failover, as they would behind a real load balancer."""
+
+    def __init__(self, cluster: RaftCluster) -> None:
+        self.cluster = cluster
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.addr = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        node = self.cluster.leader()
+        if node is None:
+            client.close()  # an election: nobody to talk to yet
+            return
+        host, _, port = node.addr.removeprefix("http://").rpartition(":")
+        try:
+            upstream = socket.create_connection((host, int(port)), timeout=2)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._open += [client, upstream]
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            src.settimeout(None)
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Cut every open connection (what a balancer does when its backend dies)."""
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.close()
+        self._thread.join(timeout=5)
+        self.cut()
 
 
 def _start_node(binary: Path, folder: Path, name: str) -> RaftNode:

@@ -243,6 +243,7 @@ class Watcher:
     extra: Callable[[], str | None] | None = None
     folder: Path | None = None
     interval: float = 0.02
+    on_boundary: Callable[[str], None] | None = None  # runs while the job is paused
     violations: list[str] = field(default_factory=list)
     undecided: list[str] = field(default_factory=list)
     boundaries: list[str] = field(default_factory=list)
@@ -291,6 +292,8 @@ class Watcher:
                 boundary = flags[0].stem.split("-", 2)[2]
                 self._check(store, f"at boundary {boundary}", decisive=True)
                 self.boundaries.append(boundary)
+                if self.on_boundary is not None:
+                    self.on_boundary(boundary)
                 flags[0].unlink()
                 continue
             self._check(store, "polling", decisive=False)

@@ -56,7 +56,9 @@ class FakeKey:
 @dataclass
 class World:
     """Store + provider + fault plan. ``plan[n]`` is one of ``crash-before``, ``crash-after``,
-    ``timeout-before``, ``timeout-after`` for event number ``n`` (1-based)."""
+    ``timeout-before``, ``timeout-after`` for event number ``n`` (1-based), or
+    ``outage-before`` / ``outage-after``: that timeout, then the next ``outage_calls`` store
+    calls fail too (a leader election)."""
 
     secret: str = "openrouter-api-key"
     plan: dict[int, str] = field(default_factory=dict)
@@ -68,12 +70,20 @@ class World:
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     idem: dict[tuple[str, int], NewKey] = field(default_factory=dict)
     checking: bool = True
+    outage: int = 0  # the next this many store calls fail (set by an "outage-*" plan entry)
+    outage_calls: int = 3
 
     # -- the fault plan ------------------------------------------------------------------
     def op(self, name: str, effect: Callable[[], T], *, store: bool = False) -> T:
         self.events += 1
         self.log.append(name)
+        if store and self.outage > 0:  # the store is down: nothing reaches it
+            self.outage -= 1
+            raise StoreUnavailable(f"store down at {name}")
         action = self.plan.get(self.events, "")
+        if action.startswith("outage-"):  # a timeout, then the store stays down a while
+            self.outage = self.outage_calls
+            action = action.replace("outage-", "timeout-")
         timeout: Exception = (StoreUnavailable(f"timeout at {name}") if store
                               else TransportError(f"timeout at {name}"))
         if action == "crash-before":

@@ -223,3 +223,40 @@ def test_nothing_to_rotate_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(OpsError) as exc:
         rotator(w, tmp_path).start()
     assert exc.value.exit_code == 78
+
+
+@pytest.mark.parametrize("kind", ["outage-before", "outage-after"])
+@pytest.mark.parametrize("target", ["write _pending/openrouter-api-key",
+                                    "write openrouter-api-key", "write _rotation/openrouter"])
+def test_a_brief_store_outage_is_ridden_out_in_one_run(tmp_path: Path, kind: str,
+                                                       target: str) -> None:
+    """The store fails several calls in a row (a leader election) at a key write or a record
+    write, with the write lost or landed: the same run waits, re-reads the record, goes on
+    from its step and completes (exit 0, no resume needed, one key, nothing orphaned)."""
+    clean = seeded_world()
+    assert rotator(clean, tmp_path / "clean").start().exit_code == EXIT_DONE
+    hits = [i for i, event in enumerate(clean.log) if event == target]
+    n = hits[len(hits) // 2] + 1  # a middle one: for the record, a step's write
+    assert clean.log[n - 1] == target
+    w = seeded_world({n: kind})
+    original = w.canonical()
+    assert original is not None
+    out = rotator(w, tmp_path).start()
+    assert out.exit_code == EXIT_DONE and out.state == "done", (out, w.log)
+    events = [e["event"] for e in AuditLog(tmp_path / "audit.jsonl").entries()]
+    assert {"rotation.store-outage", "rotation.store-retry"} & set(events), events
+    assert "rotation.failed" not in events
+    assert_settled(w, tmp_path, original)
+
+
+def test_a_long_store_outage_fails_safely(tmp_path: Path) -> None:
+    w = seeded_world({20: "outage-before"})
+    w.outage_calls = 100
+    original = w.canonical()
+    assert original is not None
+    out = rotator(w, tmp_path).start()
+    assert out.exit_code == EXIT_FAILED_SAFE, out
+    w.plan.clear()
+    w.outage = 0  # the store is back
+    assert rotator(w, tmp_path).resume().exit_code == EXIT_DONE
+    assert_settled(w, tmp_path, original)

@@ -144,6 +144,8 @@ class Rotator:
         on_boundary: called at every step boundary after the crash hook (tests).
         sleep: waits between store retries (injected for tests).
         store_retry_delays: waits before re-writing a key after ``StoreUnavailable``.
+        outage_waits: waits for the store to come back (a leader election) before a run
+            that lost it mid-step fails; the run then goes on from the recorded step.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class Rotator:
         on_boundary: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         store_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
+        outage_waits: tuple[float, ...] = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0),
     ) -> None:
         self.provider = provider
         self.records = RecordStore(store)
@@ -174,6 +177,7 @@ class Rotator:
         self.on_boundary = on_boundary
         self.sleep = sleep
         self.store_retry_delays = store_retry_delays
+        self.outage_waits = outage_waits
         self._rec: RotationRecord | None = None
         self._ver = 0
 
@@ -276,6 +280,35 @@ class Rotator:
 
     # ------------------------------------------------------------------ the forward path
     def _continue(self, *, sweep_first: bool = False) -> Outcome:
+        waits = list(self.outage_waits)
+        while True:
+            try:
+                return self._run(sweep_first=sweep_first)
+            except StoreUnavailable as exc:
+                # A brief store outage (a Vault leader election): wait, re-read the record
+                # and go on from its step, exactly as `resume` would: every step is safe
+                # to replay. Only when the outage outlasts the waits does the run fail.
+                if not self._ride_out(exc, waits):
+                    return self._failed(exc)
+
+    def _ride_out(self, exc: StoreUnavailable, waits: list[float]) -> bool:
+        """Wait for the store to answer again; ``True`` once the record is re-read."""
+        self._log("store-outage", error=exc.diagnostics())
+        while waits:
+            self.sleep(waits.pop(0))
+            try:
+                rec, ver = self.records.load(self.provider.name)
+            except StoreUnavailable:
+                continue
+            if rec is None or rec.rotation_id != self.rec.rotation_id or rec.owner != self.owner:
+                raise RotationBusy(f"rotation {self.rec.rotation_id} changed hands during a "
+                                   "store outage", hint="see `impromptu-ops rotate status`")
+            self._rec, self._ver = rec, ver
+            self._log("store-back", step=rec.step.value)
+            return True
+        return False
+
+    def _run(self, *, sweep_first: bool) -> Outcome:
         try:
             if self.rec.state == State.ROLLING_BACK:
                 self._rollback(self.rec.error or "resuming a rollback")
@@ -284,6 +317,8 @@ class Rotator:
             if sweep_first:
                 self._sweep()
             return self._forward()
+        except StoreUnavailable:
+            raise
         except (CasConflict, LockBusy) as exc:
             self._log("lost", error=exc.diagnostics())
             raise
