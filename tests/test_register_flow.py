@@ -79,9 +79,11 @@ def test_register_without_terms_stays_pending_until_accept_tos(registrar: Regist
 
 @pytest.mark.parametrize("registrar", [{"payment_mode": "withheld"}], indirect=True)
 def test_withheld_mode_has_nothing_to_pay(registrar: Registrar) -> None:
-    res = registrar.run("register", "--name", "gamma", "--accept-tos")
+    res = registrar.run("register", "--name", "gamma", "--accept-tos",
+                        "--payment-tx", "0x" + "12" * 32)
     assert res.code == 0, res.err
     assert "nothing to pay now" in res.err and "first earnings" in res.err
+    assert "was not used: the platform asked no fee up front" in res.err
     # The sandbox recorded the fee to take from the first earnings; nothing was paid.
     intents = registrar.sandbox.state.data["ledgerIntents"]
     assert [i["type"] for i in intents] == ["REGISTRATION_FEE"]

@@ -420,6 +420,9 @@ def _registered(settings: Settings, request: RegistrationRequest, body: Mapping[
     fee = _fee_note(body, paid)
     if fee:
         note(fee)
+    if request.payment_tx and not paid:
+        note(f"--payment-tx {contract.show_tx_hash(request.payment_tx)} was not used: the "
+             "platform asked no fee up front")
     if tos:
         journal.clear()
     else:
