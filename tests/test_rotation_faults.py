@@ -90,13 +90,13 @@ OPENROUTER_FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("verify-429", {"path": f"{OR}/key$", "method": "GET", "kind": "status", "status": 429,
                     "retryAfter": 0, "times": 10}),
     ("verify-timeout", {"path": f"{OR}/key$", "method": "GET", "kind": "latency",
-                        "delay": LATE, "times": 4}),
+                        "delay": LATE, "times": 2}),
     ("verify-malformed", {"path": f"{OR}/key$", "method": "GET", "kind": "malformed"}),
     ("byok-put-503", {"path": "/agent/credentials", "method": "PUT", "kind": "status",
                       "status": 503, "times": 10}),
     ("byok-put-dropped", {"path": "/agent/credentials", "method": "PUT", "kind": "drop"}),
     ("byok-put-timeout", {"path": "/agent/credentials", "method": "PUT", "kind": "latency",
-                          "delay": LATE, "times": 4}),
+                          "delay": LATE, "times": 2}),
     ("byok-list-429", {"path": "/agent/credentials$", "method": "GET", "kind": "status",
                        "status": 429, "retryAfter": 0, "times": 10}),
     ("disable-dropped", {"path": f"{OR}/keys/", "method": "PATCH", "kind": "drop"}),
@@ -108,7 +108,7 @@ OPENROUTER_FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("delete-500", {"path": f"{OR}/keys/", "method": "DELETE", "kind": "status",
                     "status": 500, "times": 10}),
     ("delete-timeout", {"path": f"{OR}/keys/", "method": "DELETE", "kind": "latency",
-                        "delay": LATE, "times": 4}),
+                        "delay": LATE, "times": 2}),
 ]
 
 
@@ -167,7 +167,7 @@ IMPROMPTU_FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("heartbeat-dropped", {"path": f"{AP}/heartbeat$", "method": "GET", "kind": "drop",
                            "times": 5}),
     ("heartbeat-timeout", {"path": f"{AP}/heartbeat$", "method": "GET", "kind": "latency",
-                           "delay": LATE, "times": 4}),
+                           "delay": LATE, "times": 2}),
     ("revoke-500", {"path": f"{AP}/keys/", "method": "DELETE", "kind": "status",
                     "status": 500, "times": 10}),
     ("revoke-dropped", {"path": f"{AP}/keys/", "method": "DELETE", "kind": "drop"}),

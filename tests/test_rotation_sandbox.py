@@ -296,3 +296,20 @@ def test_impromptu_platform_without_key_management(sandbox_factory: SandboxFacto
     assert bench.current(IMPROMPTU) == original and bench.record("impromptu") is None
     as_json = bench.cli("rotate", "impromptu", "--json")
     assert as_json.returncode == 0 and json.loads(as_json.stdout)["state"] == "unsupported"
+
+
+def test_commands_with_nothing_to_do_and_bad_input(bench: Bench) -> None:
+    for args, code, stream, text in [
+        (("rotate", "resume"), 0, "stdout", "no rotation to resume\n"),
+        (("rotate", "rollback"), 0, "stdout", "no rotation to roll back\n"),
+        (("rotate", "status"), 0, "stdout", "no rotation has run yet\n"),
+        (("rotate", "status", "--lines", "-3"), 64, "stderr", "'--lines'"),
+        (("rotate", "resume", "nosuch"), 64, "stderr", "'nosuch' is not one of"),
+        (("rotate", "vault-secret-id"), 1, "stderr", "needs VAULT_ADDR"),
+    ]:
+        proc = bench.cli(*args)
+        got = getattr(proc, stream)
+        assert proc.returncode == code, (args, proc.stdout, proc.stderr)
+        assert text in got and got.count("\n") == 1, (args, got)
+        assert "Traceback" not in proc.stdout + proc.stderr
+    assert bench.record("openrouter") is None

@@ -39,7 +39,7 @@ def _finish(outcomes: list[object], as_json: bool) -> None:
         if as_json:
             out_json(o.as_dict())
         else:
-            line = f"{o.provider}: {o.message}"
+            line = o.message if o.provider == "-" else f"{o.provider}: {o.message}"
             (out if o.exit_code == 0 else err)(line)
     raise click.exceptions.Exit(combined_exit(got))
 
@@ -130,7 +130,8 @@ def rollback(app: App, provider: str | None, force: bool, as_json: bool) -> None
 @rotate.command("status")
 @click.argument("provider", required=False, type=click.Choice(PROVIDER_NAMES))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-@click.option("--lines", default=10, show_default=True, help="Audit entries per provider.")
+@click.option("--lines", default=10, show_default=True, type=click.IntRange(0, 10_000),
+              help="Audit entries per provider.")
 @pass_app
 def status(app: App, provider: str | None, as_json: bool, lines: int) -> None:
     """Show each rotation's record (ids, step, times; never values) and its audit trail."""

@@ -216,7 +216,8 @@ def status(settings: Settings, provider: str | None = None, *,
         views.append({
             "provider": name,
             "record": None if rec is None else {**record_view(rec), "record_version": ver},
-            "audit": [e for e in trail if e.get("provider") == name][-audit_lines:],
+            "audit": [e for e in trail if e.get("provider") == name][-audit_lines:]
+            if audit_lines > 0 else [],
             "audit_chain": "intact" if chain.ok else
             f"BROKEN at line {chain.first_bad_line}: {chain.reason}",
         })
