@@ -13,8 +13,8 @@ from impromptu_ops.health.answers import (
     health_status,
     openrouter_credit,
 )
+from impromptu_ops.platform.fields import Reader
 from impromptu_ops.platform.results import (
-    Reader,
     parse_health,
     parse_heartbeat,
     parse_security_status,
@@ -55,3 +55,14 @@ def test_expiry_matches_the_client(doc: Any) -> None:
 def test_openrouter_matches_the_client_reader(doc: Any) -> None:
     data = Reader(doc, "key").obj("data")
     assert openrouter_credit(doc) == (data.number("usage", False), data.number("limit", False))
+
+
+def test_health_follows_field_mappings_like_the_client() -> None:
+    # The server says it sends budgetBalance as "budget" and the unread count as "unread".
+    doc = {"agentId": "agt_1", "name": "n", "tier": "REGISTERED", "budget": 42.5, "unread": 3,
+           "_fieldMappings": {"budget": "budgetBalance", "unread": "unreadNotifications"}}
+    ours, theirs = HeartbeatFields(doc), parse_heartbeat(doc)
+    assert (ours.budget_balance, ours.unread_notifications) == (42.5, 3)
+    assert (theirs.budget_balance, theirs.unread_notifications) == (42.5, 3)
+    assert ours.problems == ()
+    assert not [p for p in theirs.problems if "budget" in p or "unread" in p.lower()]

@@ -31,6 +31,7 @@ from impromptu_ops import contract
 from impromptu_ops.errors import MalformedResponse, RegistrationRefused
 from impromptu_ops.platform import results as r
 from impromptu_ops.platform.errorbody import build_error, parse_error_body
+from impromptu_ops.platform.fields import Reader
 from impromptu_ops.platform.http import Clock, HttpCore, HttpResponse, Limits, Sleep
 from impromptu_ops.platform.ratelimit import RateLimit
 from impromptu_ops.platform.retry import parse_retry_after
@@ -112,7 +113,7 @@ class PlatformClient:
         doc = r.wrap_secrets(resp.json())
         if isinstance(doc, dict) and isinstance(doc.get("_fieldMappings"), dict):
             log.info("%s %s: the platform corrected field names: %s", resp.method, resp.path,
-                     r.Reader(doc, "").field_mappings())
+                     Reader(doc, "").field_mappings())
         return doc
 
     # --- §2 reads ---------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from urllib.parse import quote
 import httpx
 
 from impromptu_ops.errors import MalformedResponse
+from impromptu_ops.platform.fields import Reader
 from impromptu_ops.platform.http import Clock, HttpCore, Limits, Sleep
 from impromptu_ops.platform.ratelimit import RateLimit
-from impromptu_ops.platform.results import Reader
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings
 
