@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from impromptu_ops.chain.anvil import AnvilNode
+from impromptu_ops.chain.anvil import start_anvil as start_node
 from impromptu_ops.chain.rpc import JsonRpcClient
+from impromptu_ops.errors import ChainError
 from impromptu_ops.sandbox.contracts import token as token_ops
 from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
 
@@ -55,42 +55,22 @@ def free_port() -> int:
 @dataclass
 class Anvil:
     url: str
-    process: subprocess.Popen[bytes]
+    node: AnvilNode
 
     def rpc(self) -> JsonRpcClient:
         return JsonRpcClient(self.url, rate_limit_retries=0)
 
 
 def start_anvil(extra: tuple[str, ...] = ()) -> Anvil:
-    binary = anvil_binary()
-    for _ in range(3):  # a port can be taken between choosing and binding it
-        port = free_port()
-        proc = subprocess.Popen(
-            [str(binary), "--chain-id", str(CHAIN_ID), "--host", "127.0.0.1",
-             "--port", str(port), "--silent", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                      "params": []}, timeout=1).raise_for_status()
-                return Anvil(url, proc)
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        stop_anvil(Anvil(url, proc))
-    pytest.fail("anvil did not start")
-
-
-def stop_anvil(node: Anvil) -> None:
-    node.process.terminate()
     try:
-        node.process.wait(5)
-    except subprocess.TimeoutExpired:
-        node.process.kill()
-        node.process.wait(5)
-    if node.process.stderr is not None:
-        node.process.stderr.close()
+        node = start_node(str(anvil_binary()), *extra, chain_id=CHAIN_ID)
+    except ChainError as exc:
+        pytest.fail(str(exc))
+    return Anvil(node.url, node)
+
+
+def stop_anvil(anvil: Anvil) -> None:
+    anvil.node.stop()
 
 
 @pytest.fixture(scope="module")
