@@ -32,8 +32,7 @@ from impromptu_ops.errors import MalformedResponse, RegistrationRefused
 from impromptu_ops.platform import results as r
 from impromptu_ops.platform.errorbody import build_error, parse_error_body
 from impromptu_ops.platform.fields import Reader
-from impromptu_ops.platform.http import Clock, HttpCore, HttpResponse, Limits, Sleep
-from impromptu_ops.platform.ratelimit import RateLimit
+from impromptu_ops.platform.http import Clock, HttpClientBase, HttpCore, HttpResponse, Limits, Sleep
 from impromptu_ops.platform.retry import parse_retry_after
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings
@@ -51,7 +50,7 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-class PlatformClient:
+class PlatformClient(HttpClientBase):
     """The platform API, typed. Use as a context manager (it owns an HTTP connection pool).
 
     Args:
@@ -79,20 +78,6 @@ class PlatformClient:
                               transport=transport, sleep=sleep, clock=clock, wall=wall,
                               rand=rand)
         self._wall = wall
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> PlatformClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def last_rate_limit(self) -> RateLimit | None:
-        """The rate-limit headers of the most recent response that had them."""
-        return self._http.last_rate_limit
 
     # --- plumbing -------------------------------------------------------------------------
     def agent_path(self, sub: str) -> str:

@@ -32,7 +32,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -359,3 +359,24 @@ def _unit(r: float) -> float:
 def _why(exc: BaseException) -> str:
     """A short reason from an httpx exception (its text names no header or body)."""
     return clean_text(str(exc) or type(exc).__name__, 120) or type(exc).__name__
+
+
+class HttpClientBase:
+    """What every client built on :class:`HttpCore` shares: closing it, use as a context
+    manager, and the rate-limit headers of its most recent response."""
+
+    _http: HttpCore
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def last_rate_limit(self) -> RateLimit | None:
+        """The rate-limit headers of the most recent response that had them."""
+        return self._http.last_rate_limit

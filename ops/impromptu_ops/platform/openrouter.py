@@ -22,8 +22,7 @@ import httpx
 
 from impromptu_ops.errors import MalformedResponse
 from impromptu_ops.platform.fields import Reader
-from impromptu_ops.platform.http import Clock, HttpCore, Limits, Sleep
-from impromptu_ops.platform.ratelimit import RateLimit
+from impromptu_ops.platform.http import Clock, HttpClientBase, HttpCore, Limits, Sleep
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings
 
@@ -56,7 +55,7 @@ def _provisioned(item: Reader) -> ProvisionedKey:
                           item.text("created_at", False), item.number("limit", False))
 
 
-class OpenRouterClient:
+class OpenRouterClient(HttpClientBase):
     """OpenRouter's key API. Use as a context manager.
 
     Args:
@@ -82,19 +81,6 @@ class OpenRouterClient:
         self._http = HttpCore(base_url, Limits.from_settings(settings or PlatformSettings()),
                               transport=transport, sleep=sleep, clock=clock, wall=wall,
                               rand=rand)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> OpenRouterClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def last_rate_limit(self) -> RateLimit | None:
-        return self._http.last_rate_limit
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         return self._http.request(method, path, json_body=body, auth=self._key).json()
