@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -218,21 +217,24 @@ def test_exit_2_when_the_current_key_is_refused(bench: Bench) -> None:
 
 
 def test_same_machine_second_run_is_skipped_by_the_local_lock(bench: Bench) -> None:
-    bench.fault(path=f"{OR}/keys$", method="POST", kind="latency", delay=0.8)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "impromptu_ops.cli", "rotate", "openrouter", "--grace", "0"],
-        env=bench.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while (rec := bench.record("openrouter")) is None:  # the first run holds the lock now
-        assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.02)
-    second = bench.cli("rotate", "openrouter", "--grace", "0")
-    first.communicate(timeout=120)
-    assert first.returncode == 0
+    """While one run is paused mid-rotation (test hook), a second run on the same machine
+    exits 75 at once and changes nothing."""
+    seen: list[subprocess.CompletedProcess[str]] = []
+
+    def second_run(boundary: str) -> None:
+        if boundary == "stored" and not seen:
+            seen.append(bench.cli("rotate", "openrouter", "--grace", "0"))
+
+    watcher = openrouter_watcher(bench)
+    watcher.on_boundary = second_run
+    with watcher.watching():
+        first = bench.cli("rotate", "openrouter", "--grace", "0", env=watcher.env())
+    assert first.returncode == 0, first.stderr
+    (second,) = seen
     assert second.returncode == 75, second.stderr
-    assert second.stderr.count("\n") == 1
+    assert second.stderr.count("\n") == 1 and "rotate openrouter" in second.stderr
     assert len(bench.openrouter_keys()) == 1
-    assert rec.rotation_id == bench.record("openrouter").rotation_id  # type: ignore[union-attr]
+    watcher.assert_clean("stored", "done")
 
 
 def test_make_bench_isolated(sandbox: SandboxServer, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from impromptu_ops.errors import SecretNotFound
 from impromptu_ops.rotation.crash import BOUNDARIES
 from impromptu_ops.rotation.provider import rotation_label
-from impromptu_ops.rotation.record import State
+from impromptu_ops.rotation.record import RecordStore, State
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.fixtures_sandbox import SandboxFactory
 from tests.rotation_env import (
@@ -219,7 +219,9 @@ def test_orphans_of_an_earlier_rotation_are_swept_and_other_keys_kept(bench: Ben
     """A key minted by a rotation that died before storing it (so it is named after that
     rotation and in no secret) is disabled and deleted; a key made by hand is not touched."""
     original = bench.current(OPENROUTER)
-    orphan = bench.mint_openrouter(rotation_label("20260101t000000-deadbeef", 1))
+    ours = RecordStore(bench.store).installation()
+    old_rid = f"{ours}.20260101t000000-deadbeef"
+    orphan = bench.mint_openrouter(rotation_label(old_rid, 1))
     by_hand = bench.mint_openrouter("some-other-service")
     proc = bench.cli("rotate", "openrouter", "--grace", "0")
     assert proc.returncode == 0, proc.stderr
@@ -230,7 +232,7 @@ def test_orphans_of_an_earlier_rotation_are_swept_and_other_keys_kept(bench: Ben
     audit = (Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl").read_text()
     removed = [json.loads(line) for line in audit.splitlines() if "orphan-removed" in line]
     assert [e["key_id"] for e in removed] == [sha(orphan)]
-    assert "orphan of rotation 20260101t000000-deadbeef" in removed[0]["reason"]
+    assert f"orphan of rotation {old_rid}" in removed[0]["reason"]
 
 
 # -- Impromptu keys --------------------------------------------------------------------------
@@ -313,3 +315,22 @@ def test_commands_with_nothing_to_do_and_bad_input(bench: Bench) -> None:
         assert text in got and got.count("\n") == 1, (args, got)
         assert "Traceback" not in proc.stdout + proc.stderr
     assert bench.record("openrouter") is None
+
+
+def test_two_installations_sharing_an_openrouter_account_keep_each_others_keys(
+        sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Agent A's rotated key is named after A's rotation and lives in A's store only. When
+    agent B (another installation, same OpenRouter account) rotates, B's orphan sweep must
+    not take A's key for one of its own orphans."""
+    a = make_bench(sandbox, tmp_path / "a")
+    b = make_bench(sandbox, tmp_path / "b")
+    assert a.cli("rotate", "openrouter", "--grace", "0").returncode == 0
+    a_key = a.current(OPENROUTER)
+    assert b.cli("rotate", "openrouter", "--grace", "0").returncode == 0
+    assert a.openrouter_works(a_key) is True
+    assert b.openrouter_works(b.current(OPENROUTER)) is True
+    # and B's crash-orphans are still B's to clean: a crash after create, then resume
+    assert b.cli("rotate", "openrouter", "--grace", "0", crash_at="created").returncode == -9
+    assert b.cli("rotate", "resume").returncode == 0
+    hashes = sorted(k["hash"] for k in b.openrouter_keys())
+    assert hashes == sorted([sha(a_key), sha(b.current(OPENROUTER))])

@@ -58,7 +58,12 @@ from impromptu_ops.errors import (
 )
 from impromptu_ops.locks import ProcessLock
 from impromptu_ops.rotation.crash import barrier_point, crash_point
-from impromptu_ops.rotation.provider import Provider, RotationUnsupported, label_rotation
+from impromptu_ops.rotation.provider import (
+    Provider,
+    RotationUnsupported,
+    label_rotation,
+    rotation_scope,
+)
 from impromptu_ops.rotation.record import (
     PENDING_PREFIX,
     KeyInfo,
@@ -114,8 +119,9 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{pysecrets.token_hex(4)}"
 
 
-def new_rotation_id(now: datetime) -> str:
-    return f"{now.strftime('%Y%m%dt%H%M%S')}-{pysecrets.token_hex(4)}"
+def new_rotation_id(now: datetime, installation: str) -> str:
+    """``<installation>.<time>-<nonce>`` (see :func:`~.provider.rotation_scope`)."""
+    return f"{installation}.{now.strftime('%Y%m%dt%H%M%S')}-{pysecrets.token_hex(4)}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -211,7 +217,8 @@ class Rotator:
                                f"{self.grace_seconds:g}s; nothing was changed")
             self._rec = RotationRecord(
                 provider=self.provider.name, secret=self.provider.secret,
-                rotation_id=new_rotation_id(now), step=Step.INTENT, state=State.RUNNING,
+                rotation_id=new_rotation_id(now, self.records.installation()),
+                step=Step.INTENT, state=State.RUNNING,
                 owner=self.owner, started=iso(now), updated=iso(now),
                 old=KeyInfo(old_id, fingerprint(old_value), old_ver),
                 grace_seconds=self.grace_seconds,
@@ -560,6 +567,8 @@ class Rotator:
             rid = label_rotation(ref.label)
             if ref.key_id in keep or rid is None:
                 continue
+            if rotation_scope(rid) != rotation_scope(rec.rotation_id):
+                continue  # another installation's rotation (same account, other store)
             if rid == rec.rotation_id and not at_least(rec.step, Step.STORED):
                 continue  # handled (with care) by _create_and_store
             self._discard(ref.key_id, f"orphan of rotation {rid}")

@@ -34,6 +34,18 @@ def rotation_label(rotation_id: str, attempt: int) -> str:
     return f"{ROTATION_TAG}{rotation_id}-a{attempt}"
 
 
+def rotation_scope(rotation_id: str) -> str | None:
+    """The installation a rotation id belongs to (``None`` for an id without one).
+
+    Ids are ``<installation>.<time>-<nonce>``; the installation id lives in the store, so
+    two agents (two stores) sharing one provider account never take each other's
+    rotation-named keys for their own orphans.
+    """
+    scope, dot, rest = rotation_id.partition(".")
+    return scope if dot and rest and len(scope) == 8 and all(
+        c in "0123456789abcdef" for c in scope) else None
+
+
 def label_rotation(label: str) -> str | None:
     """The rotation id in a label made by :func:`rotation_label` (``None`` otherwise)."""
     if not label.startswith(ROTATION_TAG):

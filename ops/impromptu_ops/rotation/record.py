@@ -12,7 +12,10 @@ Where things live in the store (for a provider whose canonical secret is ``NAME`
                       the version before it is the *previous* key (KV keeps versions);
 - ``_pending/NAME``   the *pending* key, stored BEFORE any cut-over (its value was shown once);
 - ``_rotation/PROV``  this record; every write is CAS on its version, which is what makes
-                      two rotations on two machines exclusive (a local lock alone is not).
+                      two rotations on two machines exclusive (a local lock alone is not);
+- ``_rotation/installation``  this store's id (8 hex), the first part of every rotation
+                      id, so that rotation-named keys of ANOTHER installation sharing the
+                      provider account are never taken for this one's orphans.
 
 This module owns the record's shape and its (de)serialisation, and the CAS reads/writes;
 it does not call providers and does not decide what to do next (see ``engine``).
@@ -20,21 +23,24 @@ it does not call providers and does not decide what to do next (see ``engine``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from impromptu_ops.errors import IntegrityError, SecretNotFound
+from impromptu_ops.errors import CasConflict, IntegrityError, SecretNotFound
 from impromptu_ops.secret import Secret
 from impromptu_ops.store.base import SecretStore
 
 SCHEMA = 1
 RECORD_PREFIX = "_rotation/"
+INSTALLATION = "installation"  # _rotation/installation: scopes rotation ids (not a provider)
 PENDING_PREFIX = "_pending/"
 META_FIELD = "meta"  # a JSON blob of non-secret facts beside "value" in key secrets
 VALUE_FIELD = "value"
@@ -196,6 +202,35 @@ class RecordStore:
             {VALUE_FIELD: PublicValue(record.to_json(), "rotation-record")},
             cas=cas,
         )
+
+    def installation(self) -> str:
+        """This store's installation id (8 hex chars), created on first use (CAS).
+
+        It scopes rotation ids, so rotation-named keys of another installation that shares
+        the provider account are never swept as orphans of this one.
+        """
+        # Stored as a JSON document, like the records: a store hands values back as
+        # Secrets, and a bare 8-character id registered with the redactor would mask
+        # every rotation id in the audit trail and in `rotate status`.
+        name = RECORD_PREFIX + INSTALLATION
+        for _ in range(3):
+            try:
+                text = self.store.read(name).value(VALUE_FIELD).reveal()
+            except SecretNotFound:
+                doc = json.dumps({"installation": secrets.token_hex(4), "schema": SCHEMA})
+                with contextlib.suppress(CasConflict):  # another run made it first: use theirs
+                    self.store.write(name, {VALUE_FIELD: PublicValue(doc, "installation")},
+                                     cas=self.current_version(name))
+                continue
+            try:
+                value = json.loads(text).get("installation", "")
+            except (ValueError, AttributeError):
+                value = ""
+            if isinstance(value, str) and len(value) == 8 and all(
+                    c in "0123456789abcdef" for c in value):
+                return value
+            raise IntegrityError(f"{name} holds no installation id")
+        raise IntegrityError(f"{name} could not be created")
 
     # -- key secrets (canonical and pending) -------------------------------------------
     def read_key(self, name: str, version: int | None = None) -> tuple[Secret, dict[str, str], int]:
