@@ -334,3 +334,29 @@ def test_two_installations_sharing_an_openrouter_account_keep_each_others_keys(
     assert b.cli("rotate", "resume").returncode == 0
     hashes = sorted(k["hash"] for k in b.openrouter_keys())
     assert hashes == sorted([sha(a_key), sha(b.current(OPENROUTER))])
+
+
+@pytest.mark.parametrize("then", ["resume", "rollback"])
+def test_impromptu_platform_forgets_the_replay_after_a_crash(
+        sandbox_factory: SandboxFactory, tmp_path: Path, then: str) -> None:
+    """Killed after the create; the platform restarts and forgets its idempotent replays,
+    so the unstored key holds the second of two key slots (KEY_LIMIT). The job reads back
+    the key only this rotation can have made (created after it started, never used),
+    revokes it and finishes: one live key, the store's, working."""
+    folder = tmp_path / "platform"
+    bench = make_bench(sandbox_factory(state_dir=folder), tmp_path / "home")
+    original = bench.current(IMPROMPTU)
+    assert bench.cli("rotate", "impromptu", "--grace", "0", crash_at="created").returncode == -9
+    assert len([k for k in bench.impromptu_keys() if k["revokedAt"] is None]) == 2
+    bench.sandbox.stop()
+    bench.sandbox = sandbox_factory(state_dir=folder)  # same state, replays forgotten
+    bench.env["IMPROMPTU_API_URL"] = bench.sandbox.base_url
+    bench.env["IMPROMPTU_OPENROUTER_URL"] = bench.sandbox.openrouter_url
+    proc = bench.cli("rotate", then, "impromptu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if then == "resume":
+        impromptu_settled(bench, original)
+    else:
+        active = [k for k in bench.impromptu_keys() if k["revokedAt"] is None]
+        assert [k["sha256"] for k in active] == [sha(original)]
+        assert bench.current(IMPROMPTU) == original

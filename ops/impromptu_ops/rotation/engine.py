@@ -47,6 +47,7 @@ from impromptu_ops.errors import (
     CasConflict,
     ConfigError,
     IntegrityError,
+    KeyManagementRefused,
     LockBusy,
     OpsError,
     RateLimited,
@@ -400,6 +401,19 @@ class Rotator:
             try:
                 new = p.create(self.rec.rotation_id, attempt)
                 break
+            except KeyManagementRefused as exc:
+                # A cap on live keys (KEY_LIMIT). An earlier attempt of THIS rotation may
+                # hold the slot with a key whose value was never stored (the platform
+                # forgot its idempotent replay): read back, revoke those, mint anew.
+                stale = p.created_by(self.rec.rotation_id) if p.idempotent_create else []
+                if not stale:
+                    raise
+                last = exc
+                for ref in stale:
+                    self._discard(ref.key_id, "minted by this rotation but never stored; "
+                                  f"the platform refused another ({exc.code})")
+                attempt += 1
+                self._save(self.rec.evolve(attempt=attempt))
             except AMBIGUOUS as exc:
                 last = exc
                 self._log("create-ambiguous", attempt=attempt, error=exc.diagnostics())
@@ -484,8 +498,11 @@ class Rotator:
         doomed |= {ref.key_id for ref in p.created_by(rec.rotation_id)}
         if p.idempotent_create and rec.attempt > 0 and not rec.new.key_id:
             # Keys without names cannot be listed by rotation: replaying the recorded
-            # attempt returns the key it minted (or mints one), so it can be revoked.
-            doomed.add(p.create(rec.rotation_id, rec.attempt).key_id)
+            # attempt returns the key it minted (or mints one), so it can be revoked. A
+            # platform that forgot the replay and is at its key cap refuses instead: the
+            # read-back above (created_by) has found that key already.
+            with contextlib.suppress(KeyManagementRefused):
+                doomed.add(p.create(rec.rotation_id, rec.attempt).key_id)
         for key_id in sorted(doomed):
             self._discard(key_id, "rolled back")
         self.records.delete_pending(rec.secret)
@@ -563,6 +580,12 @@ class Rotator:
         for name in (rec.secret, PENDING_PREFIX + rec.secret):
             with contextlib.suppress(SecretNotFound):
                 keep.add(self.records.read_key(name)[1].get("key_id", ""))
+        if self.provider.idempotent_create and at_least(rec.step, Step.STORED):
+            # Nameless keys (Impromptu): the ones only this rotation can have made and
+            # nobody ever used, left when the platform forgot an idempotent replay.
+            for ref in self.provider.created_by(rec.rotation_id):
+                if ref.key_id not in keep:
+                    self._discard(ref.key_id, "minted by this rotation but never stored")
         for ref in self.provider.owned():
             rid = label_rotation(ref.label)
             if ref.key_id in keep or rid is None:

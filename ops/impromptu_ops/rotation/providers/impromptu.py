@@ -10,14 +10,18 @@
   carries the key's expiry (``security-status``) for the report.
 
 Calls authenticate with the key currently in the store (old before the cut-over, new
-after). Keys carry no names here, so :meth:`created_by` and :meth:`owned` list nothing: the
-idempotency replay is what prevents orphans.
+after). Keys carry no names here: the idempotency replay is what prevents orphans, and
+when the platform has forgotten a replay (a restart) :meth:`created_by` reads back the keys
+only this rotation can have made (created after it started, never used) so that the
+engine can revoke them; :meth:`owned` lists nothing (no key is attributable to an older
+rotation).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from impromptu_ops.errors import MalformedResponse, NotFoundError, OpsError, SecretNotFound
 from impromptu_ops.platform.client import PlatformClient
@@ -27,6 +31,25 @@ from impromptu_ops.settings import PlatformSettings
 from impromptu_ops.store.base import SecretStore
 
 PlatformFactory = Callable[[Secret], PlatformClient]
+
+
+def rotation_started(rotation_id: str) -> datetime | None:
+    """The start time written in a rotation id (``[inst.]YYYYmmddtHHMMSS-nonce``)."""
+    stamp = rotation_id.rpartition(".")[2].partition("-")[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dt%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        got = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return got if got.tzinfo is not None else got.replace(tzinfo=UTC)
 
 
 class ImpromptuProvider:
@@ -87,7 +110,29 @@ class ImpromptuProvider:
         return NewKey(got.id, got.api_key)
 
     def created_by(self, rotation_id: str) -> list[KeyRef]:
-        return []
+        """Keys that can only be this rotation's and whose value nobody holds: active,
+        created at or after the rotation started (the time in its id), and NEVER used.
+
+        Keys carry no names here; this is the read-back for a platform that forgot an
+        idempotent replay (a restart): the first key of the attempt is then not returned
+        again, and would be orphaned. A key used even once, or made before the rotation
+        started, is never listed (a platform clock behind ours errs on the safe side).
+        """
+        started = rotation_started(rotation_id)
+        if started is None:
+            return []
+        try:
+            with self._platform(self._current()) as client:
+                keys = client.keys_list().keys
+        except NotFoundError:
+            return []
+        refs = []
+        for k in keys:
+            created = _parse_time(k.created_at)
+            if (k.id and k.status == "active" and k.last_used_at is None
+                    and created is not None and created >= started):
+                refs.append(KeyRef(k.id, rotation_label(rotation_id, 0)))
+        return refs
 
     def owned(self) -> list[KeyRef]:
         return []
