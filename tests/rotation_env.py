@@ -10,8 +10,11 @@ before the cut-over is not "without a working key", one whose store holds a dead
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -374,6 +377,9 @@ class AppRoleBench:
     def current(self) -> str:
         return self.store.read(SECRET_ID).value("value").reveal()
 
+    def record(self) -> RotationRecord | None:
+        return RecordStore(self.store).load("vault-secret-id")[0]
+
     def logs_in(self, secret_id: str) -> bool | None:
         resp = _http().post(f"{self.bao.addr}/v1/auth/approle/login",
                           json={"role_id": self.role_id, "secret_id": secret_id}, timeout=10)
@@ -413,3 +419,108 @@ class AppRoleBench:
         assert self.file.read_text().strip() == current
         assert os.stat(self.file).st_mode & 0o077 == 0
         assert len(self.accessors()) == 1
+
+
+# -- faults in front of OpenBao (the sandbox's fault rules do not reach Vault) --------------
+@dataclass
+class FaultRule:
+    method: str
+    path: str  # a regular expression searched in the request path
+    kind: str  # "status" (answer `status`), "drop" (close, no answer), "late" (answer after
+    #            the call's timeout: the request DID reach Vault)
+    status: int = 503
+    times: int = 1
+    fired: int = 0
+
+
+class VaultFaultProxy:
+    """An HTTP reverse proxy on loopback in front of OpenBao that applies fault rules to
+    matching requests and forwards everything else untouched (the KV store's calls too)."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+
+        self.upstream = upstream.rstrip("/")
+        self.rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                proxy._handle(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_LIST = _any
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.addr = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self._client = httpx.Client(timeout=30)
+
+    def add(self, method: str, path: str, kind: str, **extra: Any) -> FaultRule:
+        rule = FaultRule(method, path, kind, **extra)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def _take(self, method: str, path: str) -> FaultRule | None:
+        import re
+
+        with self._lock:
+            for rule in self.rules:
+                if rule.fired < rule.times and rule.method == method and re.search(
+                        rule.path, path):
+                    rule.fired += 1
+                    return rule
+        return None
+
+    def _handle(self, h: Any) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        rule = self._take(h.command, h.path)
+        if rule is not None and rule.kind == "drop":
+            h.close_connection = True
+            with contextlib.suppress(OSError):
+                h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if rule is not None and rule.kind == "status":
+            payload = json.dumps({"errors": [f"injected fault {rule.status}"]}).encode()
+            h.send_response(rule.status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(payload)))
+            h.end_headers()
+            h.wfile.write(payload)
+            return
+        headers = {k: v for k, v in h.headers.items()
+                   if k.lower() not in ("host", "content-length", "connection")}
+        resp = self._client.request(h.command, self.upstream + h.path, content=body,
+                                    headers=headers)
+        if rule is not None and rule.kind == "late":  # it happened; the caller gave up
+            h.close_connection = True
+            with contextlib.suppress(OSError):
+                h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        h.send_response(resp.status_code)
+        for key, value in resp.headers.items():
+            if key.lower() not in ("content-length", "transfer-encoding", "connection",
+                                   "content-encoding"):
+                h.send_header(key, value)
+        h.send_header("Content-Length", str(len(resp.content)))
+        h.end_headers()
+        h.wfile.write(resp.content)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._client.close()

@@ -20,7 +20,7 @@ from impromptu_ops.rotation.crash import BARRIER_ENV, BOUNDARIES
 from impromptu_ops.rotation.record import RecordStore, State
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.fixtures_vault import BaoServer
-from tests.rotation_env import OPENROUTER, AppRoleBench, make_bench
+from tests.rotation_env import OPENROUTER, AppRoleBench, VaultFaultProxy, make_bench
 from tests.test_rotation_sandbox import assert_openrouter_settled
 
 FORWARD = [b for b in BOUNDARIES if b != "rollback-restored"]
@@ -66,6 +66,50 @@ def test_secret_id_crash_after_create_then_rollback_destroys_it(approle: AppRole
     assert back.returncode == 0, back.stderr
     assert len(approle.accessors()) == 1
     assert approle.current() == approle.initial and approle.logs_in(approle.initial)
+
+
+R = r"/v1/auth/approle/role/[^/]+"
+VAULT_FAULTS: list[tuple[str, str, str, str, int]] = [
+    ("identify-503", "POST", f"{R}/secret-id/lookup$", "status", 503),
+    ("create-503", "POST", f"{R}/secret-id$", "status", 503),
+    ("create-dropped", "POST", f"{R}/secret-id$", "drop", 0),
+    ("create-late", "POST", f"{R}/secret-id$", "late", 0),  # minted; the answer is lost
+    ("list-503", "LIST", f"{R}/secret-id$", "status", 503),
+    ("lookup-dropped", "POST", f"{R}/secret-id-accessor/lookup$", "drop", 0),
+    ("login-503", "POST", r"/v1/auth/approle/login$", "status", 503),
+    ("login-dropped", "POST", r"/v1/auth/approle/login$", "drop", 0),
+    ("destroy-500", "POST", f"{R}/secret-id-accessor/destroy$", "status", 500),
+    ("destroy-late", "POST", f"{R}/secret-id-accessor/destroy$", "late", 0),
+]
+
+
+@pytest.mark.parametrize(("label", "method", "path", "kind", "status"), VAULT_FAULTS,
+                         ids=[f[0] for f in VAULT_FAULTS])
+def test_fault_at_each_vault_call(approle: AppRoleBench, label: str, method: str, path: str,
+                                  kind: str, status: int) -> None:
+    """Faults on the AppRole calls (an HTTP proxy in front of OpenBao; the KV store's calls
+    pass untouched): the run completes or fails with exit 1, the resume finishes, one
+    secret_id is left and the jobs' file logs in throughout."""
+    proxy = VaultFaultProxy(approle.bao.addr)
+    try:
+        approle.env.update(VAULT_ADDR=proxy.addr, BAO_ADDR=proxy.addr)
+        rule = proxy.add(method, path, kind, status=status)
+        watcher = approle.watcher()
+        with watcher.watching():
+            first = approle.cli("rotate", "vault-secret-id", "--grace", "0", env=watcher.env())
+            assert first.returncode in (0, 1), (label, first.stdout, first.stderr)
+            if first.returncode == 1:
+                assert first.stderr.count("\n") == 1 and "Traceback" not in first.stderr
+            assert rule.fired == 1, f"the fault never fired: {label}"
+            proxy.clear()
+            args = (("resume",) if approle.record() is not None
+                    else ("vault-secret-id", "--grace", "0"))  # nothing started: run again
+            again = approle.cli("rotate", *args, env=watcher.env())
+        assert again.returncode == 0, again.stdout + again.stderr
+        approle.assert_rotated()
+        watcher.assert_clean("done")
+    finally:
+        proxy.close()
 
 
 def test_secret_id_needs_role_name(approle: AppRoleBench) -> None:

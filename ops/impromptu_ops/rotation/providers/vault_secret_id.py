@@ -128,15 +128,8 @@ class VaultSecretIdProvider:
         return NewKey(accessor, Secret(value, "vault-secret-id"))
 
     def _labelled(self) -> list[KeyRef]:
-        status, doc = self._request("LIST", f"{self._role_path}/secret-id")
-        if status == 404:
-            return []
-        if status >= 400:
-            raise OpsError(f"Vault LIST {self._role_path}/secret-id: HTTP {status}")
-        data = doc.get("data")
-        keys = data.get("keys", []) if isinstance(data, dict) else []
         refs = []
-        for accessor in keys if isinstance(keys, list) else []:
+        for accessor in sorted(self._accessors()):
             status, got = self._request("POST", f"{self._role_path}/secret-id-accessor/lookup",
                                         {"secret_id_accessor": str(accessor)})
             info = got.get("data") if status < 400 else None
@@ -172,11 +165,32 @@ class VaultSecretIdProvider:
     def enable(self, key_id: str) -> None:
         """See :meth:`disable`."""
 
+    def _accessors(self) -> set[str]:
+        status, doc = self._request("LIST", f"{self._role_path}/secret-id")
+        if status == 404:
+            return set()
+        if status >= 400:
+            raise OpsError(f"Vault LIST {self._role_path}/secret-id: HTTP {status}")
+        data = doc.get("data")
+        keys = data.get("keys", []) if isinstance(data, dict) else []
+        return {str(k) for k in keys} if isinstance(keys, list) else set()
+
     def delete(self, key_id: str) -> None:
-        status, _doc = self._request("POST", f"{self._role_path}/secret-id-accessor/destroy",
-                                     {"secret_id_accessor": key_id})
-        if status >= 400 and status not in (400, 404):  # 400/404: no such accessor: gone
-            raise OpsError(f"Vault could not destroy secret_id accessor {key_id}: HTTP {status}")
+        """Destroy by accessor; a secret_id already gone is success. OpenBao answers a
+        destroy of a missing accessor with HTTP 500 ("failed to find accessor entry"),
+        the same status as a real failure, so any failure is settled by reading back the
+        role's accessors: absent means done."""
+        try:
+            status, _doc = self._request(
+                "POST", f"{self._role_path}/secret-id-accessor/destroy",
+                {"secret_id_accessor": key_id})
+        except TransportError:
+            status = 599
+        if status < 400:
+            return
+        if key_id in self._accessors():
+            raise OpsError(f"Vault could not destroy secret_id accessor {key_id}: HTTP {status}",
+                           hint="run `impromptu-ops rotate resume` to try again")
 
     def close(self) -> None:
         """Nothing is kept open between calls."""
