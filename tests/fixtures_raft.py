@@ -193,6 +193,8 @@ class LeaderProxy:
         except OSError:
             client.close()
             return
+        for sock in (client, upstream):  # forward each chunk at once (no Nagle delay)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._open += [client, upstream]
         for a, b in ((client, upstream), (upstream, client)):

@@ -451,6 +451,10 @@ class VaultFaultProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()  # headers and body go out in two writes: no Nagle delay
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _any(self) -> None:
                 proxy._handle(self)
 
