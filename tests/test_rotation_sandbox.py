@@ -255,8 +255,11 @@ def test_rotate_impromptu_happy_path(bench: Bench) -> None:
     with watcher.watching():
         proc = bench.cli("rotate", "impromptu", "--grace", "0", env=watcher.env())
     assert proc.returncode == 0, proc.stderr
-    impromptu_settled(bench, original)
+    current = impromptu_settled(bench, original)
     watcher.assert_clean(*FORWARD)
+    audit = (Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl").read_text()
+    for value in (current, original):
+        assert value not in proc.stdout + proc.stderr + audit
 
 
 @pytest.mark.parametrize("boundary", FORWARD)

@@ -37,7 +37,10 @@ def test_rotate_secret_id(approle: AppRoleBench) -> None:
         proc = approle.cli("rotate", "vault-secret-id", "--grace", "0", env=watcher.env())
     assert proc.returncode == 0, proc.stderr
     approle.assert_rotated()
-    assert approle.current() not in proc.stdout + proc.stderr
+    audit = (Path(approle.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl"
+             ).read_text()
+    for value in (approle.current(), approle.initial):
+        assert value not in proc.stdout + proc.stderr + audit
     watcher.assert_clean(*FORWARD)
 
 
