@@ -271,7 +271,7 @@ class FakeProvider:
         self.w.op(f"delete {key_id}", lambda: self._set(key_id, deleted=True))
 
     def close(self) -> None:
-        pass
+        self.closed = getattr(self, "closed", 0) + 1
 
 
 def forget_test_secrets() -> None:
