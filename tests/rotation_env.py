@@ -310,6 +310,7 @@ class Watcher:
         """No violation; the listed boundaries were each checked while the job paused."""
         assert self.checks > 0, "the watcher never checked anything"
         assert not self.violations, self.violations[:5]
+        assert not self.undecided, f"boundaries not checked decisively: {self.undecided}"
         missing = [b for b in boundaries if b not in self.boundaries]
         assert not missing, (missing, self.boundaries)
 
