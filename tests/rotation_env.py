@@ -222,6 +222,7 @@ Verdict = Callable[[str], "bool | None"]
 
 class Watched(Protocol):
     generation: int
+    env: dict[str, str]
 
     def settings(self) -> Settings: ...
 
@@ -256,7 +257,9 @@ class Watcher:
     def env(self) -> dict[str, str]:
         """The environment that makes a job pause at every boundary for this watcher."""
         if self.folder is None:
-            self.folder = Path(tempfile.mkdtemp(prefix="rot-steps-"))
+            home = Path(self.bench.env["HOME"])  # a pytest temp dir: removed with it
+            home.mkdir(parents=True, exist_ok=True)
+            self.folder = Path(tempfile.mkdtemp(prefix="rot-steps-", dir=home))
         return {STEP_DIR_ENV: str(self.folder)}
 
     def _check(self, store: SecretStore, where: str, decisive: bool) -> None:
