@@ -363,3 +363,23 @@ def test_impromptu_platform_forgets_the_replay_after_a_crash(
         active = [k for k in bench.impromptu_keys() if k["revokedAt"] is None]
         assert [k["sha256"] for k in active] == [sha(original)]
         assert bench.current(IMPROMPTU) == original
+
+
+def test_if_due_follows_the_policy_file(bench: Bench, tmp_path: Path) -> None:
+    original = bench.current(OPENROUTER)
+    fresh = bench.cli("rotate", "openrouter", "--if-due", "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["state"] == "not-due"
+    assert bench.current(OPENROUTER) == original and bench.record("openrouter") is None
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "rotation.toml").write_text("[openrouter]\nmax_age_days = 0\ngrace_hours = 0\n")
+    due = bench.cli("rotate", "openrouter", "--if-due",
+                    env={"IMPROMPTU_PATHS_POLICIES_DIR": str(policies)})
+    assert due.returncode == 0, due.stderr
+    assert_openrouter_settled(bench, rotated=True, original=original)  # grace 0 from policy
+    (policies / "rotation.toml").write_text("[openrouter]\nmax_age_days = -1\n")
+    bad = bench.cli("rotate", "openrouter", "--if-due",
+                    env={"IMPROMPTU_PATHS_POLICIES_DIR": str(policies)})
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert "max_age_days: must be a non-negative number" in bad.stderr
