@@ -108,28 +108,35 @@ class AuditLog:
                 if raw.strip():
                     yield json.loads(raw)
 
-    def verify(self) -> ChainReport:
-        """Check every line's hash and link; report the first break."""
-        prev, n = GENESIS, 0
+    def lines(self) -> Iterator[tuple[int, Any]]:
+        """Yield ``(line number, parsed value)`` for each non-blank line; the value is
+        ``ValueError`` when the line is not JSON (so listings can show it, not stop)."""
         if not self.path.exists():
-            return ChainReport(True, 0)
+            return
         with self.path.open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
                 if not raw.strip():
                     continue
                 try:
-                    entry = json.loads(raw)
-                except ValueError:
-                    return ChainReport(False, n, lineno, "not JSON")
-                if not isinstance(entry, dict):
-                    return ChainReport(False, n, lineno, "not an object")
-                if entry.get("prev") != prev:
-                    return ChainReport(False, n, lineno, "broken link to the previous line")
-                if entry.get("hash") != line_hash(entry):
-                    return ChainReport(False, n, lineno, "hash does not match the content")
-                if entry.get("seq") != n:
-                    return ChainReport(False, n, lineno, "sequence gap")
-                prev, n = entry["hash"], n + 1
+                    yield lineno, json.loads(raw)
+                except ValueError as exc:
+                    yield lineno, exc
+
+    def verify(self) -> ChainReport:
+        """Check every line's hash and link; report the first break."""
+        prev, n = GENESIS, 0
+        for lineno, entry in self.lines():
+            if isinstance(entry, ValueError):
+                return ChainReport(False, n, lineno, "not JSON")
+            if not isinstance(entry, dict):
+                return ChainReport(False, n, lineno, "not an object")
+            if entry.get("prev") != prev:
+                return ChainReport(False, n, lineno, "broken link to the previous line")
+            if entry.get("hash") != line_hash(entry):
+                return ChainReport(False, n, lineno, "hash does not match the content")
+            if entry.get("seq") != n:
+                return ChainReport(False, n, lineno, "sequence gap")
+            prev, n = entry["hash"], n + 1
         return ChainReport(True, n)
 
     def require_intact(self) -> int:

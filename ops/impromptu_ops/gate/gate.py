@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -452,18 +451,10 @@ class UpdateGate:
         Lines that are not JSON objects are shown as ``unreadable`` entries (the chain
         report names the first bad one) instead of stopping the listing.
         """
-        entries: list[dict[str, Any]] = []
-        if self.audit.path.exists():
-            with self.audit.path.open("rb") as fh:
-                for lineno, raw in enumerate(fh, start=1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        entry = json.loads(raw)
-                    except ValueError:
-                        entry = None
-                    entries.append(entry if isinstance(entry, dict) else
-                                   {"seq": None, "event": "unreadable", "line": lineno})
+        entries: list[dict[str, Any]] = [
+            entry if isinstance(entry, dict) else
+            {"seq": None, "event": "unreadable", "line": lineno}
+            for lineno, entry in self.audit.lines()]
         report = self.audit.verify()
         if report.ok and entries:
             missing = self._unlogged(entries)
