@@ -68,6 +68,8 @@ def test_missing_platform_key(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert code_o == code_n == 1
     assert _verdict(out_o) == _verdict(out_n) == "Status: unhealthy"
     assert _first_problem(out_o) == _first_problem(out_n) == "[FAIL] platform_key"
+    # the lines that depend on the key say why in words, not with an exception's class name
+    assert any(line.endswith("(no platform key in the store)") for line in out_n), out_n
 
 
 def test_platform_down(agent: Agent) -> None:

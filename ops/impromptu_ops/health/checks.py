@@ -227,8 +227,20 @@ def _from_heartbeat(ctx: HealthContext, name: str) -> tuple[Any, CheckResult | N
     try:
         return ctx.heartbeat(), None
     except OpsError as exc:
-        reason = exc.code if isinstance(exc, PlatformError) else type(exc).__name__
-        return None, CheckResult(name, Status.UNKNOWN, f"no heartbeat to read ({reason})")
+        return None, CheckResult(name, Status.UNKNOWN,
+                                 f"no heartbeat to read ({_why_no_heartbeat(exc)})")
+
+
+def _why_no_heartbeat(exc: OpsError) -> str:
+    """A few words an operator reads, not a class name: the platform's code, or what the
+    store lacked."""
+    if isinstance(exc, PlatformError):
+        return exc.code or "platform error"
+    if isinstance(exc, SecretNotFound):
+        return "no platform key in the store"
+    if isinstance(exc, StoreError):
+        return "secret store unavailable"
+    return "unreachable" if isinstance(exc, TransportError) else exc.__class__.__name__
 
 
 def check_budget(ctx: HealthContext) -> CheckResult:
