@@ -61,6 +61,16 @@ def test_fetch_from_the_running_sandbox(gate_env: GateEnv, sandbox: SandboxServe
     assert gate_env.current_tree() == BENIGN_V2
 
 
+def test_nothing_published_is_one_clear_line(gate_env: GateEnv, sandbox: SandboxServer) -> None:
+    before = gate_env.snapshot()
+    with pytest.raises(TransportError) as err:
+        sandbox_gate(gate_env, sandbox).fetch()
+    line = err.value.diagnostics()
+    assert "HTTP 404: nothing is published there" in line and "gate.manifest_url" in line
+    assert "\n" not in line
+    assert gate_env.snapshot() == before
+
+
 def test_sandbox_attacks_are_refused(gate_env: GateEnv, sandbox: SandboxServer) -> None:
     publish(sandbox, "1.0.0", BENIGN_V1)
     gate = sandbox_gate(gate_env, sandbox)

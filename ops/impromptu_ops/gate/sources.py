@@ -215,6 +215,10 @@ class HttpSource:
     def _get(self, client: httpx.Client, url: str, cap: int, exact: int | None) -> bytes:
         try:
             with client.stream("GET", url) as resp:
+                if resp.status_code == 404:
+                    raise TransportError(
+                        f"GET {url}: HTTP 404: nothing is published there",
+                        hint="check the source, or gate.manifest_url for the platform's")
                 if resp.status_code != 200:
                     raise TransportError(f"GET {url}: HTTP {resp.status_code}")
                 chunks: list[bytes] = []
