@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import pytest
 
+from impromptu_ops.procs import stop_process
 from impromptu_ops.secret import Secret
 
 CONFIG = """\
@@ -72,13 +73,7 @@ class RaftNode:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @dataclass

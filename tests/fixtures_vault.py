@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 
+from impromptu_ops.procs import stop_process
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings, load_settings
 from impromptu_ops.store.local import LocalStore
@@ -166,13 +167,7 @@ class BaoServer:
                        check=True, capture_output=True, timeout=30)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def start_bao(workdir: Path, attempts: int = 3) -> BaoServer:

@@ -16,6 +16,7 @@ import httpx
 
 from impromptu_ops.contract import BASE_CHAIN_ID
 from impromptu_ops.errors import ChainError
+from impromptu_ops.procs import stop_process
 
 
 @dataclass
@@ -27,14 +28,7 @@ class AnvilNode:
 
     def stop(self) -> None:
         """Terminate anvil (kill it if it lingers) and release its pipes."""
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        stop_process(self.process, grace=5)
 
 
 def _free_port() -> int:
