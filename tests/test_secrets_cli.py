@@ -7,6 +7,7 @@ clean up on a signal). Vault failures (sealed, unreachable) must be one line and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -315,3 +316,46 @@ def test_exec_files_mode_cleans_up_when_the_command_cannot_start(
     assert done.returncode == 65 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "cannot run" in done.stderr
     assert list(parent.iterdir()) == []
+
+
+def _read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        assert time.monotonic() < deadline, f"no {marker!r} on the terminal: {bytes(seen)!r}"
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+
+
+def test_put_on_a_terminal_asks_twice_and_never_echoes(tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "impromptu_ops.cli", "secrets", "put",
+                             "impromptu-api-key"],
+                            stdin=follower, stdout=follower, stderr=follower, env=os.environ)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        _read_until(leader, b"value for impromptu-api-key", seen)
+        os.write(leader, API_KEY.encode() + b"\n")
+        _read_until(leader, b"Repeat", seen)  # click's confirmation prompt
+        os.write(leader, API_KEY.encode() + b"\n")
+        assert proc.wait(timeout=60) == 0, bytes(seen)
+        _read_until(leader, b"\n", seen, timeout=1)
+    finally:
+        with contextlib.suppress(OSError):
+            while os.read(leader, 4096):
+                pass
+        os.close(leader)
+    assert API_KEY.encode() not in seen  # typed, but never shown on the terminal
+    env = {**os.environ}
+    child = _cli(["secrets", "exec", "--", sys.executable, "-c",
+                  "import os, hashlib; print(hashlib.sha256("
+                  "os.environ['IMPROMPTU_API_KEY'].encode()).hexdigest())"], env)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == hashlib.sha256(API_KEY.encode()).hexdigest()
