@@ -61,3 +61,19 @@ def test_usage_error_is_one_line(argv: list[str], code: int, where: str, what: s
 def test_version() -> None:
     proc = impromptu("--version")
     assert proc.returncode == 0 and "impromptu-ops" in proc.stdout
+
+
+def test_sigterm_is_one_line_and_exit_143(tmp_path: Path) -> None:
+    # `secrets put` waits for stdin; a scheduler's timeout sends SIGTERM meanwhile.
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "impromptu_ops.cli", "secrets", "put",
+                             "impromptu-api-key"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # past start-up, blocked reading the value
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    lines = [line for line in err.decode().splitlines() if line]  # click ends the prompt line
+    assert out == b"" and lines == ["impromptu-ops: terminated (SIGTERM)"]

@@ -151,8 +151,14 @@ def spawn_solve(challenge: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
         signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_stops_every_worker_at_once(tmp_path: Path) -> None:
-    doc = challenge_doc(difficulty=20)  # minutes of work: only Ctrl-C ends it
+@pytest.mark.parametrize(("sig", "line"), [
+    (signal.SIGINT, "impromptu-ops: PoW search interrupted (Ctrl-C)"),
+    # a scheduler's timeout or `systemctl stop`: the same clean stop, saying what it was
+    (signal.SIGTERM, "impromptu-ops: PoW search stopped (SIGTERM)"),
+])
+def test_a_signal_stops_every_worker_at_once(tmp_path: Path, sig: signal.Signals,
+                                             line: str) -> None:
+    doc = challenge_doc(difficulty=20)  # minutes of work: only the signal ends it
     doc["expiresAt"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     path = tmp_path / "c.json"
     path.write_text(json.dumps(doc))
@@ -161,12 +167,12 @@ def test_ctrl_c_stops_every_worker_at_once(tmp_path: Path) -> None:
     plan = proc.stderr.readline().decode()  # printed just before the workers start
     assert plan.startswith("PoW: 4 rounds"), plan
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     sent = time.monotonic()
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 3.0  # each worker finishes at most one tiny hash
     assert proc.returncode == 130 and out == b""
-    assert err.decode().splitlines() == ["impromptu-ops: PoW search interrupted (Ctrl-C)"]
+    assert err.decode().splitlines() == [line]
 
 
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:

@@ -245,3 +245,9 @@ class Interrupted(OpsError):
     """Ctrl-C, a signal or a deadline stopped the work."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's timeout, ``systemctl stop``, ``kill``), raised in the main thread
+    by the CLI's handler. A KeyboardInterrupt so that it unwinds exactly like Ctrl-C: every
+    ``finally`` runs (locks, temporary files, workers stopped); the CLI exits 143."""

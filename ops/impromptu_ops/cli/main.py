@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +24,7 @@ import click
 
 from impromptu_ops import __version__
 from impromptu_ops.cli.app import App
-from impromptu_ops.errors import OpsError
+from impromptu_ops.errors import OpsError, Terminated
 from impromptu_ops.logs import configure
 from impromptu_ops.secret import REDACTOR
 
@@ -122,7 +123,10 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:  # click turns a KeyboardInterrupt (and so SIGTERM) into Abort
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("impromptu-ops: terminated (SIGTERM)", err=True)
+            return 143
         click.echo("impromptu-ops: aborted", err=True)
         return 130
     except click.UsageError as exc:
@@ -131,6 +135,9 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(REDACTOR.redact(f"impromptu-ops: {exc.format_message()}"), err=True)
         return exc.exit_code
+    except Terminated:
+        click.echo("impromptu-ops: terminated (SIGTERM)", err=True)
+        return 143
     except KeyboardInterrupt:
         click.echo("impromptu-ops: interrupted", err=True)
         return 130
@@ -149,5 +156,13 @@ def run(argv: list[str] | None = None) -> int:
         return 70
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C (one line, cleanup runs) instead of killing the process
+    # mid-write; commands that manage signals themselves (sandbox serve, secrets exec)
+    # install their own handlers over this one.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(run())

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from impromptu_ops import contract
-from impromptu_ops.errors import Interrupted, OpsError, PolicyDenied
+from impromptu_ops.errors import Interrupted, OpsError, PolicyDenied, Terminated
 from impromptu_ops.pow.backends import Backend, candidates
 from impromptu_ops.pow.challenge import Argon2Params, Challenge, Solution
 from impromptu_ops.pow.estimate import Estimate, check_caps, check_time, concurrency, estimate
@@ -188,8 +188,10 @@ class Solver:
                     break
                 if self.progress:
                     self.progress(snapshot())
-        except KeyboardInterrupt:
-            raise Interrupted("PoW search interrupted (Ctrl-C)") from None
+        except KeyboardInterrupt as signalled:
+            how = ("stopped (SIGTERM)" if isinstance(signalled, Terminated)
+                   else "interrupted (Ctrl-C)")
+            raise Interrupted(f"PoW search {how}") from None
         finally:
             halt.set()
             for t in threads:
