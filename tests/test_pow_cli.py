@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import itertools
 import json
 import os
@@ -27,6 +26,7 @@ from impromptu_ops.pow.challenge import parse_challenge
 from impromptu_ops.pow.estimate import Estimate
 from impromptu_ops.pow.solver import Plan, Progress
 from impromptu_ops.pow.verify import meets
+from tests.ptys import drain
 
 
 def challenge_doc(difficulty: int = 5) -> dict[str, Any]:
@@ -183,10 +183,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
         proc = spawn_solve(path, stdout=subprocess.PIPE, stderr=slave)
     finally:
         os.close(slave)
-    seen = b""
-    with contextlib.suppress(OSError):  # EIO once the child closes the terminal
-        while chunk := os.read(master, 4096):
-            seen += chunk
+    seen = drain(master)
     os.close(master)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, seen

@@ -16,6 +16,7 @@ from impromptu_ops.secret import Secret
 from impromptu_ops.settings import load_settings
 from impromptu_ops.store.factory import open_store
 from tests.fixtures_chain import Anvil, free_port
+from tests.ptys import drain
 
 
 @pytest.fixture
@@ -113,20 +114,12 @@ def _reconcile_process(*, tty: bool, extra: tuple[str, ...] = ()) -> tuple[int, 
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower,
                               env={**os.environ, "COLUMNS": "100"}) as child:
             os.close(follower)
-            chunks: list[bytes] = []
-            while True:
-                try:
-                    data = os.read(leader, 4096)
-                except OSError:  # EIO: the child closed the pty
-                    break
-                if not data:
-                    break
-                chunks.append(data)
+            terminal = drain(leader)
             stdout = child.stdout.read().decode() if child.stdout is not None else ""
             code = child.wait(60)
     finally:
         os.close(leader)
-    return code, stdout, b"".join(chunks).decode(errors="replace")
+    return code, stdout, terminal.decode(errors="replace")
 
 
 def test_progress_bar_on_a_tty_only(configured: dict[str, Any], anvil: Anvil) -> None:

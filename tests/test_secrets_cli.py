@@ -7,7 +7,6 @@ clean up on a signal). Vault failures (sealed, unreachable) must be one line and
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -22,6 +21,7 @@ import pytest
 
 from impromptu_ops.cli.main import run
 from tests.fixtures_vault import BaoServer
+from tests.ptys import drain, read_until
 
 API_KEY = "impr_sk_" + "K3y_" * 10
 OR_KEY = "sk-or-v1-" + "a1b2" * 16
@@ -318,19 +318,6 @@ def test_exec_files_mode_cleans_up_when_the_command_cannot_start(
     assert list(parent.iterdir()) == []
 
 
-def _read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while marker not in seen:
-        assert time.monotonic() < deadline, f"no {marker!r} on the terminal: {bytes(seen)!r}"
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-
-
 def test_put_on_a_terminal_asks_twice_and_never_echoes(tmp_path: Path) -> None:
     import pty
 
@@ -341,16 +328,17 @@ def test_put_on_a_terminal_asks_twice_and_never_echoes(tmp_path: Path) -> None:
     os.close(follower)
     seen = bytearray()
     try:
-        _read_until(leader, b"value for impromptu-api-key", seen)
+        read_until(leader, b"value for impromptu-api-key", seen)
         os.write(leader, API_KEY.encode() + b"\n")
-        _read_until(leader, b"Repeat", seen)  # click's confirmation prompt
+        read_until(leader, b"Repeat", seen)  # click's confirmation prompt
         os.write(leader, API_KEY.encode() + b"\n")
         assert proc.wait(timeout=60) == 0, bytes(seen)
-        _read_until(leader, b"\n", seen, timeout=1)
+        read_until(leader, b"\n", seen, timeout=1)
     finally:
-        with contextlib.suppress(OSError):
-            while os.read(leader, 4096):
-                pass
+        if proc.poll() is None:  # a failed step above: never block on a live child
+            proc.kill()
+            proc.wait(10)
+        seen += drain(leader)
         os.close(leader)
     assert API_KEY.encode() not in seen  # typed, but never shown on the terminal
     env = {**os.environ}
