@@ -113,7 +113,9 @@ def test_rerun_with_cache_is_cheap_and_idempotent(agent: Agent) -> None:
     assert first.discrepancies == second.discrepancies
     assert first.totals == second.totals
     assert second.context["scannedBlocks"] < first.context["scannedBlocks"]
-    assert calls <= 6, calls
+    # chain id, latest/finalized/safe, the unfinal tail's logs in and out, its block times,
+    # one batch of balanceOf at the period's ends, a reorg re-check: nothing scanned again
+    assert calls <= 9, calls
 
 
 def test_pinned_decimals_and_chain_id_check(agent: Agent) -> None:

@@ -129,7 +129,7 @@ def render_table(report: Report) -> str:
            f"{c.get('toBlock')} (final up to {c.get('finalBlock')}, "
            f"{c.get('finalSource')})  wallet {c.get('wallet')}", ""]
     totals, chain = _split(report)
-    out.append(_table([(label, _amt(v, d)) for label, v in totals], ("totals", "amount")))
+    out.append(_table([(label, _amt(v, d)) for label, v in totals], ("platform balance", "amount")))
     out.append("")
     out.append(_table([(label, _amt(v, d)) for label, v in chain],
                       ("ledger vs chain", "amount")))
