@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +71,18 @@ def test_files_csv_and_html(configured: dict[str, Any], tmp_path: Path,
     csv_file, html_file = tmp_path / "r.csv", tmp_path / "r.html"
     assert run(["earnings", "reconcile", "--format", "csv", "--output", str(csv_file)]) == 1
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
-    kinds = {r["kind"] for r in rows if r["record"] == "discrepancy"}
-    assert kinds == {"unrecorded_transfer"}
-    matched = [r for r in rows if r["record"] == "match"]
+    unrecorded = [r for r in rows if "(unrecorded_transfer)" in r["status"]]
+    assert [r["type"] for r in unrecorded] == ["transfer in"]
+    matched = [r for r in rows if r["type"] == "payout" and r["status"].startswith("received")]
     assert matched[0]["tx_hash"] == out["cleanPayout"]["txHash"]
     assert run(["earnings", "reconcile", "--format", "html", "--output", str(html_file)]) == 1
     page = html_file.read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "<polyline" in page
-    assert "<script" not in page and "src=" not in page and "href=" not in page
-    assert "unrecorded_transfer" in page
+    assert "<script" not in page and "src=" not in page
+    # links only to the chain's explorer (anvil runs as Base here: basescan.org)
+    assert re.findall(r'href="([^"/]*//[^/"]*)', page) and all(
+        h == "https://basescan.org" for h in re.findall(r'href="([^"/]*//[^/"]*)', page))
+    assert "Transfer received but not in the ledger" in page and "unrecorded_transfer" in page
     assert "report written to" in capsys.readouterr().err
 
 

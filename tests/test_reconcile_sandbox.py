@@ -186,10 +186,11 @@ def test_a_scan_that_fails_midway_is_resumed_not_restarted(agent: Agent) -> None
     more = {"chain.max_block_range": 20}
     settings = agent.settings(more)
     with PlatformClient(settings.platform, agent.key) as client, \
-            JsonRpcClient(agent.anvil.url, transport=_FailingLogs(ok=5)) as broken, \
+            JsonRpcClient(agent.anvil.url, transport=_FailingLogs(ok=10)) as broken, \
             pytest.raises(ChainError, match="does not exist"):
         reconcile_earnings(settings, broken, PlatformLedger(client), Window())
     report, _ = agent.reconcile(more=more)
     assert report.reconciled, report.discrepancies
-    # the five chunks of 20 blocks scanned before the failure were kept
+    # the five chunks of 20 blocks scanned (incoming and outgoing: ten calls) before the
+    # failure were kept
     assert report.context["scannedBlocks"] == report.context["toBlock"] + 1 - 100

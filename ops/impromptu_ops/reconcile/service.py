@@ -271,14 +271,6 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
     chunks = 0
     try:
         for lo, hi in gaps:
-            outgoing = scanner.scan(lo, hi, address=policy.token, topics=out_topics)
-            for out_chunk in outgoing:
-                for raw in out_chunk.logs:
-                    if raw.get("removed") is True:
-                        continue
-                    t = erc20.decode_transfer_log(raw)
-                    if t is not None and t.sender == wallet and t.token == policy.token:
-                        cache.outgoing[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
             for chunk in scanner.scan(lo, hi, topics=topics):
                 for raw in chunk.logs:
                     if raw.get("removed") is True:
@@ -286,6 +278,16 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
                     t = erc20.decode_transfer_log(raw)
                     if t is not None and t.recipient == wallet:
                         cache.transfers[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
+                # the same blocks, outgoing, before the range counts as scanned
+                for out_chunk in scanner.scan(chunk.first, chunk.last, address=policy.token,
+                                              topics=out_topics):
+                    for raw in out_chunk.logs:
+                        if raw.get("removed") is True:
+                            continue
+                        t = erc20.decode_transfer_log(raw)
+                        if t is not None and t.sender == wallet and t.token == policy.token:
+                            cache.outgoing[t.key] = SeenTransfer(
+                                t, heads.is_final(t.block_number))
                 if chunk.first <= heads.final:
                     cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
                 done += chunk.last - chunk.first + 1

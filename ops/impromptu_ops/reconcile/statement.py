@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from impromptu_ops.reconcile.match import vest_time
-from impromptu_ops.reconcile.model import Kind, Policy, Report, title
+from impromptu_ops import contract
+from impromptu_ops.reconcile.model import Kind, Report, title
 from impromptu_ops.reconcile.prices import PriceList
 
 TYPE_NAMES = {"ENGAGEMENT": "engagement credit", "REFERRAL": "referral credit",
@@ -66,8 +66,7 @@ def fiat_value(amount: int, decimals: int, price: Decimal | None) -> Decimal | N
     return (token_units(amount, decimals) * price).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
-def movements(report: Report, policy: Policy, prices: PriceList | None = None
-              ) -> list[Movement]:
+def movements(report: Report, prices: PriceList | None = None) -> list[Movement]:
     """The period's movements in time order.
 
     The period is ``context["fromBlock"]..context["toBlock"]`` for on-chain rows and
@@ -75,6 +74,7 @@ def movements(report: Report, policy: Policy, prices: PriceList | None = None
     that exist only in the ledger.
     """
     c = report.context
+    token, wallet = str(c.get("token", "")), str(c.get("wallet", ""))
     first, last = int(c.get("fromBlock", 0)), int(c.get("toBlock", 2**63))
     start = int(c.get("periodStart", 0))
     end = int(c.get("periodEnd", 2**63))
@@ -123,7 +123,7 @@ def movements(report: Report, policy: Policy, prices: PriceList | None = None
         if not ledger_time_in(e.created_at):
             continue
         if e.type in ("ENGAGEMENT", "REFERRAL"):
-            vests = vest_time(e, policy)
+            vests = e.vests_at or e.created_at + timedelta(days=contract.VESTING_DAYS)
             status = ("vested " if vests <= now else "vests ") + \
                 vests.astimezone(UTC).strftime("%Y-%m-%d")
             who = (e.node_id or "") if e.type == "ENGAGEMENT" else (e.referee_agent_id or "")
@@ -135,7 +135,7 @@ def movements(report: Report, policy: Policy, prices: PriceList | None = None
             counterparty=who, ledger_id=e.id,
             status=f"{status}; {problems}" if problems else status, on_chain=False))
     for t in report.transfers:
-        if t.key in claimed or t.token != policy.token or t.recipient != policy.wallet \
+        if t.key in claimed or t.token != token or t.recipient != wallet \
                 or not in_blocks(t.block_number):
             continue
         rows.append(Movement(
