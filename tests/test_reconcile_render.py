@@ -195,7 +195,7 @@ def test_csv_has_one_dated_row_per_movement() -> None:
 def test_movements_on_the_wallet_add_up_to_balance_of() -> None:
     r = statement_report()
     wallet = sum(m.amount for m in movements(r) if m.account == "wallet")
-    assert r.balances is not None and r.balances.agrees
+    assert r.balances is not None and r.balances.opening is not None and r.balances.agrees
     assert r.balances.opening + wallet == r.balances.closing
 
 

@@ -364,6 +364,15 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         "decimals": decimals, "fromBlock": first, "toBlock": last, "latestBlock": latest,
         "periodStart": times.get(first, _ts(window.since) if window.since else 0),
         "periodEnd": times.get(last, heads.latest.timestamp),
+        # Entries that exist only in the ledger are dated by the platform's clock: a
+        # period that starts at genesis or ends at the head takes all of them (a test
+        # chain's genesis can be younger than the ledger; an entry can be newer than the
+        # latest block).
+        "ledgerStart": _ts(window.since) if window.since is not None
+        else 0 if first == 0 else times.get(first, 0),
+        "ledgerEnd": _ts(window.until) - 1 if window.until is not None
+        else int(now.timestamp()) if last == latest and window.to_block is None
+        else times.get(last, heads.latest.timestamp),
         "finalBlock": heads.final, "finalSource": heads.source, "safeBlock": heads.safe,
         "scannedBlocks": total, "rpcCalls": rpc.calls - calls_before,
         "rpcElements": rpc.elements - elements_before,

@@ -70,14 +70,14 @@ def movements(report: Report, prices: PriceList | None = None) -> list[Movement]
     """The period's movements in time order.
 
     The period is ``context["fromBlock"]..context["toBlock"]`` for on-chain rows and
-    ``context["periodStart"]..context["periodEnd"]`` (unix seconds, inclusive) for rows
-    that exist only in the ledger.
+    ``context["ledgerStart"]..context["ledgerEnd"]`` (unix seconds, inclusive; default
+    the period's dates) for rows that exist only in the ledger.
     """
     c = report.context
     token, wallet = str(c.get("token", "")), str(c.get("wallet", ""))
     first, last = int(c.get("fromBlock", 0)), int(c.get("toBlock", 2**63))
-    start = int(c.get("periodStart", 0))
-    end = int(c.get("periodEnd", 2**63))
+    start = int(c.get("ledgerStart", c.get("periodStart", 0)))
+    end = int(c.get("ledgerEnd", c.get("periodEnd", 2**63)))
     decimals = int(c.get("decimals", 18))
     times = report.block_times
     generated = c.get("generatedAt")
