@@ -237,7 +237,9 @@ def _wallet_lines(report: Report) -> list[tuple[str, int | None]]:
     b = report.balances
     if b is None:
         return []
-    return [(f"opening balance (balanceOf after block {b.opening_block})", b.opening),
+    opening = ("opening balance (before block 0)" if b.opening_block < 0
+               else f"opening balance (balanceOf after block {b.opening_block})")
+    return [(opening, b.opening),
             ("received in the period", b.received), ("sent in the period", -b.sent),
             ("= expected closing balance", b.expected_closing),
             (f"closing balance (balanceOf after block {b.closing_block})", b.closing)]
@@ -352,10 +354,16 @@ def _chart(series: tuple[tuple[str, int, int], ...], decimals: int, symbol: str)
         f'text-anchor="end">{html.escape(_tick_label(t))}</text>' for t in ticks)
     step = max(1, (len(days) - 1) // 4) if len(days) > 1 else 1
     shown_days = sorted({*range(0, len(days), step), len(days) - 1})
+
+    def anchor(i: int) -> str:  # the end labels stay inside the drawing
+        if len(days) > 1 and i == 0:
+            return "start"
+        return "end" if len(days) > 1 and i == len(days) - 1 else "middle"
+
     xlabels = "".join(
         f'<line x1="{x_of(days[i]):.1f}" y1="{height - bottom}" x2="{x_of(days[i]):.1f}" '
         f'y2="{height - bottom + 4}" stroke="#888"/><text x="{x_of(days[i]):.1f}" '
-        f'y="{height - bottom + 17}" font-size="11" text-anchor="middle">'
+        f'y="{height - bottom + 17}" font-size="11" text-anchor="{anchor(i)}">'
         f'{html.escape(series[i][0])}</text>' for i in shown_days)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -450,11 +458,13 @@ def render_html(report: Report, prices: PriceList | None = None) -> str:
         for x in report.discrepancies])
     fiat_head = f"value ({e(prices.currency)})" if prices else "value"
     moves = _rows([
-        f"<td>{e(show_time(r.when))}</td><td class=\"num\">{h.block(r.block)}</td>"
-        f"<td>{h.tx(r.tx_hash)}</td><td>{e(r.type)}</td><td>{e(r.account)}</td>"
+        f"<td class=\"nowrap\">{e(show_time(r.when))}</td>"
+        f"<td class=\"num\">{h.block(r.block)}</td>"
+        f"<td class=\"id\">{h.tx(r.tx_hash)}</td><td>{e(r.type)}</td><td>{e(r.account)}</td>"
         f"{h.amount(r.amount)}"
         f"<td class=\"num\">{'' if r.fiat is None else e(f'{r.fiat:,.2f}')}</td>"
-        f"<td>{h.address(r.counterparty)}</td><td>{e(r.ledger_id)}</td>"
+        f"<td class=\"id\">{h.address(r.counterparty)}</td>"
+        f"<td class=\"id\">{e(r.ledger_id)}</td>"
         f"<td>{e(r.status)}</td>" for r in rows])
     if prices is None:
         fiat_note = NO_PRICES
@@ -474,17 +484,17 @@ def render_html(report: Report, prices: PriceList | None = None) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Earnings statement: {e(name)}, {e(period_text(report))}</title>
 <style>
-body{{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;
+body{{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:76em;
 padding:0 1em;color:#111;line-height:1.4}}
 h1{{font-size:1.5em;margin-bottom:.2em}}h2{{font-size:1.15em;margin-top:1.6em;
 border-bottom:1px solid #ccc}}
 table{{border-collapse:collapse;margin:.6em 0}}td,th{{border:1px solid #ccc;
 padding:.25em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}
 .num{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}
-.sum{{font-weight:600}}.ok{{color:#161}}.bad{{color:#a11}}.note{{color:#555}}
+.sum{{font-weight:600}}.nowrap{{white-space:nowrap}}.ok{{color:#161}}.bad{{color:#a11}}.note{{color:#555}}
 dl{{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}}dt{{font-weight:600}}
 dd{{margin:0}}code{{font-size:.85em;color:#555}}a{{color:#14c}}
-.wide{{font-size:.9em}}
+.wide{{font-size:.9em;width:100%}}.id{{overflow-wrap:anywhere}}
 @media print{{body{{margin:0;max-width:none;font-size:10pt}}a{{color:inherit;
 text-decoration:none}}h2{{break-after:avoid}}tr{{break-inside:avoid}}
 .wide{{font-size:8pt}}}}

@@ -362,8 +362,11 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         "explorer": networks.explorer_base(chain.chain_id, chain.explorer_url),
         "displayDecimals": chain.display_decimals,
         "decimals": decimals, "fromBlock": first, "toBlock": last, "latestBlock": latest,
-        "periodStart": times.get(first, _ts(window.since) if window.since else 0),
-        "periodEnd": times.get(last, heads.latest.timestamp),
+        # The period as asked (--since/--until), else the dates of its first/last block.
+        "periodStart": _ts(window.since) if window.since is not None
+        else times.get(first, 0),
+        "periodEnd": _ts(window.until) - 1 if window.until is not None
+        else times.get(last, heads.latest.timestamp),
         # Entries that exist only in the ledger are dated by the platform's clock: a
         # period that starts at genesis or ends at the head takes all of them (a test
         # chain's genesis can be younger than the ledger; an entry can be newer than the

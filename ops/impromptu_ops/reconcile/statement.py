@@ -27,6 +27,7 @@ from impromptu_ops.reconcile.prices import PriceList
 TYPE_NAMES = {"ENGAGEMENT": "engagement credit", "REFERRAL": "referral credit",
               "REGISTRATION_FEE": "registration fee", "PAYOUT": "payout"}
 CENT = Decimal("0.01")
+CLAIM = "ledger only"  # a payout the ledger records but the chain does not show
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def movements(report: Report, prices: PriceList | None = None) -> list[Movement]
             elif ledger_time_in(e.created_at):
                 rows.append(Movement(
                     when=e.created_at, block=None, tx_hash=e.tx_hash or "",
-                    log_index=e.log_index, type="payout", account="wallet", amount=e.amount,
+                    log_index=e.log_index, type="payout", account=CLAIM, amount=e.amount,
                     counterparty=e.to_address or "", ledger_id=e.id,
                     status=problems or "not on chain", on_chain=False))
             continue
