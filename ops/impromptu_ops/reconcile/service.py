@@ -341,7 +341,9 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
     # Dates: one lookup per block that holds a matched, unrecorded or outgoing transfer,
     # plus the period's two ends (each at most once: the cache keeps final blocks).
     before = clock.lookups
-    blocks = {m.block_number for m in report.matches}
+    # (matches outside the period, proved by their receipts, need no date: the statement
+    # lists the period's movements only)
+    blocks = {m.block_number for m in report.matches if first <= m.block_number <= last}
     blocks.update(t.block_number for t in in_range)
     blocks.update(t.block_number for t in sent)
     ends = [b for b in (first, last) if 0 <= b <= latest and first <= last]
@@ -380,6 +382,7 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         "scannedBlocks": total, "rpcCalls": rpc.calls - calls_before,
         "rpcElements": rpc.elements - elements_before,
         "blockLookups": block_lookups, "dateLookups": date_lookups,
+        "receiptLookups": len(wanted),
         "splits": scanner.splits, "generatedAt": now.replace(microsecond=0).isoformat(),
         "sendersChecked": policy.payout_senders is not None,
     }
