@@ -131,6 +131,8 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
         raise click.UsageError("give --to-block or --until, not both", ctx=ctx)
     window = Window(from_block=from_block, to_block=_to_block(ctx, to_block),
                     since=_since(ctx, since), until=_until(ctx, until))
+    if window.since is not None and window.until is not None and window.until <= window.since:
+        raise click.UsageError("--until is before --since", ctx=ctx)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         if output is not None:

@@ -139,10 +139,18 @@ def check_chain_settings(settings: Settings) -> tuple[str, Policy]:
             ("chain.max_block_range", chain.max_block_range, 1, None),
             ("chain.start_block", chain.start_block, 0, None),
             ("chain.rate_limit_retries", chain.rate_limit_retries, 0, None),
-            ("chain.registration_fee", chain.registration_fee, 0, None)):
+            ("chain.registration_fee", chain.registration_fee, 0, None),
+            ("chain.display_decimals", chain.display_decimals, 0, 30),
+            ("chain.max_price_file_bytes", chain.max_price_file_bytes, 1, None)):
         if value is not None and (value < low or (high is not None and value > high)):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
             raise ConfigError(f"setting {name}: {value} is out of range ({bound})")
+    explorer = chain.explorer_url.strip()
+    if explorer and explorer != networks.NO_EXPLORER and (
+            not explorer.startswith(("https://", "http://")) or any(
+                c in explorer for c in "\"'<> ")):
+        raise ConfigError(f"setting chain.explorer_url: {explorer[:60]!r} is not an http(s) "
+                          f"URL or '{networks.NO_EXPLORER}'")
     try:
         wallet = erc20.normalize_address(chain.wallet_address)
         return wallet, policy_from(settings, wallet)
@@ -244,8 +252,6 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         first = chain.start_block
     if first > last and window.to_block is not None:
         raise InputError(f"--from-block {first} is after --to-block {last}")
-    if first > last and window.until is not None and window.since is not None:
-        raise InputError("the period holds no block: --since is after --until")
 
     # Reorgs: provisional transfers from earlier runs (inside this window: the rest stay
     # cached for a run that covers them) whose block hash changed.
