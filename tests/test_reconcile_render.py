@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from impromptu_ops import contract
 from impromptu_ops.chain.erc20 import Transfer
@@ -282,3 +284,14 @@ def test_grouping() -> None:
     assert render.grouped(1_234_567 * E18 + 1, 18) == "1,234,567.000000000000000001"
     assert render.shown(-1_234_567 * E18 - 6 * 10**13, 18, 4) == "-1,234,567.0001"
     assert render.shown(5 * 10**13, 18, 4) == "0.0000"  # half to even
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_price_files_parse_or_refuse_in_one_error(text: str) -> None:
+    try:
+        prices = parse_prices(text)
+    except InputError as exc:
+        assert "\n" not in exc.message
+        return
+    assert prices.by_day and prices.currency.isalpha()

@@ -44,7 +44,10 @@ def parse_prices(text: str, source: str = "prices") -> PriceList:
     Raises:
         InputError: a bad header, date, price or currency, a repeated day, or no rows.
     """
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    try:
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:
+        raise InputError(f"{source}: not a CSV file ({exc})") from None
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
         raise InputError(f"{source}: empty price file (expected a header: date,price,currency)")
