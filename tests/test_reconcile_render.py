@@ -295,3 +295,18 @@ def test_price_files_parse_or_refuse_in_one_error(text: str) -> None:
         assert "\n" not in exc.message
         return
     assert prices.by_day and prices.currency.isalpha()
+
+
+def test_findings_are_dated() -> None:
+    entries = [LedgerEntry(id="p9", type="PAYOUT", amount=E18, token=TOKEN,
+                           created_at=datetime(2026, 2, 1, 8, 0, 0, 999, tzinfo=UTC),
+                           tx_hash=tx(9), log_index=0, chain_id=8453, to_address=WALLET)]
+    stranger = Transfer(20, 3, tx(2), tx(98), TOKEN, SHOP, WALLET, 2 * E18)
+    r = reconcile(entries, [stranger], [], POLICY, now=NOW, final_block=35)
+    r = dataclasses.replace(r, block_times=TIMES, context=statement_report().context)
+    dates = dict(zip((x.kind for x in r.discrepancies), render.finding_dates(r), strict=True))
+    assert dates[Kind.PAYOUT_MISSING_ON_CHAIN] == "2026-02-01 08:00:00 UTC"
+    assert dates[Kind.UNRECORDED_TRANSFER] == "2026-03-02 12:00:00 UTC"
+    doc = json.loads(render.render_json(r))
+    assert {d["date"] for d in doc["discrepancies"]} == set(dates.values())
+    assert "2026-03-02 12:00:00 UTC" in render.render_html(r)

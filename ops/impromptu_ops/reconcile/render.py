@@ -119,6 +119,23 @@ def agent_text(report: Report) -> str:
     return str(name or agent_id or "agent not named by the platform")
 
 
+def finding_dates(report: Report) -> list[str]:
+    """Each discrepancy's date: its transfer's block time when known, else its ledger
+    entry's ``createdAt`` (UTC, no microseconds); "" when it has neither."""
+    created = {e.id: e.created_at for e in report.entries}
+    blocks = {t.key: t.block_number for t in (*report.transfers, *report.outgoing)}
+    out: list[str] = []
+    for x in report.discrepancies:
+        block = blocks.get((x.tx_hash or "", x.log_index if x.log_index is not None else -1))
+        if block is not None and block in report.block_times:
+            out.append(show_time(utc(report.block_times[block])))
+        elif x.entry_id in created:
+            out.append(show_time(created[x.entry_id]))
+        else:
+            out.append("")
+    return out
+
+
 def to_dict(report: Report, prices: PriceList | None = None) -> dict[str, Any]:
     """The JSON document (amounts as strings of base units)."""
     d = _decimals(report)
@@ -140,11 +157,11 @@ def to_dict(report: Report, prices: PriceList | None = None) -> dict[str, Any]:
             "agrees": b.agrees, "unchecked": b.unchecked},
         "discrepancies": [
             {"kind": x.kind.value, "title": title(x.kind), "entryId": x.entry_id,
-             "txHash": x.tx_hash, "logIndex": x.log_index,
+             "date": when or None, "txHash": x.tx_hash, "logIndex": x.log_index,
              "expected": None if x.expected is None else str(x.expected),
              "actual": None if x.actual is None else str(x.actual),
              "chainEffect": str(x.chain_effect), "detail": x.detail}
-            for x in report.discrepancies],
+            for x, when in zip(report.discrepancies, finding_dates(report), strict=True)],
         "matches": [
             {"entryId": m.entry_id, "txHash": m.tx_hash, "logIndex": m.log_index,
              "amount": str(m.amount), "block": m.block_number, "provisional": m.provisional,
@@ -284,11 +301,12 @@ def render_table(report: Report, prices: PriceList | None = None) -> str:
         out.append(balance_verdict(report))
     if report.discrepancies:
         out.append("")
-        out.append(_table([(f"{title(x.kind)} ({x.kind.value})", x.entry_id or "",
+        out.append(_table([(f"{title(x.kind)} ({x.kind.value})", when, x.entry_id or "",
                             _tx(x.tx_hash), _amt(x.expected, d), _amt(x.actual, d), x.detail)
-                           for x in report.discrepancies],
-                          ("discrepancy", "entry", "tx", "expected", "actual", "detail"),
-                          right=(3, 4)))
+                           for x, when in zip(report.discrepancies, finding_dates(report),
+                                              strict=True)],
+                          ("discrepancy", "date", "entry", "tx", "expected", "actual",
+                           "detail"), right=(4, 5)))
     provisional = [m for m in report.matches if m.provisional]
     out.append("")
     out.append(f"{len(report.matches)} payouts matched on chain, {len(provisional)} "
@@ -453,9 +471,10 @@ def render_html(report: Report, prices: PriceList | None = None) -> str:
         b.agrees is False else "note"
     found = _rows([
         f"<td>{e(title(x.kind))} <code>{e(x.kind.value)}</code></td>"
-        f"<td>{e(x.entry_id or '')}</td><td>{h.tx(x.tx_hash)}</td>"
+        f"<td class=\"nowrap\">{e(when)}</td>"
+        f"<td class=\"id\">{e(x.entry_id or '')}</td><td class=\"id\">{h.tx(x.tx_hash)}</td>"
         f"{h.amount(x.expected)}{h.amount(x.actual)}<td>{e(x.detail)}</td>"
-        for x in report.discrepancies])
+        for x, when in zip(report.discrepancies, finding_dates(report), strict=True)])
     fiat_head = f"value ({e(prices.currency)})" if prices else "value"
     moves = _rows([
         f"<td class=\"nowrap\">{e(show_time(r.when))}</td>"
@@ -528,7 +547,8 @@ Dates are UTC. {explorer_note}.</p>
 <h2>Earned vs paid over time</h2>
 {_chart(report.series, h.d, h.symbol)}
 <h2>Discrepancies ({len(report.discrepancies)})</h2>
-<table class="wide"><tr><th>finding</th><th>ledger entry</th><th>transaction</th>
+<table class="wide"><tr><th>finding</th><th>date (UTC)</th><th>ledger entry</th>
+<th>transaction</th>
 <th class="num">expected</th><th class="num">actual</th><th>detail</th></tr>{found}</table>
 <h2>Movements in the period ({len(rows)})</h2>
 <p class="note">{e(fiat_note)}</p>
