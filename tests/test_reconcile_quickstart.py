@@ -57,8 +57,10 @@ def test_the_rehearsal_leaves_its_statement_in_the_workspace(rehearsed: dict[str
     assert str(r.agent["walletAddress"]).lower() in config
 
 
-def test_the_next_step_works_as_printed(rehearsed: dict[str, Any], anvil: Anvil) -> None:
+def test_the_next_step_works_as_printed(rehearsed: dict[str, Any], anvil: Anvil,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     r: Rehearsal = rehearsed["rehearsal"]
+    monkeypatch.chdir(rehearsed["ws"].root)  # its --output is relative: the workspace
     today = datetime.now(UTC).date()
     text = quickstart.next_steps(rehearsed["ws"].root, today)
     commands = [line.strip() for line in text.splitlines()
@@ -74,6 +76,7 @@ def test_the_next_step_works_as_printed(rehearsed: dict[str, Any], anvil: Anvil)
                           lambda _: None)
         # 1: the rehearsal's ledger claims a payout the chain never saw (it says so)
         assert result.code == 1, printed
+    assert (rehearsed["ws"].root / "earnings.html").read_text().startswith("<!doctype html>")
     assert "no agent wallet address configured" not in "\n".join(rehearsed["lines"])
 
 
