@@ -25,7 +25,13 @@ from impromptu_ops.chain.blocktime import BlockTimes
 from impromptu_ops.chain.erc20 import Transfer
 from impromptu_ops.chain.rpc import JsonRpcClient, RpcError, RpcRateLimited
 from impromptu_ops.chain.scan import LogScanner
-from impromptu_ops.errors import ChainError, ConfigError, InputError, MalformedResponse
+from impromptu_ops.errors import (
+    ChainError,
+    ConfigError,
+    InputError,
+    MalformedResponse,
+    OpsError,
+)
 from impromptu_ops.locks import ProcessLock
 from impromptu_ops.reconcile import match
 from impromptu_ops.reconcile.cache import ScanCache, SeenTransfer
@@ -96,8 +102,14 @@ class PlatformLedger:
                 for r in self.client.referrals().referrals]
 
     def agent(self) -> tuple[str, str]:
-        """``(agent id, agent name)`` from the profile (empty strings when not given)."""
-        profile = self.client.profile()
+        """``(agent id, agent name)`` from the profile; empty strings when the platform
+        does not say (the header then says so: the ledger it already served is what
+        counts, and a missing name must not cost the reconciliation)."""
+        try:
+            profile = self.client.profile()
+        except OpsError as exc:
+            log.warning("agent profile not available for the report header: %s", exc)
+            return ("", "")
         return (_shown(profile.id), _shown(profile.name))
 
 
