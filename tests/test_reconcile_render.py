@@ -310,3 +310,16 @@ def test_findings_are_dated() -> None:
     doc = json.loads(render.render_json(r))
     assert {d["date"] for d in doc["discrepancies"]} == set(dates.values())
     assert "2026-03-02 12:00:00 UTC" in render.render_html(r)
+
+
+def test_a_payout_to_another_address_is_not_a_wallet_movement() -> None:
+    entries = [LedgerEntry(id="p1", type="PAYOUT", amount=E18, token=TOKEN,
+                           created_at=datetime(2026, 2, 28, tzinfo=UTC), tx_hash=tx(1),
+                           log_index=0, chain_id=8453, to_address=WALLET)]
+    elsewhere = Transfer(10, 0, tx(1), tx(99), TOKEN, TREASURY, SHOP, E18)
+    r = reconcile(entries, [elsewhere], [], POLICY, now=NOW, final_block=35)
+    r = dataclasses.replace(r, block_times=TIMES, context=statement_report().context)
+    (row,) = movements(r)
+    assert row.account == "ledger only" and "not received" in row.status
+    assert "(payout_to_other_address)" in row.status
+    assert render.render_koinly(r).count("\n") == 1  # the header only

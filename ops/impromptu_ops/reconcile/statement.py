@@ -108,10 +108,16 @@ def movements(report: Report, prices: PriceList | None = None) -> list[Movement]
                 t = transfers.get((m.tx_hash, m.log_index))
                 if not in_blocks(m.block_number):
                     continue
+                # paid to another address or in another token: it moved nothing into
+                # this wallet's balance of this token
+                into = t is not None and t.token == token and t.recipient == wallet
                 status = "received, provisional" if m.provisional else "received"
+                if not into:
+                    status = "not received by this wallet in this token"
                 rows.append(Movement(
                     when=utc(times[m.block_number]), block=m.block_number, tx_hash=m.tx_hash,
-                    log_index=m.log_index, type="payout", account="wallet", amount=m.amount,
+                    log_index=m.log_index, type="payout", account="wallet" if into else CLAIM,
+                    amount=m.amount,
                     counterparty=t.sender if t else "", ledger_id=e.id,
                     status=f"{status}; {problems}" if problems else status, on_chain=True))
             elif ledger_time_in(e.created_at):
