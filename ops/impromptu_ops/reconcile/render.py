@@ -239,8 +239,21 @@ def _split(report: Report) -> tuple[list[tuple[str, int]], list[tuple[str, int]]
     return lines[:TOTALS_LINES], lines[TOTALS_LINES:]
 
 
+def _on_the_point(values: list[str]) -> list[str]:
+    """Exact decimals padded with spaces after the digits so the points line up when the
+    column is right-aligned (no digit is added: the values stay exact)."""
+    width = max((len(v.partition(".")[2]) + 1 for v in values if "." in v), default=0)
+    return [v + " " * (width - (len(v.partition(".")[2]) + 1 if "." in v else 0))
+            if v else v for v in values]
+
+
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...],
            right: tuple[int, ...] = ()) -> str:
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else []
+    for i in right:
+        if columns:
+            columns[i] = _on_the_point(columns[i])
+    rows = [tuple(r) for r in zip(*columns, strict=True)] if columns else rows
     allrows = [header, *rows]
     widths = [max(len(r[i]) for r in allrows) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w)
