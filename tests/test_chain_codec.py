@@ -221,3 +221,35 @@ def test_rate_limited_batch_members_retry_the_batch() -> None:
     rpc, slept = client(handler)
     assert rpc.batch([("eth_getTransactionReceipt", ["0x" + "ab" * 32])] * 3) == [None] * 3
     assert attempts["n"] == 2 and len(slept) == 1
+
+
+# --- symbol(): ABI string or bytes32, hostile answers ---------------------------------------
+def _abi_string(text: bytes) -> str:
+    padded = text.hex().ljust(-(-len(text) // 32) * 64 or 64, "0")
+    return "0x" + erc20.encode_uint256(32) + erc20.encode_uint256(len(text)) + padded
+
+
+def test_symbol_shapes() -> None:
+    assert erc20.decode_abi_string(_abi_string(b"IMPRMPT")) == "IMPRMPT"
+    assert erc20.decode_abi_string("0x" + b"MKR".hex().ljust(64, "0")) == "MKR"  # bytes32
+    for bad in ("0x", "0x12", _abi_string(b"A\x1b[2J"), _abi_string(b"x" * 33),
+                _abi_string(b"\xff\xfe"), "0x" + "00" * 32,
+                "0x" + erc20.encode_uint256(2**200) + "00" * 32):
+        with pytest.raises(MalformedResponse):
+            erc20.decode_abi_string(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_symbol_decoding_refuses_garbage_cleanly(raw: bytes) -> None:
+    with contextlib.suppress(MalformedResponse):
+        symbol = erc20.decode_abi_string("0x" + raw.hex())
+        assert 0 < len(symbol) <= erc20.MAX_SYMBOL and symbol.isprintable()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1,
+               max_size=erc20.MAX_SYMBOL).filter(lambda t: len(t.encode()) <= erc20.MAX_SYMBOL))
+def test_symbol_round_trip(text: str) -> None:
+    if text.isprintable():
+        assert erc20.decode_abi_string(_abi_string(text.encode())) == text

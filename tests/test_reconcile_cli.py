@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +72,18 @@ def test_files_csv_and_html(configured: dict[str, Any], tmp_path: Path,
     csv_file, html_file = tmp_path / "r.csv", tmp_path / "r.html"
     assert run(["earnings", "reconcile", "--format", "csv", "--output", str(csv_file)]) == 1
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
-    kinds = {r["kind"] for r in rows if r["record"] == "discrepancy"}
-    assert kinds == {"unrecorded_transfer"}
-    matched = [r for r in rows if r["record"] == "match"]
+    unrecorded = [r for r in rows if "(unrecorded_transfer)" in r["status"]]
+    assert [r["type"] for r in unrecorded] == ["transfer in"]
+    matched = [r for r in rows if r["type"] == "payout" and r["status"].startswith("received")]
     assert matched[0]["tx_hash"] == out["cleanPayout"]["txHash"]
     assert run(["earnings", "reconcile", "--format", "html", "--output", str(html_file)]) == 1
     page = html_file.read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "<polyline" in page
-    assert "<script" not in page and "src=" not in page and "href=" not in page
-    assert "unrecorded_transfer" in page
+    assert "<script" not in page and "src=" not in page
+    # links only to the chain's explorer (anvil runs as Base here: basescan.org)
+    assert re.findall(r'href="([^"/]*//[^/"]*)', page) and all(
+        h == "https://basescan.org" for h in re.findall(r'href="([^"/]*//[^/"]*)', page))
+    assert "Transfer received but not in the ledger" in page and "unrecorded_transfer" in page
     assert "report written to" in capsys.readouterr().err
 
 
@@ -182,6 +187,8 @@ def test_a_bug_of_ours_is_could_not_check_not_70(configured: dict[str, Any],
     ("IMPROMPTU_CHAIN_START_BLOCK", "-1", "chain.start_block"),
     ("IMPROMPTU_CHAIN_PAYOUT_SENDERS", "0xbad", "not an address"),
     ("IMPROMPTU_CHAIN_WALLET_ADDRESS", "", "no agent wallet"),
+    ("IMPROMPTU_CHAIN_DISPLAY_DECIMALS", "31", "chain.display_decimals"),
+    ("IMPROMPTU_CHAIN_EXPLORER_URL", "javascript:alert(1)", "chain.explorer_url"),
 ])
 def test_bad_chain_settings_are_named_before_any_io(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str,
@@ -193,3 +200,43 @@ def test_bad_chain_settings_are_named_before_any_io(
     assert run(["earnings", "reconcile"]) == 3
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_until_prices_and_koinly(configured: dict[str, Any], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    scenario(configured, "clean")
+    today = datetime.now(UTC).date()
+    prices = tmp_path / "prices.csv"
+    prices.write_text(f"date,EUR\n{today.isoformat()},0.25\n")
+    out_file = tmp_path / "k.csv"
+    assert run(["earnings", "reconcile", "--since", "2020-01-01", "--until", today.isoformat(),
+                "--format", "koinly", "--prices", str(prices), "--output", str(out_file)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    (payout,) = rows
+    assert payout["Received Amount"] == "50" and payout["Received Currency"] == "tIMPRMPT"
+    assert payout["Net Worth Amount"] == "12.50" and payout["Net Worth Currency"] == "EUR"
+    assert payout["Date"].startswith(today.isoformat()) and payout["Label"] == "income"
+    # a period that ended before anything happened holds nothing
+    assert run(["earnings", "reconcile", "--since", "2020-01-01", "--until", "2020-12-31",
+                "--format", "csv", "--prices", str(prices)]) == 0
+    assert capsys.readouterr().out.strip().count("\n") == 0  # the header only
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--until", "2026-02-30"], "--until"),
+    (["--until", "2026-01-01", "--to-block", "5"], "not both"),
+    (["--prices", "/no/such/prices.csv"], "--prices"),
+    (["--prices", "{bad}"], "not a price"),
+    (["--format", "pdf"], "pdf"),
+    (["--since", "2026-02-01", "--until", "2026-01-31"], "before --since"),
+])
+def test_bad_report_options_fail_in_one_line(
+        configured: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        args: list[str], needle: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,price,currency\n2026-01-01,=1+1,EUR\n")
+    args = [a.replace("{bad}", str(bad)) for a in args]
+    assert run(["earnings", "reconcile", *args]) == 3
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2, err  # click's usage line + the error

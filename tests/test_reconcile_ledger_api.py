@@ -43,3 +43,30 @@ def test_pages_cursor_and_referral_credit(ledger_sandbox: SandboxServer) -> None
 def test_payout_control_needs_a_known_agent(ledger_sandbox: SandboxServer) -> None:
     with pytest.raises(Exception, match="404"):
         ledger_sandbox.control("POST", "ledger/payout", {"agentId": "agt_x", "amount": "1"})
+
+
+def test_the_agent_is_named_from_its_profile(ledger_sandbox: SandboxServer) -> None:
+    made = ledger_sandbox.control("POST", "agents", {})
+    settings = load_settings({"platform.api_url": ledger_sandbox.base_url}, env={})
+    with PlatformClient(settings.platform, Secret(made["apiKey"])) as client:
+        agent_id, name = PlatformLedger(client).agent()
+        profile = client.profile()
+    assert agent_id == made["agentId"] and name == profile.name and name
+
+
+def test_no_profile_leaves_the_header_unnamed_not_the_report_failed() -> None:
+    from typing import Any
+
+    from impromptu_ops.errors import OpsError
+
+    class NoProfile:
+        def earnings(self, after: str | None = None, limit: int | None = None) -> Any:
+            raise AssertionError("not called")
+
+        def referrals(self) -> Any:
+            raise AssertionError("not called")
+
+        def profile(self) -> Any:
+            raise OpsError("GET /v1/agent/profile: 404")
+
+    assert PlatformLedger(NoProfile()).agent() == ("", "")

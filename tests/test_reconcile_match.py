@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from impromptu_ops import contract
 from impromptu_ops.chain.erc20 import Transfer
 from impromptu_ops.errors import MalformedResponse
-from impromptu_ops.reconcile.match import in_referral_window, reconcile, referral_credit
+from impromptu_ops.reconcile.match import (
+    PAYOUTS_INTO_WALLET,
+    in_referral_window,
+    reconcile,
+    referral_credit,
+)
 from impromptu_ops.reconcile.model import (
     Kind,
     LedgerEntry,
@@ -95,7 +100,7 @@ def assert_identities(report: Report) -> None:
     assert t.vested - t.paid_ledger == t.pending
     # the explanation's last block sums exactly
     lines = list(report.explanation)
-    start = max(i for i, (label, _) in enumerate(lines) if label == "paid per ledger")
+    start = max(i for i, (label, _) in enumerate(lines) if label == PAYOUTS_INTO_WALLET)
     assert sum(v for _, v in lines[start:-1]) == lines[-1][1]
 
 

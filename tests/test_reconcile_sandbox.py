@@ -113,7 +113,9 @@ def test_rerun_with_cache_is_cheap_and_idempotent(agent: Agent) -> None:
     assert first.discrepancies == second.discrepancies
     assert first.totals == second.totals
     assert second.context["scannedBlocks"] < first.context["scannedBlocks"]
-    assert calls <= 6, calls
+    # chain id, latest/finalized/safe, the unfinal tail's logs in and out, its block times,
+    # one batch of balanceOf at the period's ends, a reorg re-check: nothing scanned again
+    assert calls <= 9, calls
 
 
 def test_pinned_decimals_and_chain_id_check(agent: Agent) -> None:
@@ -184,10 +186,11 @@ def test_a_scan_that_fails_midway_is_resumed_not_restarted(agent: Agent) -> None
     more = {"chain.max_block_range": 20}
     settings = agent.settings(more)
     with PlatformClient(settings.platform, agent.key) as client, \
-            JsonRpcClient(agent.anvil.url, transport=_FailingLogs(ok=5)) as broken, \
+            JsonRpcClient(agent.anvil.url, transport=_FailingLogs(ok=10)) as broken, \
             pytest.raises(ChainError, match="does not exist"):
         reconcile_earnings(settings, broken, PlatformLedger(client), Window())
     report, _ = agent.reconcile(more=more)
     assert report.reconciled, report.discrepancies
-    # the five chunks of 20 blocks scanned before the failure were kept
+    # the five chunks of 20 blocks scanned (incoming and outgoing: ten calls) before the
+    # failure were kept
     assert report.context["scannedBlocks"] == report.context["toBlock"] + 1 - 100

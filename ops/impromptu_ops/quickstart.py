@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +146,28 @@ Next, against the real platform:
        impromptu-ops rotate impromptu --grace 24h ; impromptu-ops rotate openrouter
   6. Review every skill update as one exact diff before it lands:
        impromptu-ops update fetch && impromptu-ops update diff && impromptu-ops update approve
-  7. Reconcile earnings against Base:
-       IMPROMPTU_CHAIN_RPC=https://mainnet.base.org impromptu-ops earnings reconcile
+  7. Reconcile earnings against Base (register recorded your wallet in the config file;
+     nothing was paid before you registered, so start there), and keep a statement for
+     your accountant (also --format csv, or --format koinly for Koinly):
+       {earnings}
+       {earnings} --format html --output earnings.html
 Everything this rehearsal wrote is in {root} (delete it when done)."""
+BASE_RPC = "https://mainnet.base.org"  # Base's public endpoint (no key in the URL)
+EARNINGS_COMMAND = "IMPROMPTU_CHAIN_RPC={rpc} impromptu-ops earnings reconcile --since {since}"
+
+
+def earnings_command(since: date, rpc: str = BASE_RPC) -> str:
+    """The earnings next step, exactly as printed (the tests run it with anvil's URL)."""
+    return EARNINGS_COMMAND.format(rpc=rpc, since=since.isoformat())
+
+
+def next_steps(root: Path, today: date | None = None) -> str:
+    """The closing "what next" text; ``today`` is the registration day (UTC)."""
+    day = today or datetime.now(UTC).date()
+    return NEXT_STEPS.format(root=root, earnings=earnings_command(day))
+
+
+REPORT_HTML, REPORT_CSV = "earnings-report.html", "earnings-report.csv"
 
 
 def summarise(results: Sequence[StepResult]) -> list[tuple[str, str, str]]:
@@ -294,10 +313,11 @@ class Rehearsal:
         self.sandbox.control("POST", "ledger/payout",
                              {"agentId": agent_id, "amount": "50" + "0" * 18, "daysAgo": 20})
         _mine(self.chain_url, 64)
+        # The wallet comes from the config file, where register recorded it; the token is
+        # the sandbox's stand-in for IMPRMPT.
         self.env.update({
             "IMPROMPTU_CHAIN_RPC": self.chain_url,
             "IMPROMPTU_CHAIN_TOKEN_ADDRESS": str(token["address"]),
-            "IMPROMPTU_CHAIN_WALLET_ADDRESS": str(self.agent.get("walletAddress", "")),
         })
         self.step("Reconcile the ledger against real ERC-20 transfers on a Base-like chain",
                   "earnings", "reconcile", "--from-block", "0")
@@ -310,6 +330,12 @@ class Rehearsal:
             "chainId": 8453, "toAddress": self.agent.get("walletAddress", "")}]})
         self.step("A payout the ledger claims but the chain never saw is found and named "
                   "(exit 1)", "earnings", "reconcile", "--from-block", "0", ok=(1,))
+        # The statement an accountant gets: the period starts before the first credit.
+        since = (datetime.now(UTC) - timedelta(days=100)).date().isoformat()
+        for fmt, name in (("html", REPORT_HTML), ("csv", REPORT_CSV)):
+            self.step(f"Keep the statement for the accountant ({fmt.upper()}, in the "
+                      "workspace)", "earnings", "reconcile", "--since", since, "--format", fmt,
+                      "--output", str(self.ws.root / name), ok=(1,))
 
 
 def _mine(url: str, blocks: int) -> None:

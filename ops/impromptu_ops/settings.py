@@ -140,6 +140,12 @@ class ChainSettings:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_retry_after: float = 60.0
+    # Earnings reports: explorer base for links ("" = the chain's default, e.g.
+    # basescan.org for 8453; "none" = no links), amounts shown with this many decimals
+    # (the exact value is in the title attribute and the CSV), the largest --prices file.
+    explorer_url: str = ""
+    display_decimals: int = 4
+    max_price_file_bytes: int = 4 * MiB
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """ERC-20 by hand: the ABI encoding we need and Transfer log decoding.
 
 This module owns the byte layouts of ``transfer(address,uint256)``, ``decimals()``,
-``balanceOf(address)``, constructor arguments, and the ``Transfer(address indexed from,
-address indexed to, uint256 value)`` log (topics[0] = :data:`contract.ERC20_TRANSFER_TOPIC`).
-The decoding functions are pure and refuse anything malformed with
+``balanceOf(address)``, ``symbol()``, constructor arguments, and the ``Transfer(address
+indexed from, address indexed to, uint256 value)`` log (topics[0] =
+:data:`contract.ERC20_TRANSFER_TOPIC`). The decoding functions are pure and refuse anything
+malformed with
 :class:`~impromptu_ops.errors.MalformedResponse` (a node's answer is hostile input).
 The two read helpers at the bottom take a :class:`~.rpc.JsonRpcClient`; nothing here signs.
 
@@ -24,6 +25,8 @@ from impromptu_ops.errors import ChainError, InputError, MalformedResponse
 SELECTOR_TRANSFER = "0xa9059cbb"  # keccak("transfer(address,uint256)")[:4]
 SELECTOR_DECIMALS = "0x313ce567"  # keccak("decimals()")[:4]
 SELECTOR_BALANCE_OF = "0x70a08231"  # keccak("balanceOf(address)")[:4]
+SELECTOR_SYMBOL = "0x95d89b41"  # keccak("symbol()")[:4]
+MAX_SYMBOL = 32  # longest symbol shown; a longer one is hostile or broken
 UINT256_MAX = 2**256 - 1
 
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -180,8 +183,54 @@ def read_decimals(rpc: JsonRpcClient, token: str) -> int:
     return value
 
 
-def read_balance(rpc: JsonRpcClient, token: str, owner: str, block: str = "latest") -> int:
-    return decode_uint256(rpc.call(normalize_address(token), balance_of_calldata(owner), block))
+def read_balance(rpc: JsonRpcClient, token: str, owner: str,
+                 block: str | int = "latest") -> int:
+    """``balanceOf(owner)`` at a block number or tag (a number needs an archive-capable
+    node once the block is old: the caller decides what an error means)."""
+    tag = hex(block) if isinstance(block, int) else block
+    return decode_uint256(rpc.call(normalize_address(token), balance_of_calldata(owner), tag))
+
+
+def decode_abi_string(data: str) -> str:
+    """The output of ``symbol()``: an ABI ``string`` or, for old tokens (MKR, SAI), a
+    ``bytes32`` padded with zeros.
+
+    Raises:
+        MalformedResponse: neither shape, not UTF-8, control characters or too long.
+    """
+    if not isinstance(data, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{64})+", data):
+        raise MalformedResponse(f"symbol() answered {str(data)[:80]!r}")
+    raw = bytes.fromhex(data[2:])
+    if len(raw) == 32:
+        text = raw.rstrip(b"\0")
+    else:
+        offset = int.from_bytes(raw[:32], "big")
+        if offset + 32 > len(raw):
+            raise MalformedResponse("symbol() answered a string offset past the end")
+        length = int.from_bytes(raw[offset:offset + 32], "big")
+        if length > MAX_SYMBOL or offset + 32 + length > len(raw):
+            raise MalformedResponse(f"symbol() answered a string of {length} bytes")
+        text = raw[offset + 32:offset + 32 + length]
+    try:
+        symbol = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedResponse("symbol() is not UTF-8") from None
+    if not symbol or len(symbol) > MAX_SYMBOL or not symbol.isprintable() or "\0" in symbol:
+        raise MalformedResponse(f"symbol() answered an unusable symbol {symbol[:40]!r}")
+    return symbol
+
+
+def read_symbol(rpc: JsonRpcClient, token: str) -> str:
+    """``symbol()`` of the token.
+
+    Raises:
+        ChainError: the call failed or the answer is not a usable symbol.
+    """
+    try:
+        return decode_abi_string(rpc.call(normalize_address(token), SELECTOR_SYMBOL))
+    except MalformedResponse as exc:
+        raise ChainError(f"token {token} did not answer symbol(): {exc.message}",
+                         hint="check chain.token_address") from None
 
 
 def format_units(amount: int, decimals: int) -> str:

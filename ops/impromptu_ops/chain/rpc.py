@@ -163,6 +163,8 @@ class JsonRpcClient:
 
     Attributes:
         calls: HTTP requests made so far (a batch counts once): the benchmark reads it.
+        elements: JSON-RPC calls made so far, each element of a batch counted once (what
+            a provider bills and rate limits).
         answered: HTTP exchanges that completed (any status).
     """
 
@@ -189,6 +191,7 @@ class JsonRpcClient:
                                   headers={"Content-Type": "application/json"})
         self._next_id = 0
         self.calls = 0
+        self.elements = 0
         self.answered = 0
 
     def close(self) -> None:
@@ -279,6 +282,7 @@ class JsonRpcClient:
                        "params": list(params)}
             headers: Mapping[str, str] = {}
             error: ChainError | None
+            self.elements += 1
             try:
                 status, headers, answer = self._post(payload, method)
                 error = self._error_of(method, status, answer)
@@ -308,6 +312,7 @@ class JsonRpcClient:
             payload = [{"jsonrpc": "2.0", "id": base + i + 1, "method": m, "params": list(p)}
                        for i, (m, p) in enumerate(calls)]
             self._next_id += len(calls)
+            self.elements += len(calls)
             headers: Mapping[str, str] = {}
             try:
                 status, headers, answer = self._post(payload, "batch")

@@ -24,7 +24,7 @@ def quickstart(workdir: Path, pow_memory_mib: int, pow_difficulty: int, no_chain
 
     Nothing touches your real configuration or keys: everything lives in WORKDIR.
     """
-    from impromptu_ops.quickstart import NEXT_STEPS, run_quickstart, summarise
+    from impromptu_ops.quickstart import next_steps, run_quickstart, summarise
 
     repo_root = Path(__file__).resolve().parents[3]
     root, results = run_quickstart(workdir.resolve(), out,
@@ -35,6 +35,6 @@ def quickstart(workdir: Path, pow_memory_mib: int, pow_difficulty: int, no_chain
     out(table(summarise(results), ("step", "exit", "verdict")))
     failed = [r for r in results if not r.ok]
     out("")
-    out(NEXT_STEPS.format(root=root))
+    out(next_steps(root))
     if failed:
         raise click.exceptions.Exit(1)

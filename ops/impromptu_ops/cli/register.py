@@ -72,16 +72,40 @@ def register(ctx: click.Context, name: str | None, description: str, capabilitie
                                 hooks=hooks)
     finally:
         api.close()
+    recorded = _record_wallet(app, result.wallet_address, result.name)
     summary = {"agentId": result.agent_id, "name": result.name,
                "walletAddress": result.wallet_address, "tier": result.tier,
                "status": result.status, "secretsStoredIn": result.kept.where,
-               "secrets": list(result.kept.names), "termsAccepted": result.tos_accepted}
+               "secrets": list(result.kept.names), "termsAccepted": result.tos_accepted,
+               "walletRecordedIn": recorded}
     if as_json:
         out_json(summary)
         return
     for key, value in summary.items():
         shown = ", ".join(value) if isinstance(value, list) else str(value)
         out(f"{key}: {shown}")
+
+
+def _record_wallet(app: App, wallet: str, name: str) -> str:
+    """Record the wallet as ``[chain] wallet_address`` in the config file (for
+    ``earnings reconcile``); a failure is a note, never a failed registration: the secrets
+    are already stored."""
+    import os
+
+    from impromptu_ops.errors import OpsError
+    from impromptu_ops.registration.config_file import record_wallet
+    from impromptu_ops.settings import config_path
+
+    if not wallet:
+        return ""
+    path = app.config_file or config_path(os.environ)
+    try:
+        record_wallet(path, wallet, agent_name=name)
+    except OpsError as exc:
+        err(f"note: wallet not recorded in the config file: {exc.diagnostics()}; set "
+            "chain.wallet_address yourself")
+        return ""
+    return str(path)
 
 
 @register.command("accept-tos")

@@ -13,7 +13,14 @@ the new cache, never a mix. It holds:
   only), so matched payouts outside the scanned range cost no call on a rerun;
 - ``reorged``: transfers seen once whose block was later replaced and that did not come
   back; kept so that every later report still names them;
-- ``decimals``: the token's ``decimals()``, read once.
+- ``outgoing``: every transfer of the token *from* the wallet (the wallet's statement needs
+  them so that opening + in - out = closing), kept like ``transfers``;
+- ``timestamps``: ``{block: unix seconds}`` of final blocks (matched transfers, period ends,
+  the probes of date-to-block searches): fetched once per block;
+- ``decimals`` and ``symbol``: the token's ``decimals()`` and ``symbol()``, read once.
+
+Version 2 added the outgoing scan: a version 1 cache never scanned outgoing transfers, so
+it is ignored (a full rescan) rather than trusted.
 
 A cache for another chain, token or wallet, or of another version, is ignored (never
 mixed). It does no chain I/O and no matching.
@@ -31,7 +38,7 @@ from impromptu_ops.atomic import private_dir, write_json
 from impromptu_ops.chain.erc20 import Transfer
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -91,10 +98,13 @@ class ScanCache:
     token: str
     wallet: str
     decimals: int | None = None
+    symbol: str | None = None
     scanned: list[tuple[int, int]] = field(default_factory=list)
     transfers: dict[tuple[str, int], SeenTransfer] = field(default_factory=dict)
     receipts: dict[str, list[Transfer]] = field(default_factory=dict)
     reorged: dict[tuple[str, int], Transfer] = field(default_factory=dict)
+    outgoing: dict[tuple[str, int], SeenTransfer] = field(default_factory=dict)
+    timestamps: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def open(cls, state_dir: Path, chain_id: int, token: str, wallet: str) -> ScanCache:
@@ -115,6 +125,13 @@ class ScanCache:
                 log.warning("ignoring reconciliation cache %s: other version or key", path)
                 return cache
             cache.decimals = data.get("decimals")
+            symbol = data.get("symbol")
+            cache.symbol = symbol if isinstance(symbol, str) and symbol.isprintable() \
+                and 0 < len(symbol) <= 32 else None
+            for d in data["outgoing"]:
+                t = _t_from_json(d)
+                cache.outgoing[t.key] = SeenTransfer(t, bool(d["final"]))
+            cache.timestamps = {int(k): int(v) for k, v in data["timestamps"].items()}
             cache.scanned = merge_ranges([(int(a), int(b)) for a, b in data["scanned"]])
             for d in data["transfers"]:
                 t = _t_from_json(d)
@@ -137,11 +154,15 @@ class ScanCache:
             "token": self.token,
             "wallet": self.wallet,
             "decimals": self.decimals,
+            "symbol": self.symbol,
             "scanned": [list(r) for r in self.scanned],
             "transfers": [_t_to_json(s.transfer, final=s.final)
                           for s in sorted(self.transfers.values(), key=lambda s: s.transfer)],
             "receipts": {h: [_t_to_json(t) for t in ts] for h, ts in sorted(self.receipts.items())},
             "reorged": [_t_to_json(t) for t in sorted(self.reorged.values())],
+            "outgoing": [_t_to_json(s.transfer, final=s.final)
+                         for s in sorted(self.outgoing.values(), key=lambda s: s.transfer)],
+            "timestamps": {str(k): v for k, v in sorted(self.timestamps.items())},
         })
 
     def mark_scanned(self, first: int, last: int) -> None:

@@ -39,9 +39,11 @@ from impromptu_ops.reconcile.model import (
     Referral,
     Report,
     Totals,
+    title,
 )
 
 CREDIT_TYPES = ("ENGAGEMENT", "REFERRAL")
+PAYOUTS_INTO_WALLET = "payouts into the wallet, per ledger"  # first line of the 2nd part
 
 
 def referral_credit(base_amount: int, policy: Policy) -> int:
@@ -293,23 +295,27 @@ def reconcile(entries: Sequence[LedgerEntry], transfers: Iterable[Transfer],
     totals = Totals(earned=earned, fees=fees, unvested=unvested, vested=vested,
                     paid_ledger=paid, received_chain=received,
                     received_final=received_final, pending=vested - paid)
+    # Signs: each part is one account, and + adds to that account's balance, - takes from
+    # it. A payout leaves the platform balance (-) and arrives in the wallet (+): the two
+    # lines name their account so the same payout never reads as a sign flip.
     explanation: list[tuple[str, int]] = [
         ("earned (engagement + referral credits)", earned),
         ("registration fee withheld", fees),
         ("not yet vested", -unvested),
         ("= vested", vested),
-        ("paid per ledger", -paid),
+        ("paid out to the wallet, per ledger", -paid),
         ("= pending (vested, not yet paid)", vested - paid),
-        ("paid per ledger", paid),
+        (PAYOUTS_INTO_WALLET, paid),
     ]
     for d in found:
         if d.chain_effect:
-            label = f"{d.kind.value} {d.entry_id or ''}".strip()
+            label = f"{title(d.kind)} {d.entry_id or ''} ({d.kind.value})".replace("  ", " ")
             explanation.append((label, d.chain_effect))
     explanation.append(("= received on chain (token to wallet)", received))
     order = {k: i for i, k in enumerate(Kind)}
     found.sort(key=lambda d: (order[d.kind], d.entry_id or "", d.tx_hash or ""))
     return Report(discrepancies=tuple(found), matches=tuple(matches), totals=totals,
                   explanation=tuple(explanation), series=_series(entries),
-                  context=dict(context or {}))
+                  context=dict(context or {}), entries=tuple(entries),
+                  transfers=tuple(sorted({t.key: t for t in seen}.values())))
 

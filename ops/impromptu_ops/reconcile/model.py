@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from impromptu_ops import contract
+from impromptu_ops.chain.erc20 import Transfer
 from impromptu_ops.errors import MalformedResponse
 
 _INT_RE = re.compile(r"^-?\d{1,80}$")
@@ -43,6 +44,31 @@ class Kind(StrEnum):
     REFERRAL_OUTSIDE_WINDOW = "referral_outside_window"
     REFERRAL_UNKNOWN_REFEREE = "referral_unknown_referee"
     REORGED_TRANSFER = "reorged_transfer"
+
+
+# What a person reads for each class (the code stays beside it, for searching and JSON).
+TITLES: dict[Kind, str] = {
+    Kind.PAYOUT_MISSING_ON_CHAIN: "Payout missing on chain",
+    Kind.AMOUNT_MISMATCH: "Amount differs from the ledger",
+    Kind.UNEXPECTED_SENDER: "Paid from an unexpected address",
+    Kind.UNEXPECTED_TOKEN: "Paid in another token",
+    Kind.WRONG_CHAIN: "Payout recorded on another chain",
+    Kind.DUPLICATE_PAYOUT: "One transfer claimed by two payouts",
+    Kind.UNRECORDED_TRANSFER: "Transfer received but not in the ledger",
+    Kind.PAYOUT_TO_OTHER_ADDRESS: "Paid to another address",
+    Kind.UNVESTED_PAYOUT: "Paid before the earnings vested",
+    Kind.REGISTRATION_FEE_MISMATCH: "Registration fee differs",
+    Kind.REFERRAL_AMOUNT_MISMATCH: "Referral credit is not 5% of the base",
+    Kind.REFERRAL_ROUNDING: "Referral credit rounded on totals",
+    Kind.REFERRAL_OUTSIDE_WINDOW: "Referral credited outside the first year",
+    Kind.REFERRAL_UNKNOWN_REFEREE: "Referral for an unknown referee",
+    Kind.REORGED_TRANSFER: "Transfer reorged out of the chain",
+}
+
+
+def title(kind: Kind) -> str:
+    """``Payout missing on chain`` for :attr:`Kind.PAYOUT_MISSING_ON_CHAIN`."""
+    return TITLES[kind]
 
 
 @dataclass(frozen=True)
@@ -140,6 +166,38 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class BalanceCheck:
+    """The wallet's token balance at both ends of the period, against the movements.
+
+    Attributes:
+        opening_block, closing_block: ``balanceOf`` is read at the end of these blocks
+            (``opening_block`` is the block before the period; -1 = before genesis, 0).
+        opening, closing: on-chain ``balanceOf`` in base units; ``None`` when not checked.
+        received, sent: the token's transfers into and out of the wallet in the period.
+        unchecked: why the balances could not be read (``None`` when they were).
+    """
+
+    opening_block: int
+    closing_block: int
+    opening: int | None
+    closing: int | None
+    received: int
+    sent: int
+    unchecked: str | None = None
+
+    @property
+    def expected_closing(self) -> int | None:
+        return None if self.opening is None else self.opening + self.received - self.sent
+
+    @property
+    def agrees(self) -> bool | None:
+        """True when opening + received - sent == closing; None when not checked."""
+        if self.opening is None or self.closing is None:
+            return None
+        return self.expected_closing == self.closing
+
+
+@dataclass(frozen=True)
 class Report:
     """The reconciliation's verdict.
 
@@ -147,6 +205,13 @@ class Report:
         explanation: ``(label, amount)`` lines: from earned to pending, then from paid per
             ledger through each finding's effect to received on chain.
         series: ``(day, cumulative earned, cumulative paid)`` for the chart.
+        entries: the parsed ledger (every movement of the statement comes from it or
+            from ``transfers``/``outgoing``).
+        transfers: the token transfers considered (into the wallet: scanned range plus the
+            transactions the payouts name).
+        outgoing: the token's transfers out of the wallet in the scanned range.
+        block_times: ``{block: unix seconds}`` for every block the report names.
+        balances: the ``balanceOf`` cross-check, when the run made one.
     """
 
     discrepancies: tuple[Discrepancy, ...]
@@ -155,6 +220,11 @@ class Report:
     explanation: tuple[tuple[str, int], ...]
     series: tuple[tuple[str, int, int], ...]
     context: Mapping[str, Any] = field(default_factory=dict)
+    entries: tuple[LedgerEntry, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    outgoing: tuple[Transfer, ...] = ()
+    block_times: Mapping[int, int] = field(default_factory=dict)
+    balances: BalanceCheck | None = None
 
     @property
     def reconciled(self) -> bool:

@@ -15,20 +15,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from impromptu_ops import contract
-from impromptu_ops.chain import erc20, finality
+from impromptu_ops.chain import erc20, finality, networks
+from impromptu_ops.chain.blocktime import BlockTimes
 from impromptu_ops.chain.erc20 import Transfer
-from impromptu_ops.chain.rpc import JsonRpcClient
+from impromptu_ops.chain.rpc import JsonRpcClient, RpcError, RpcRateLimited
 from impromptu_ops.chain.scan import LogScanner
-from impromptu_ops.errors import ChainError, ConfigError, InputError, MalformedResponse
+from impromptu_ops.errors import (
+    ChainError,
+    ConfigError,
+    InputError,
+    MalformedResponse,
+    OpsError,
+)
 from impromptu_ops.locks import ProcessLock
 from impromptu_ops.reconcile import match
 from impromptu_ops.reconcile.cache import ScanCache, SeenTransfer
-from impromptu_ops.reconcile.model import Policy, Report, parse_entry, parse_referral
+from impromptu_ops.reconcile.model import (
+    MAX_TEXT,
+    BalanceCheck,
+    Policy,
+    Report,
+    parse_entry,
+    parse_referral,
+)
 from impromptu_ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,10 +60,19 @@ class LedgerSource(Protocol):
     def referrals(self) -> list[Mapping[str, Any]]: ...
 
 
+@runtime_checkable
+class NamedAgent(Protocol):
+    """A ledger source that can also say whose ledger it is (the report's header)."""
+
+    def agent(self) -> tuple[str, str]: ...
+
+
 class PlatformClientLike(Protocol):
     def earnings(self, after: str | None = None, limit: int | None = None) -> Any: ...
 
     def referrals(self) -> Any: ...
+
+    def profile(self) -> Any: ...
 
 
 @dataclass
@@ -78,14 +101,38 @@ class PlatformLedger:
         return [{"agentId": r.agent_id, "registeredAt": r.registered_at}
                 for r in self.client.referrals().referrals]
 
+    def agent(self) -> tuple[str, str]:
+        """``(agent id, agent name)`` from the profile; empty strings when the platform
+        does not say (the header then says so: the ledger it already served is what
+        counts, and a missing name must not cost the reconciliation)."""
+        try:
+            profile = self.client.profile()
+        except OpsError as exc:
+            log.warning("agent profile not available for the report header: %s", exc)
+            return ("", "")
+        return (_shown(profile.id), _shown(profile.name))
+
+
+def _shown(value: Any) -> str:
+    """A platform string that ends up in a report header: printable and bounded."""
+    text = value if isinstance(value, str) else ""
+    return text[:MAX_TEXT] if text.isprintable() else ""
+
 
 @dataclass(frozen=True)
 class Window:
-    """What to check: ``first``/``last`` block (``None`` = defaults) or a start date."""
+    """What to check: ``first``/``last`` block (``None`` = defaults) or dates.
+
+    Attributes:
+        since: the period starts with the first block at or after this instant.
+        until: the period ends with the last block *before* this instant (the CLI passes
+            the midnight after a ``--until`` day, so that day is included whole).
+    """
 
     from_block: int | None = None
     to_block: int | None = None  # None = latest
     since: datetime | None = None
+    until: datetime | None = None
 
 
 def check_chain_settings(settings: Settings) -> tuple[str, Policy]:
@@ -104,10 +151,18 @@ def check_chain_settings(settings: Settings) -> tuple[str, Policy]:
             ("chain.max_block_range", chain.max_block_range, 1, None),
             ("chain.start_block", chain.start_block, 0, None),
             ("chain.rate_limit_retries", chain.rate_limit_retries, 0, None),
-            ("chain.registration_fee", chain.registration_fee, 0, None)):
+            ("chain.registration_fee", chain.registration_fee, 0, None),
+            ("chain.display_decimals", chain.display_decimals, 0, 30),
+            ("chain.max_price_file_bytes", chain.max_price_file_bytes, 1, None)):
         if value is not None and (value < low or (high is not None and value > high)):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
             raise ConfigError(f"setting {name}: {value} is out of range ({bound})")
+    explorer = chain.explorer_url.strip()
+    if explorer and explorer != networks.NO_EXPLORER and (
+            not explorer.startswith(("https://", "http://")) or any(
+                c in explorer for c in "\"'<> ")):
+        raise ConfigError(f"setting chain.explorer_url: {explorer[:60]!r} is not an http(s) "
+                          f"URL or '{networks.NO_EXPLORER}'")
     try:
         wallet = erc20.normalize_address(chain.wallet_address)
         return wallet, policy_from(settings, wallet)
@@ -160,6 +215,7 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
     wallet, policy = check_chain_settings(settings)
     now = now or datetime.now(UTC)
     calls_before = rpc.calls
+    elements_before = rpc.elements
 
     actual_chain = rpc.chain_id()
     if actual_chain != chain.chain_id:
@@ -170,12 +226,13 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
     with ProcessLock(settings.paths.state_dir / "earnings" / "reconcile.lock",
                      "earnings reconcile"):
         return _locked_run(settings, rpc, ledger, window, policy, wallet, now, progress,
-                           calls_before)
+                           calls_before, elements_before)
 
 
 def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, window: Window,
                 policy: Policy, wallet: str, now: datetime,
-                progress: Callable[[int, int], None] | None, calls_before: int) -> Report:
+                progress: Callable[[int, int], None] | None, calls_before: int,
+                elements_before: int) -> Report:
     chain = settings.chain
     cache = ScanCache.open(settings.paths.state_dir, chain.chain_id, policy.token, wallet)
     if chain.decimals is not None:
@@ -184,14 +241,25 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         if cache.decimals is None:
             cache.decimals = erc20.read_decimals(rpc, policy.token)
         decimals = cache.decimals
+    if cache.symbol is None:
+        cache.symbol = erc20.read_symbol(rpc, policy.token)
     heads = finality.read_heads(rpc, chain.confirmations, use_tags=chain.use_finality_tags)
     latest = heads.latest.number
+    clock = BlockTimes(rpc, cache.timestamps, heads.latest)
+    date_lookups = 0
 
-    last = latest if window.to_block is None else min(window.to_block, latest)
+    if window.until is not None:
+        before = clock.lookups
+        last = min(latest, clock.first_at_or_after(_ts(window.until)) - 1)
+        date_lookups += clock.lookups - before
+    else:
+        last = latest if window.to_block is None else min(window.to_block, latest)
     if window.from_block is not None:
         first = window.from_block
     elif window.since is not None:
-        first = finality.block_at_or_after(rpc, int(window.since.timestamp()), heads.latest)
+        before = clock.lookups
+        first = clock.first_at_or_after(_ts(window.since))
+        date_lookups += clock.lookups - before
     else:
         first = chain.start_block
     if first > last and window.to_block is not None:
@@ -214,6 +282,10 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
     total = sum(b - a + 1 for a, b in gaps)
     done = 0
     topics = [contract.ERC20_TRANSFER_TOPIC, None, erc20.address_topic(wallet)]
+    # The wallet's statement needs what left it too (opening + in - out = closing): the
+    # token's transfers *from* the wallet, one more query per range (a log filter cannot
+    # OR two topic positions).
+    out_topics = [contract.ERC20_TRANSFER_TOPIC, erc20.address_topic(wallet)]
     chunks = 0
     try:
         for lo, hi in gaps:
@@ -224,6 +296,16 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
                     t = erc20.decode_transfer_log(raw)
                     if t is not None and t.recipient == wallet:
                         cache.transfers[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
+                # the same blocks, outgoing, before the range counts as scanned
+                for out_chunk in scanner.scan(chunk.first, chunk.last, address=policy.token,
+                                              topics=out_topics):
+                    for raw in out_chunk.logs:
+                        if raw.get("removed") is True:
+                            continue
+                        t = erc20.decode_transfer_log(raw)
+                        if t is not None and t.sender == wallet and t.token == policy.token:
+                            cache.outgoing[t.key] = SeenTransfer(
+                                t, heads.is_final(t.block_number))
                 if chunk.first <= heads.final:
                     cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
                 done += chunk.last - chunk.first + 1
@@ -269,18 +351,98 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
     for e in entries:
         if e.type == "PAYOUT" and e.tx_hash is not None:
             extra.extend(cache.receipts.get(e.tx_hash) or fetched_receipts.get(e.tx_hash, []))
+    sent = [s.transfer for s in cache.outgoing.values()
+            if first <= s.transfer.block_number <= last]
+
+    report = match.reconcile(entries, [*in_range, *extra], referrals, policy, now=now,
+                             final_block=heads.final, reorged=cache.reorged)
+    # Dates: one lookup per block that holds a matched, unrecorded or outgoing transfer,
+    # plus the period's two ends (each at most once: the cache keeps final blocks).
+    before = clock.lookups
+    # (matches outside the period, proved by their receipts, need no date: the statement
+    # lists the period's movements only)
+    blocks = {m.block_number for m in report.matches if first <= m.block_number <= last}
+    blocks.update(t.block_number for t in in_range)
+    blocks.update(t.block_number for t in sent)
+    ends = [b for b in (first, last) if 0 <= b <= latest and first <= last]
+    times = clock.fetch([*blocks, *ends])
+    block_lookups = clock.lookups - before
+    balances = _balance_check(rpc, policy, first, last, latest, in_range, sent)
+    cache.timestamps = clock.final_entries(heads.final)
     cache.save()
 
+    agent_id = agent_name = ""
+    if isinstance(ledger, NamedAgent):
+        agent_id, agent_name = ledger.agent()
+    net = networks.network(chain.chain_id)
     context = {
-        "chainId": chain.chain_id, "token": policy.token, "wallet": wallet,
+        "chainId": chain.chain_id, "chainName": net.name, "token": policy.token,
+        "symbol": cache.symbol, "wallet": wallet, "agentId": agent_id,
+        "agentName": agent_name,
+        "explorer": networks.explorer_base(chain.chain_id, chain.explorer_url),
+        "displayDecimals": chain.display_decimals,
         "decimals": decimals, "fromBlock": first, "toBlock": last, "latestBlock": latest,
+        # The period as asked (--since/--until), else the dates of its first/last block.
+        "periodStart": _ts(window.since) if window.since is not None
+        else times.get(first, 0),
+        "periodEnd": _ts(window.until) - 1 if window.until is not None
+        else times.get(last, heads.latest.timestamp),
+        # Entries that exist only in the ledger are dated by the platform's clock: a
+        # period that starts at genesis or ends at the head takes all of them (a test
+        # chain's genesis can be younger than the ledger; an entry can be newer than the
+        # latest block).
+        "ledgerStart": _ts(window.since) if window.since is not None
+        else 0 if first == 0 else times.get(first, 0),
+        "ledgerEnd": _ts(window.until) - 1 if window.until is not None
+        else int(now.timestamp()) if last == latest and window.to_block is None
+        else times.get(last, heads.latest.timestamp),
         "finalBlock": heads.final, "finalSource": heads.source, "safeBlock": heads.safe,
         "scannedBlocks": total, "rpcCalls": rpc.calls - calls_before,
-        "splits": scanner.splits, "generatedAt": now.isoformat(),
+        "rpcElements": rpc.elements - elements_before,
+        "blockLookups": block_lookups, "dateLookups": date_lookups,
+        "receiptLookups": len(wanted),
+        "splits": scanner.splits, "generatedAt": now.replace(microsecond=0).isoformat(),
         "sendersChecked": policy.payout_senders is not None,
     }
-    return match.reconcile(entries, [*in_range, *extra], referrals, policy, now=now,
-                           final_block=heads.final, reorged=cache.reorged, context=context)
+    return replace(report, context=context, outgoing=tuple(sorted(sent)),
+                   block_times=times, balances=balances)
+
+
+def _ts(when: datetime) -> int:
+    """Unix seconds, rounded up: block timestamps are whole seconds."""
+    return -int(-when.timestamp() // 1)
+
+
+NO_HISTORY = "not checked: the RPC has no historical state"
+
+
+def _balance_check(rpc: JsonRpcClient, policy: Policy, first: int, last: int, latest: int,
+                   received: Sequence[Transfer], sent: Sequence[Transfer]) -> BalanceCheck:
+    """``balanceOf`` before the period's first block and at its last, in one batch.
+
+    A node without the state of old blocks (most public RPCs prune it) answers an error:
+    the check is then reported as not made, never as passed.
+    """
+    into = sum(t.amount for t in received
+               if t.token == policy.token and t.recipient == policy.wallet)
+    out = sum(t.amount for t in sent)
+    if first > last:
+        return BalanceCheck(first - 1, last, None, None, into, out, "the period holds no block")
+    data = erc20.balance_of_calldata(policy.wallet)
+    calls: list[tuple[str, Sequence[Any]]] = []
+    if first > 0:
+        calls.append(("eth_call", [{"to": policy.token, "data": data}, hex(first - 1)]))
+    calls.append(("eth_call", [{"to": policy.token, "data": data}, hex(last)]))
+    try:
+        answers = rpc.batch(calls)
+        values = [erc20.decode_uint256(a) for a in answers]
+    except RpcRateLimited:
+        raise
+    except (RpcError, MalformedResponse) as exc:
+        log.info("balanceOf at blocks %s..%s not available: %s", first - 1, last, exc)
+        return BalanceCheck(first - 1, last, None, None, into, out, NO_HISTORY)
+    opening = values[0] if first > 0 else 0  # before the first block nothing was held
+    return BalanceCheck(first - 1, last, opening, values[-1], into, out)
 
 
 def _fetch_receipts(rpc: JsonRpcClient, tx_hashes: list[str], heads: finality.Heads,
