@@ -27,7 +27,7 @@ from tests.rotation_env import (
     make_bench,
     openrouter_watcher,
 )
-from tests.test_rotation_sandbox import assert_openrouter_settled, impromptu_settled, sha
+from tests.test_rotation_sandbox import assert_openrouter_settled, impromptu_settled
 
 # The job's read timeout is 1 s here, so a 1.4 s latency is a timeout (the answer is late).
 TIMEOUT_ENV = {"IMPROMPTU_PLATFORM_READ_TIMEOUT": "1"}
@@ -201,12 +201,13 @@ def test_exit_2_when_the_current_key_is_refused(bench: Bench) -> None:
     """Someone disabled the agent's key behind our back and the rotation cannot finish: the
     run proves the key in the store is refused and says to page someone."""
     original = bench.current(OPENROUTER)
-    resp = bench.sandbox.control("GET", "state")["openrouter"]["keys"][sha(original)]
+    original_hash = bench.openrouter_hash(original)
+    resp = bench.sandbox.control("GET", "state")["openrouter"]["keys"][original_hash]
     assert resp["disabled"] is False
     provisioning = bench.current(PROVISIONING)
     import httpx
 
-    httpx.patch(f"{bench.sandbox.openrouter_url}/keys/{sha(original)}", json={"disabled": True},
+    httpx.patch(f"{bench.sandbox.openrouter_url}/keys/{original_hash}", json={"disabled": True},
                 headers={"Authorization": f"Bearer {provisioning}"}, timeout=10
                 ).raise_for_status()
     bench.fault(path=f"{OR}/keys$", method="POST", kind="status", status=503, times=None)

@@ -82,6 +82,7 @@ class PlatformSettings:
     max_retry_after: float = 300.0  # never sleep longer than this on one Retry-After
     max_response_bytes: int = 4 * MiB
     user_agent: str = "impromptu-ops/0.1"
+    openrouter_max_key_pages: int = 100  # GET /keys pages (100 keys each) read at most
 
 
 @dataclass(frozen=True)
