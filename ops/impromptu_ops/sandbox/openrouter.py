@@ -23,7 +23,8 @@ of the state: inference keys and management keys ("provisioning keys" in older d
   unknown members are refused (400).
 - Errors use OpenRouter's shape ``{"error": {"code": <http status>, "message"}}``.
 - Controls: ``POST /_sandbox/openrouter/provisioning-key`` -> ``{key}`` (a management key);
-  ``PATCH /_sandbox/openrouter/keys/{hash} {usage?, limit?}`` to simulate spending.
+  ``PATCH /_sandbox/openrouter/keys/{hash} {usage?, limit?, label?}`` to simulate spending
+  (and a masked label shared by two keys).
 """
 
 from __future__ import annotations
@@ -274,6 +275,10 @@ def install(router: Router, state: State) -> None:
             record["usage"] = usage or 0.0
         if "limit" in body:
             record["limit"] = _limit(body["limit"])
+        if "label" in body:  # two keys whose masked labels collide (possible: 6 hex digits)
+            if not isinstance(body["label"], str):
+                raise OpenRouterError(400, "label must be a string")
+            record["label"] = body["label"]
         return Response(200, {"data": _view(record)})
 
     router.add("GET", f"{ROOT}/key", handled(key_info))
