@@ -108,6 +108,7 @@ class StoreSettings:
     vault_role_id: str = ""
     vault_secret_id_file: Path | None = None
     vault_secret_id_wrapped: bool = False
+    vault_secret_id_wrap_ttl: float = 3600.0  # wrapped mode: life of a rotated secret_id's wrap
     vault_namespace: str = ""
     vault_ca_cert: Path | None = None
     vault_mount: str = "secret"

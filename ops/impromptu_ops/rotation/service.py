@@ -70,7 +70,8 @@ def build_provider(settings: Settings, name: str, store: SecretStore, *,
             s.vault_addr, s.vault_token, settings.rotation.approle_role,
             mount=s.vault_approle_mount, role_id=s.vault_role_id,
             secret_id_file=s.vault_secret_id_file, timeout=s.vault_timeout,
-            namespace=s.vault_namespace)
+            namespace=s.vault_namespace, wrapped=s.vault_secret_id_wrapped,
+            wrap_ttl=s.vault_secret_id_wrap_ttl)
     raise ConfigError(f"unknown rotation provider {name!r}: use " + ", ".join(PROVIDERS))
 
 
