@@ -92,7 +92,8 @@ def build_rotator(settings: Settings, provider: str, *, store: SecretStore | Non
         from impromptu_ops.store.factory import open_store
 
         store = open_store(settings)
-    make = provider_factory or functools.partial(build_provider, old_key_hash=old_key_hash)
+    make = provider_factory or (functools.partial(build_provider, old_key_hash=old_key_hash)
+                                if old_key_hash else build_provider)
     return Rotator(
         make(settings, provider, store), store,
         audit=AuditLog(audit_path(settings)), lock_path=lock_path(settings, provider),
