@@ -15,7 +15,9 @@ The client side (:class:`OpenRouterClient`) is checked against the same sandbox 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +29,7 @@ from impromptu_ops import errors
 from impromptu_ops.platform.openrouter import KeySpec, OpenRouterClient
 from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
+from tests.fixtures_sandbox import SandboxFactory
 
 
 class Account:
@@ -246,3 +249,26 @@ def test_client_creates_with_every_documented_setting(account: Account) -> None:
         assert client.delete_key(key_hash) is True
         with pytest.raises(errors.NotFoundError):
             client.get_key(key_hash)
+
+
+def test_a_state_saved_by_an_older_sandbox_still_serves_its_keys(
+        sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    """A sandbox state from before the opaque hashes (hash = SHA-256 of the key, no
+    settings) is upgraded on start: its keys still answer GET /key and are listed."""
+    folder = tmp_path / "state"
+    first = sandbox_factory(state_dir=folder)
+    account = Account(first)
+    doc = account.create(name="old")
+    first.stop()
+    path = folder / "state.json"
+    state = json.loads(path.read_text())
+    record = state["openrouter"]["keys"].pop(doc["data"]["hash"])
+    old_hash = hashlib.sha256(doc["key"].encode()).hexdigest()
+    for name in ("sha256", "limitReset", "includeByok", "expiresAt", "seq"):
+        record.pop(name)
+    state["openrouter"]["keys"][old_hash] = {**record, "hash": old_hash}
+    path.write_text(json.dumps(state))
+    again = sandbox_factory(state_dir=folder)
+    account.url, account.sandbox = again.openrouter_url, again
+    assert account.call("GET", "/key", doc["key"]).status_code == 200
+    assert [k["hash"] for k in account.listing()] == [old_hash]

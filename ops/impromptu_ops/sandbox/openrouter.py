@@ -132,8 +132,18 @@ def _unknown(body: dict[str, Any], allowed: frozenset[str]) -> None:
         raise OpenRouterError(400, f"unknown field(s): {', '.join(extra)}")
 
 
+def _upgrade(record: dict[str, Any]) -> None:
+    """A key saved by an older sandbox: its hash was the key's SHA-256, no settings."""
+    record.setdefault("sha256", record["hash"])
+    for name, default in (("limitReset", None), ("includeByok", False), ("expiresAt", None),
+                          ("seq", 0)):
+        record.setdefault(name, default)
+
+
 def install(router: Router, state: State) -> None:
     data: dict[str, Any] = state.data["openrouter"]
+    for saved in data["keys"].values():
+        _upgrade(saved)
 
     def handled(fn: Handler) -> Handler:
         def run(req: Request) -> Response:
