@@ -196,6 +196,22 @@ def test_disabled_or_expired_keys_are_refused(account: Account) -> None:
     assert account.call("GET", "/auth/key", doc["key"]).status_code == 401
 
 
+def test_completions_take_live_inference_keys_only(account: Account) -> None:
+    """GUIDE: "Management keys cannot be used to make API calls to OpenRouter's completion
+    endpoints"; the "Errors and Debugging" guide (openrouter.ai/docs, API Guides): 401 for
+    a disabled or invalid key, 402 when credits (here: the key's limit) are exhausted."""
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    doc = account.create(limit=1)
+    ok = account.call("POST", "/chat/completions", doc["key"], json=body)
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["role"] == "assistant"
+    assert account.call("POST", "/chat/completions", json=body).status_code == 401
+    assert account.call("POST", "/chat/completions", doc["key"], json={}).status_code == 400
+    account.sandbox.control("PATCH", f"openrouter/keys/{doc['data']['hash']}", {"usage": 1})
+    assert account.call("POST", "/chat/completions", doc["key"], json=body).status_code == 402
+    account.call("PATCH", f"/keys/{doc['data']['hash']}", json={"disabled": True})
+    assert account.call("POST", "/chat/completions", doc["key"], json=body).status_code == 401
+
+
 def test_delete_answers_deleted_and_the_key_is_gone(account: Account) -> None:
     """DELETE: 200 "API key deleted successfully" ``{deleted: true}``; then 404 and 401."""
     doc = account.create()

@@ -12,6 +12,10 @@ of the state: inference keys and management keys ("provisioning keys" in older d
   limit_remaining, limit_reset, include_byok_in_limit, expires_at, is_free_tier,
   is_management_key, is_provisioning_key, ...}}``; the ``label`` is a masked form of the
   key (``sk-or-v1-abc...xyz``). Unknown, deleted, disabled or expired keys -> 401.
+- ``POST /chat/completions {model, messages}`` with an inference key -> a canned answer;
+  the same keys refused (401), a management key refused (the guide: management keys
+  "cannot be used to make API calls to OpenRouter's completion endpoints"), a key at its
+  spending limit -> 402.
 - With a management key only (any other bearer -> 401):
   ``POST /keys {name, limit?, limit_reset?, include_byok_in_limit?, expires_at?}`` -> 201
   ``{key, data}`` (the key shown once); ``GET /keys?include_disabled=&offset=`` -> the most
@@ -191,11 +195,7 @@ def install(router: Router, state: State) -> None:
                 "limit_reset": None, "include_byok_in_limit": False, "expires_at": None,
                 "is_free_tier": False, "is_management_key": True,
                 "is_provisioning_key": True, "creator_user_id": CREATOR}})
-        record = by_token(token)
-        if record is None or record["disabled"] or (
-                record["expiresAt"] is not None and record["expiresAt"] <= state.now()):
-            raise OpenRouterError(401, "user not found, key disabled or expired")
-        view = _view(record)
+        view = _view(live_key(req))
         info = {k: view[k] for k in (
             "label", "limit", "usage", "usage_daily", "usage_weekly", "usage_monthly",
             "byok_usage", "byok_usage_daily", "byok_usage_weekly", "byok_usage_monthly",
@@ -203,6 +203,32 @@ def install(router: Router, state: State) -> None:
             "creator_user_id")}
         info.update(is_free_tier=False, is_management_key=False, is_provisioning_key=False)
         return Response(200, {"data": info})
+
+    def live_key(req: Request) -> dict[str, Any]:
+        token = req.bearer()
+        record = by_token(token) if token else None
+        if record is None or record["disabled"] or (
+                record["expiresAt"] is not None and record["expiresAt"] <= state.now()):
+            raise OpenRouterError(401, "user not found, key disabled or expired")
+        return record
+
+    def completion(req: Request) -> Response:
+        token = req.bearer()
+        if token is not None and sha256_hex(token) in data["provisioning"]:
+            raise OpenRouterError(401, "management keys cannot be used for completions")
+        record = live_key(req)
+        body = body_of(req)
+        if not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):
+            raise OpenRouterError(400, "model and messages are required")
+        remaining = _remaining(record)
+        if remaining is not None and remaining <= 0:
+            raise OpenRouterError(402, "this key's spending limit is reached")
+        return Response(200, {"id": f"gen-{secrets.token_hex(8)}", "object": "chat.completion",
+                              "model": body["model"], "choices": [{
+                                  "index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": "ok"}}],
+                              "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                        "total_tokens": 2}})
 
     def create(req: Request) -> Response:
         management(req)
@@ -293,6 +319,7 @@ def install(router: Router, state: State) -> None:
 
     router.add("GET", f"{ROOT}/key", handled(key_info))
     router.add("GET", f"{ROOT}/auth/key", handled(key_info))
+    router.add("POST", f"{ROOT}/chat/completions", handled(completion))
     router.add("POST", f"{ROOT}/keys", handled(create))
     router.add("GET", f"{ROOT}/keys", handled(listing))
     router.add("GET", f"{ROOT}/keys/{{hash}}", handled(show))
