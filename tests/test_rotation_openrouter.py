@@ -25,13 +25,16 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from impromptu_ops.errors import MalformedResponse
-from impromptu_ops.platform.openrouter import OpenRouterClient
-from impromptu_ops.rotation.provider import ROTATION_TAG, rotation_label
+from impromptu_ops.errors import ConfigError, MalformedResponse
+from impromptu_ops.platform.openrouter import OpenRouterClient, ProvisionedKey
+from impromptu_ops.rotation.provider import ROTATION_TAG, label_rotation, rotation_label
 from impromptu_ops.rotation.providers.openrouter import (
     OpenRouterProvider,
     inherited_name,
+    renewed_expiry,
     rotation_suffix,
 )
 from impromptu_ops.rotation.record import RecordStore
@@ -210,6 +213,39 @@ def test_inherited_names_never_stack_and_stay_short() -> None:
     assert len(inherited_name("x" * 500, label)) <= 200
     assert rotation_suffix(f"x{label}") is None and rotation_suffix(label) == label
     assert inherited_name(None, label) == f"openrouter-api-key {label}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(old=st.one_of(st.none(), st.text(max_size=300)),
+       rid=st.from_regex(r"[0-9a-f]{8}\.20[0-9]{6}t[0-9]{6}-[0-9a-f]{8}", fullmatch=True),
+       attempt=st.integers(1, 99), again=st.booleans())
+def test_inherited_names_for_any_old_name(old: str | None, rid: str, attempt: int,
+                                          again: bool) -> None:
+    """Whatever the old key was called (empty, huge, with a rotation tag of its own), the
+    new name fits OpenRouter's (our) name limit and ends with this rotation's label, which
+    the read-back parses back to this rotation; labels of earlier rotations at its end
+    are replaced, not stacked."""
+    label = rotation_label(rid, attempt)
+    name = inherited_name(old, label)
+    if again:
+        name = inherited_name(name, label)
+    assert 0 < len(name) <= 200 and name.strip() == name
+    assert rotation_suffix(name) == label and label_rotation(label) == rid
+    assert name.endswith(" " + label) or name == label
+    assert rotation_suffix(name[:-len(label)].rstrip()) is None  # nothing stacked
+
+
+def test_a_new_expiry_keeps_the_lifetime_from_now() -> None:
+    old = ProvisionedKey("h", "n", False, "2026-01-01T00:00:00Z",
+                         expires_at="2026-01-31T00:00:00Z")
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    assert renewed_expiry(old, now) == "2026-07-01T12:00:00Z"
+    assert renewed_expiry(ProvisionedKey("h", "n", False, "2026-01-01T00:00:00Z"), now) is None
+    for broken in (ProvisionedKey("h", "n", False, None, expires_at="2026-01-31T00:00:00Z"),
+                   ProvisionedKey("h", "n", False, "2026-02-01T00:00:00Z",
+                                  expires_at="2026-01-31T00:00:00Z")):
+        with pytest.raises(ConfigError):
+            renewed_expiry(broken, now)
 
 
 # -- finding 3: listings see everything ------------------------------------------------------

@@ -107,13 +107,15 @@ def rotation_suffix(name: str) -> str | None:
 
 
 def inherited_name(old: str | None, label: str) -> str:
-    """``old`` with ``label`` as its suffix (an earlier rotation's suffix replaced)."""
-    base = (old or "").strip() or DEFAULT_NAME
-    suffix = rotation_suffix(base)
-    if suffix is not None:
-        base = base[:-len(suffix)].rstrip() or DEFAULT_NAME
-    room = contract.OPENROUTER_KEY_NAME_MAX - len(label) - 1
-    return f"{base[:max(0, room)].rstrip()} {label}".lstrip()
+    """``old`` with ``label`` as its suffix (earlier rotations' suffixes replaced)."""
+    room = max(0, contract.OPENROUTER_KEY_NAME_MAX - len(label) - 1)
+    base = (old or "").strip()
+    while (suffix := rotation_suffix(base)) is not None:  # earlier rotations' labels
+        base = base[:-len(suffix)].rstrip()
+    base = base[:room].rstrip()
+    while (suffix := rotation_suffix(base)) is not None:  # one the cut brought to the end
+        base = base[:-len(suffix)].rstrip()
+    return f"{base or DEFAULT_NAME[:room]} {label}".lstrip()
 
 
 def _stamp(text: str) -> datetime:
