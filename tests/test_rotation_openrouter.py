@@ -126,6 +126,11 @@ def test_a_refused_stored_key_is_not_guessed(bench: Bench) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "--old-key-hash" in proc.stderr and "page someone" in proc.stderr
     assert listed(bench) == before
+    # how to proceed, as the message says: name the key; it is replaced and retired
+    named = bench.cli("rotate", "openrouter", "--grace", "0", "--old-key-hash", old_hash)
+    assert named.returncode == 0, named.stderr
+    assert old_hash not in listed(bench)
+    assert bench.openrouter_works(bench.current(OPENROUTER)) is True
 
 
 def test_unconfirmed_disable_or_delete_is_never_taken_as_done() -> None:
