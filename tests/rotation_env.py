@@ -129,10 +129,10 @@ class Bench:
         (one atomic snapshot of the sandbox's state)."""
         state = self.sandbox.control("GET", "state")
         creds = state["credentials"].get(self.agent_id, [])
-        keys = state["openrouter"]["keys"]
+        by_sha = {k["sha256"]: k for k in state["openrouter"]["keys"].values()}
         for cred in creds:
             if cred["provider"] == "openrouter" and cred["isActive"]:
-                key = keys.get(cred["sha256"])
+                key = by_sha.get(cred["sha256"])
                 if key is None or key["disabled"]:
                     return "the platform's BYOK copy of the OpenRouter key does not work"
         return None
@@ -150,11 +150,28 @@ class Bench:
                                   headers={"Authorization": f"Bearer {key}"}, timeout=10))
 
     def openrouter_keys(self) -> list[dict[str, Any]]:
-        resp = _http().get(f"{self.sandbox.openrouter_url}/keys",
-                         headers={"Authorization": f"Bearer {self.provisioning}"}, timeout=10)
-        resp.raise_for_status()
-        keys: list[dict[str, Any]] = resp.json()["data"]
-        return keys
+        """Every key of the account, disabled ones included (all pages of GET /keys)."""
+        keys: list[dict[str, Any]] = []
+        while True:
+            resp = _http().get(f"{self.sandbox.openrouter_url}/keys",
+                               params={"include_disabled": "true", "offset": len(keys)},
+                               headers={"Authorization": f"Bearer {self.provisioning}"},
+                               timeout=10)
+            resp.raise_for_status()
+            page: list[dict[str, Any]] = resp.json()["data"]
+            if not page:
+                return keys
+            keys += page
+
+    def openrouter_hash(self, key: str) -> str:
+        """The opaque hash OpenRouter gave ``key`` (from the sandbox's own state; "" if
+        the key does not exist): tests never derive it from the value."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        for record in self.sandbox.control("GET", "state")["openrouter"]["keys"].values():
+            if record["sha256"] == digest:
+                found: str = record["hash"]
+                return found
+        return ""
 
     def mint_openrouter(self, name: str) -> str:
         resp = _http().post(f"{self.sandbox.openrouter_url}/keys", json={"name": name},

@@ -313,6 +313,8 @@ def test_openrouter_create_and_check(fake: FakeTime) -> None:
             return httpx.Response(200, json={"key": or_key, "data": {"hash": "h1", "name": "x"}})
         if request.url.path.endswith("/key"):
             return httpx.Response(401, json={"error": {"code": 401, "message": "No auth"}})
+        if request.url.params.get("offset") != "0":  # pages of 100 from offset: one key
+            return httpx.Response(200, json={"data": []})
         return httpx.Response(200, json={"data": [{"hash": "h1", "name": "x",
                                                    "disabled": False}]})
 

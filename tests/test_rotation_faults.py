@@ -27,7 +27,7 @@ from tests.rotation_env import (
     make_bench,
     openrouter_watcher,
 )
-from tests.test_rotation_sandbox import assert_openrouter_settled, impromptu_settled, sha
+from tests.test_rotation_sandbox import assert_openrouter_settled, impromptu_settled
 
 # The job's read timeout is 1 s here, so a 1.4 s latency is a timeout (the answer is late).
 TIMEOUT_ENV = {"IMPROMPTU_PLATFORM_READ_TIMEOUT": "1"}
@@ -54,7 +54,11 @@ def run_under_fault(bench: Bench, provider: str, rule: dict[str, Any], watch_sta
                else impromptu_watcher(bench, by_state=watch_state))
     with watcher.watching():
         first = bench.cli("rotate", provider, "--grace", "0", env=watcher.env())
-        assert first.returncode in (0, 1), (rule, first.returncode, first.stderr)
+        # 75 ("try later") only for a rate limit met before anything started (OpenRouter's
+        # GET /key, which identifies the current key, answered 429)
+        assert first.returncode in (0, 1) or (
+            first.returncode == 75 and rule.get("status") == 429
+            and bench.record(provider) is None), (rule, first.returncode, first.stderr)
         if first.returncode == 1:
             assert first.stderr.count("\n") == 1 and "Traceback" not in first.stderr
             assert ("the agent still has a working key" in first.stderr
@@ -201,12 +205,13 @@ def test_exit_2_when_the_current_key_is_refused(bench: Bench) -> None:
     """Someone disabled the agent's key behind our back and the rotation cannot finish: the
     run proves the key in the store is refused and says to page someone."""
     original = bench.current(OPENROUTER)
-    resp = bench.sandbox.control("GET", "state")["openrouter"]["keys"][sha(original)]
+    original_hash = bench.openrouter_hash(original)
+    resp = bench.sandbox.control("GET", "state")["openrouter"]["keys"][original_hash]
     assert resp["disabled"] is False
     provisioning = bench.current(PROVISIONING)
     import httpx
 
-    httpx.patch(f"{bench.sandbox.openrouter_url}/keys/{sha(original)}", json={"disabled": True},
+    httpx.patch(f"{bench.sandbox.openrouter_url}/keys/{original_hash}", json={"disabled": True},
                 headers={"Authorization": f"Bearer {provisioning}"}, timeout=10
                 ).raise_for_status()
     bench.fault(path=f"{OR}/keys$", method="POST", kind="status", status=503, times=None)

@@ -50,7 +50,7 @@ def assert_openrouter_settled(bench: Bench, *, rotated: bool, original: str) -> 
     if original:
         assert (current != original) is rotated
     keys = bench.openrouter_keys()
-    assert [k["hash"] for k in keys] == [sha(current)], keys
+    assert [k["hash"] for k in keys] == [bench.openrouter_hash(current)], keys
     rec = bench.record("openrouter")
     assert rec is not None and not rec.active
     assert rec.state == (State.DONE if rotated else State.ROLLED_BACK)
@@ -104,7 +104,7 @@ def test_status_shows_steps_and_a_broken_audit_chain(bench: Bench) -> None:
     record = dict(line.split(None, 1) for line in text.stdout.splitlines()
                   if line.startswith(("state ", "step ", "new_key_id ")))
     assert record["state"].strip() == "done" and record["step"].strip() == "done"
-    assert record["new_key_id"].strip() == sha(bench.current(OPENROUTER))
+    assert record["new_key_id"].strip() == bench.openrouter_hash(bench.current(OPENROUTER))
     audit = Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl"
     lines = audit.read_text().splitlines()
     lines[2] = lines[2].replace('"rotation.step"', '"rotation.stop"')
@@ -173,10 +173,11 @@ def test_rollback_refused_after_old_key_deleted(bench: Bench) -> None:
 
 def test_grace_period_keeps_old_key_disabled_then_resume_deletes(bench: Bench) -> None:
     original = bench.current(OPENROUTER)
+    old_hash = bench.openrouter_hash(original)
     first = bench.cli("rotate", "openrouter", "--grace", "2s", "--json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["step"] == "old-disabled"
-    old = [k for k in bench.openrouter_keys() if k["hash"] == sha(original)]
+    old = [k for k in bench.openrouter_keys() if k["hash"] == old_hash]
     assert len(old) == 1 and old[0]["disabled"] is True
     assert bench.openrouter_works(original) is False
     busy = bench.cli("rotate", "openrouter")
@@ -195,7 +196,7 @@ def test_dry_run_changes_nothing(bench: Bench) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "dry run" in proc.stdout and "grace 3600s" in proc.stdout
     assert bench.current(OPENROUTER) == original and bench.record("openrouter") is None
-    assert [k["hash"] for k in bench.openrouter_keys()] == [sha(original)]
+    assert [k["hash"] for k in bench.openrouter_keys()] == [bench.openrouter_hash(original)]
     assert bench.byok_active_sha() == []
     assert not (Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl"
                 ).exists()
@@ -223,15 +224,17 @@ def test_orphans_of_an_earlier_rotation_are_swept_and_other_keys_kept(bench: Ben
     old_rid = f"{ours}.20260101t000000-deadbeef"
     orphan = bench.mint_openrouter(rotation_label(old_rid, 1))
     by_hand = bench.mint_openrouter("some-other-service")
+    orphan_hash, original_hash = bench.openrouter_hash(orphan), bench.openrouter_hash(original)
+    by_hand_hash = bench.openrouter_hash(by_hand)
     proc = bench.cli("rotate", "openrouter", "--grace", "0")
     assert proc.returncode == 0, proc.stderr
     current = bench.current(OPENROUTER)
     hashes = sorted(k["hash"] for k in bench.openrouter_keys())
-    assert hashes == sorted([sha(current), sha(by_hand)])
-    assert sha(orphan) not in hashes and sha(original) not in hashes
+    assert hashes == sorted([bench.openrouter_hash(current), by_hand_hash])
+    assert orphan_hash not in hashes and original_hash not in hashes
     audit = (Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl").read_text()
     removed = [json.loads(line) for line in audit.splitlines() if "orphan-removed" in line]
-    assert [e["key_id"] for e in removed] == [sha(orphan)]
+    assert [e["key_id"] for e in removed] == [orphan_hash]
     assert f"orphan of rotation {old_rid}" in removed[0]["reason"]
 
 
@@ -329,6 +332,7 @@ def test_two_installations_sharing_an_openrouter_account_keep_each_others_keys(
     b = make_bench(sandbox, tmp_path / "b")
     assert a.cli("rotate", "openrouter", "--grace", "0").returncode == 0
     a_key = a.current(OPENROUTER)
+    a_hash = a.openrouter_hash(a_key)
     assert b.cli("rotate", "openrouter", "--grace", "0").returncode == 0
     assert a.openrouter_works(a_key) is True
     assert b.openrouter_works(b.current(OPENROUTER)) is True
@@ -336,7 +340,7 @@ def test_two_installations_sharing_an_openrouter_account_keep_each_others_keys(
     assert b.cli("rotate", "openrouter", "--grace", "0", crash_at="created").returncode == -9
     assert b.cli("rotate", "resume").returncode == 0
     hashes = sorted(k["hash"] for k in b.openrouter_keys())
-    assert hashes == sorted([sha(a_key), sha(b.current(OPENROUTER))])
+    assert hashes == sorted([a_hash, b.openrouter_hash(b.current(OPENROUTER))])
 
 
 @pytest.mark.parametrize("then", ["resume", "rollback"])

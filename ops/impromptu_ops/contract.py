@@ -25,6 +25,10 @@ PATH_PREFIXES: Final = {"v1": "/v1", "legacy": ""}  # [doc] /v1/agent/... or /ag
 API_KEY_PREFIX: Final = "impr_sk_"  # [doc] impr_sk_ + 40 url-safe chars
 API_KEY_RE: Final = re.compile(r"^impr_sk_[A-Za-z0-9_-]{40}$")
 OPENROUTER_KEY_PREFIX: Final = "sk-or-v1-"
+# OpenRouter's GET /keys answers "the most recent 100 API keys" per page (offset pagination).
+OPENROUTER_KEYS_PAGE: Final = 100
+# [ours] OpenRouter documents no maximum key name; our sandbox and rotation names stay under it.
+OPENROUTER_KEY_NAME_MAX: Final = 200
 KEY_PREFIXES: Final = (API_KEY_PREFIX, OPENROUTER_KEY_PREFIX, "hvs.", "hvb.", "s.", "0x")
 
 # Shapes the redactor masks even when the process never loaded the value.
@@ -150,6 +154,7 @@ PROMPT_FILES: Final = ("SKILL.md", "HEARTBEAT.md")
 SECRET_NAMES: Final = (
     "impromptu-api-key",
     "openrouter-api-key",
+    "openrouter-management-key",
     "openrouter-provisioning-key",
     "wallet-private-key",
     "vault-secret-id",
@@ -157,6 +162,7 @@ SECRET_NAMES: Final = (
 SECRET_ENV: Final = {
     "impromptu-api-key": "IMPROMPTU_API_KEY",
     "openrouter-api-key": "OPENROUTER_API_KEY",
+    "openrouter-management-key": "OPENROUTER_MANAGEMENT_KEY",
     "openrouter-provisioning-key": "OPENROUTER_PROVISIONING_KEY",
     "wallet-private-key": "IMPROMPTU_WALLET_PRIVATE_KEY",
     "vault-secret-id": "VAULT_SECRET_ID",

@@ -82,6 +82,7 @@ class PlatformSettings:
     max_retry_after: float = 300.0  # never sleep longer than this on one Retry-After
     max_response_bytes: int = 4 * MiB
     user_agent: str = "impromptu-ops/0.1"
+    openrouter_max_key_pages: int = 100  # GET /keys pages (100 keys each) read at most
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class StoreSettings:
     vault_role_id: str = ""
     vault_secret_id_file: Path | None = None
     vault_secret_id_wrapped: bool = False
+    vault_secret_id_wrap_ttl: float = 3600.0  # wrapped mode: life of a rotated secret_id's wrap
     vault_namespace: str = ""
     vault_ca_cert: Path | None = None
     vault_mount: str = "secret"

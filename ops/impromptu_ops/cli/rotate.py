@@ -74,17 +74,22 @@ def _provider_command(name: str) -> click.Command:
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per outcome.")
     @pass_app
     def command(app: App, grace: float | None, dry_run: bool, if_due: bool,
-                as_json: bool) -> None:
+                as_json: bool, old_key_hash: str | None = None) -> None:
         from impromptu_ops.rotation import service
 
         try:
             outcome = service.rotate(app.settings(), name, grace=grace, dry_run=dry_run,
-                                     if_due=if_due)
+                                     if_due=if_due, old_key_hash=old_key_hash)
         except OpsError as exc:
             err(f"impromptu-ops: rotate {name}: {exc.diagnostics()}")
             raise click.exceptions.Exit(_mapped(exc)) from None
         _finish([outcome], as_json)
 
+    if name == "openrouter":  # OpenRouter's key hash is opaque: the user may have to name it
+        command = click.option(
+            "--old-key-hash", metavar="HASH",
+            help="The current key's OpenRouter hash, when the store does not record it and "
+                 "GET /key cannot be matched to exactly one listed key.")(command)
     return command
 
 

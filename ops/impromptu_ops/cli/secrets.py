@@ -297,4 +297,5 @@ def policy_cmd(app: App, role: str, agent: str | None) -> None:
 
     s = app.settings(store__agent=agent)
     out(render_policy(s.paths.policies_dir, role, s.store.agent, s.store.vault_mount,
-                      s.store.vault_prefix), nl=False)
+                      s.store.vault_prefix, approle_mount=s.store.vault_approle_mount,
+                      approle_role=s.rotation.approle_role), nl=False)

@@ -8,6 +8,7 @@ grace period (``--grace``, else an explicitly set ``rotation.grace_seconds``, el
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,8 @@ def lock_path(settings: Settings, provider: str) -> Path:
     return settings.paths.state_dir / "locks" / f"rotate-{provider}.lock"
 
 
-def build_provider(settings: Settings, name: str, store: SecretStore) -> Provider:
+def build_provider(settings: Settings, name: str, store: SecretStore, *,
+                   old_key_hash: str | None = None) -> Provider:
     """The provider called ``name``, wired to the settings.
 
     Raises:
@@ -51,7 +53,8 @@ def build_provider(settings: Settings, name: str, store: SecretStore) -> Provide
     if name == "openrouter":
         from impromptu_ops.rotation.providers.openrouter import OpenRouterProvider
 
-        return OpenRouterProvider(settings.platform, store, byok=settings.rotation.byok)
+        return OpenRouterProvider(settings.platform, store, byok=settings.rotation.byok,
+                                  old_key_hash=old_key_hash)
     if name == "impromptu":
         from impromptu_ops.rotation.providers.impromptu import ImpromptuProvider
 
@@ -67,7 +70,8 @@ def build_provider(settings: Settings, name: str, store: SecretStore) -> Provide
             s.vault_addr, s.vault_token, settings.rotation.approle_role,
             mount=s.vault_approle_mount, role_id=s.vault_role_id,
             secret_id_file=s.vault_secret_id_file, timeout=s.vault_timeout,
-            namespace=s.vault_namespace)
+            namespace=s.vault_namespace, wrapped=s.vault_secret_id_wrapped,
+            wrap_ttl=s.vault_secret_id_wrap_ttl)
     raise ConfigError(f"unknown rotation provider {name!r}: use " + ", ".join(PROVIDERS))
 
 
@@ -82,13 +86,14 @@ def grace_for(settings: Settings, provider: str, flag: float | None) -> float:
 def build_rotator(settings: Settings, provider: str, *, store: SecretStore | None = None,
                   grace: float | None = None,
                   provider_factory: Callable[[Settings, str, SecretStore], Provider] | None
-                  = None) -> Rotator:
+                  = None, old_key_hash: str | None = None) -> Rotator:
     """A :class:`Rotator` for ``provider`` with everything taken from ``settings``."""
     if store is None:
         from impromptu_ops.store.factory import open_store
 
         store = open_store(settings)
-    make = provider_factory or build_provider
+    make = provider_factory or (functools.partial(build_provider, old_key_hash=old_key_hash)
+                                if old_key_hash else build_provider)
     return Rotator(
         make(settings, provider, store), store,
         audit=AuditLog(audit_path(settings)), lock_path=lock_path(settings, provider),
@@ -100,7 +105,7 @@ def build_rotator(settings: Settings, provider: str, *, store: SecretStore | Non
 
 def rotate(settings: Settings, provider: str, *, grace: float | None = None,
            dry_run: bool = False, if_due: bool = False,
-           store: SecretStore | None = None) -> Outcome:
+           store: SecretStore | None = None, old_key_hash: str | None = None) -> Outcome:
     """``rotate PROVIDER``: rotate now (or finish an abandoned rotation first).
 
     With ``if_due``, rotate only when the current key is older than the policy's
@@ -114,7 +119,8 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
         from impromptu_ops.store.factory import open_store
 
         store = open_store(settings)
-    rotator = build_rotator(settings, provider, store=store, grace=grace)
+    rotator = build_rotator(settings, provider, store=store, grace=grace,
+                            old_key_hash=old_key_hash)
     try:
         if if_due and due_reason(settings, provider, store) is None:
             return Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is not due for "
@@ -127,6 +133,10 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
             raise
         # Whatever escapes start() (rather than coming back as an Outcome) happened before
         # the intent was recorded: no provider key was made, the store was not touched.
+        if getattr(exc, "key_at_risk", False):  # the provider refuses the stored key
+            return Outcome(EXIT_KEY_AT_RISK, provider, f"rotation not started: "
+                           f"{exc.diagnostics()}; nothing was changed; page someone",
+                           state="not-started")
         return Outcome(EXIT_FAILED_SAFE, provider, f"rotation not started: "
                        f"{exc.diagnostics()}; nothing was changed", state="not-started")
     finally:

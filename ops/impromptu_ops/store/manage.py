@@ -24,6 +24,7 @@ from impromptu_ops.store.base import SecretStore, VersionInfo, check_name
 _SHAPES: Mapping[str, re.Pattern[str]] = {
     "impromptu-api-key": contract.API_KEY_RE,
     "openrouter-api-key": re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
+    "openrouter-management-key": re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
     "openrouter-provisioning-key": re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
     "wallet-private-key": re.compile(r"^(0x)?[0-9a-fA-F]{64}$"),
 }

@@ -1,7 +1,9 @@
 """Least-privilege Vault ACL policies for the three roles, rendered for one agent.
 
 The templates live in ``policies/vault/<role>.hcl`` (``settings.paths.policies_dir``) with
-``${mount}``, ``${prefix}`` and ``${agent}`` placeholders:
+``${mount}``, ``${prefix}``, ``${agent}``, ``${approle_mount}`` and ``${approle_role}``
+placeholders (the AppRole role whose secret_id ``rotate vault-secret-id`` rotates; by
+default ``impromptu-<agent>``):
 
 - ``heartbeat``: read the platform key only (heartbeat and health checks);
 - ``rotation``: read/write this agent's keys and their metadata, nothing else;
@@ -29,7 +31,8 @@ def policy_name(role: str, agent: str) -> str:
 
 
 def render_policy(policies_dir: Path, role: str, agent: str, mount: str = "secret",
-                  prefix: str = "impromptu") -> str:
+                  prefix: str = "impromptu", *, approle_mount: str = "approle",
+                  approle_role: str = "") -> str:
     """The HCL policy for ``role`` and ``agent``.
 
     Raises:
@@ -39,7 +42,9 @@ def render_policy(policies_dir: Path, role: str, agent: str, mount: str = "secre
     if role not in ROLES:
         raise InputError(f"unknown policy role {role!r}: use one of {', '.join(ROLES)}")
     check_name(agent)
-    for label, value in (("mount", mount), ("prefix", prefix)):
+    approle_role = approle_role or f"impromptu-{agent}"
+    for label, value in (("mount", mount), ("prefix", prefix), ("AppRole mount", approle_mount),
+                         ("AppRole role", approle_role)):
         if not _SEGMENT.match(value.strip("/")):
             raise InputError(f"invalid Vault {label} {value[:40]!r}")
     path = policies_dir / "vault" / f"{role}.hcl"
@@ -48,4 +53,5 @@ def render_policy(policies_dir: Path, role: str, agent: str, mount: str = "secre
     except OSError as exc:
         raise ConfigError(f"cannot read policy template {path}: {exc.strerror}") from None
     return Template(text).substitute(mount=mount.strip("/"), prefix=prefix.strip("/"),
-                                     agent=agent)
+                                     agent=agent, approle_mount=approle_mount.strip("/"),
+                                     approle_role=approle_role.strip("/"))

@@ -6,6 +6,9 @@
   With ``store.vault_secret_id_wrapped`` the file holds a response-wrapping token instead,
   unwrapped once (``sys/wrapping/unwrap``) at login; wrapping tokens are single-use, so this
   suits an orchestrator that hands each process start a fresh wrapped secret_id.
+  ``rotate vault-secret-id`` keeps to this: in wrapped mode it writes a new wrapping token
+  (``store.vault_secret_id_wrap_ttl``) to the file, never a raw secret_id, and checks it
+  with ``sys/wrapping/lookup``, which leaves its one use to the jobs.
 - **TTL**: after login the token's TTL is looked up; when it is below
   ``store.vault_min_token_ttl`` the token is renewed (when renewable), AppRole logs in
   again, and if the TTL is still too short (the token is at its max TTL) a clear
@@ -14,7 +17,9 @@
 Setting up AppRole for an agent (operator, once)::
 
     bao auth enable approle
-    bao policy write impromptu-rotation-a1 <(impromptu-ops secrets policy rotation --agent a1)
+    IMPROMPTU_ROTATION_APPROLE_ROLE=impromptu-a1 \\
+        impromptu-ops secrets policy rotation --agent a1 > rotation-a1.hcl
+    bao policy write impromptu-rotation-a1 rotation-a1.hcl
     bao write auth/approle/role/impromptu-a1 token_policies=impromptu-rotation-a1 \\
         token_ttl=1h token_max_ttl=4h secret_id_ttl=24h
     bao read -field=role_id auth/approle/role/impromptu-a1/role-id        # -> role_id

@@ -2,16 +2,32 @@
 
 - mint: ``POST auth/<mount>/role/<role>/secret-id`` with metadata
   ``{"impromptu_rotation": <label>}`` (so a secret_id that never reached the store can be
-  found again: ``LIST .../secret-id`` then ``secret-id-accessor/lookup``);
-- verify: ``POST auth/<mount>/login`` with the role_id and the new secret_id; the token
-  obtained is revoked at once (``auth/token/revoke-self``);
+  found again: ``LIST .../secret-id`` then ``secret-id-accessor/lookup``). In wrapped mode
+  (``store.vault_secret_id_wrapped``) the call carries ``X-Vault-Wrap-TTL``
+  (``store.vault_secret_id_wrap_ttl``): Vault answers a single-use wrapping token
+  (``wrap_info.token``, the secret_id's accessor in ``wrap_info.wrapped_accessor``) and
+  the rotator never sees the secret_id itself; the jobs unwrap it at login;
+- verify, without spending what the jobs need:
+  wrapped: ``sys/wrapping/lookup`` (does not consume the token) must show a live token
+  created at this role's ``secret-id`` path;
+  a role that limits uses (``secret_id_num_uses`` not 0): ``secret-id/lookup`` must find
+  the secret_id with uses left (a login would spend one: with 1 use, the only one);
+  otherwise: ``POST auth/<mount>/login``, the token obtained revoked at once;
 - hand over: when ``store.vault_secret_id_file`` is configured (the jobs read their
-  secret_id there), the file is replaced atomically (0600) with the new value;
+  secret_id there), the file is replaced atomically (0600) with the new value (the
+  wrapping token in wrapped mode);
 - retire: AppRole has no "disabled" state; after the grace period the old secret_id is
   destroyed by accessor (``secret-id-accessor/destroy``).
 
 Calls use the rotation job's own Vault token (``VAULT_TOKEN`` / ``store.vault_token``),
-which must be allowed to manage the role's secret_ids. The key id is the accessor.
+which must be allowed to manage the role's secret_ids (``policies/vault/rotation.hcl``).
+The key id is the accessor. A stored value that is a wrapping token (set up by hand) is
+identified as the one secret_id of the role created within a second of the token; a spent
+or expired wrapping token cannot be identified (the store metadata, written by every
+rotation, names the accessor instead).
+
+Vault API pages: https://openbao.org/api-docs/auth/approle/ ,
+https://developer.hashicorp.com/vault/api-docs/system/wrapping-lookup .
 
 This is the smallest typed adapter over Vault's HTTP API that the provider needs; it does
 not read or write KV secrets (that is :mod:`impromptu_ops.store`).
@@ -20,6 +36,8 @@ not read or write KV secrets (that is :mod:`impromptu_ops.store`).
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +49,20 @@ from impromptu_ops.rotation.provider import KeyRef, NewKey, label_rotation, rota
 from impromptu_ops.secret import Secret
 
 METADATA_KEY = "impromptu_rotation"
+_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _when(text: object) -> float | None:
+    """Vault's RFC 3339 time (nanoseconds allowed) as epoch seconds; None if unreadable."""
+    match = _STAMP.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    frac = (match.group(2) or ".0")[:7]
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    try:
+        return datetime.fromisoformat(match.group(1) + frac + zone).timestamp()
+    except ValueError:
+        return None
 
 
 class VaultSecretIdProvider:
@@ -45,6 +77,8 @@ class VaultSecretIdProvider:
         secret_id_file: the file the jobs log in from, replaced on hand-over (optional).
         timeout: per-request timeout in seconds.
         namespace: the Vault namespace (Enterprise/OpenBao namespaces), if any.
+        wrapped: hand over response-wrapped secret_ids (``store.vault_secret_id_wrapped``).
+        wrap_ttl: seconds a wrapping token lives (``store.vault_secret_id_wrap_ttl``).
     """
 
     name = "vault-secret-id"
@@ -54,7 +88,8 @@ class VaultSecretIdProvider:
     def __init__(self, addr: str, token: Secret, role: str, *, mount: str = "approle",
                  role_id: str = "", secret_id_file: Path | None = None,
                  timeout: float = 10.0, namespace: str = "",
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 wrapped: bool = False, wrap_ttl: float = 3600.0) -> None:
         if not role:
             raise ConfigError("rotating vault-secret-id needs the AppRole role name",
                               hint="set [rotation] approle_role or IMPROMPTU_ROTATION_APPROLE_ROLE")
@@ -67,11 +102,17 @@ class VaultSecretIdProvider:
         self._timeout = timeout
         self._namespace = namespace
         self._transport = transport
+        self.wrapped = wrapped
+        if wrapped and wrap_ttl < 1:
+            raise ConfigError("store.vault_secret_id_wrap_ttl must be at least 1 second")
+        self.wrap_ttl = int(wrap_ttl)
+        self._uses: int | None = None
 
     # -- HTTP --------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-                 token: Secret | None = None, auth: bool = True) -> tuple[int, dict[str, Any]]:
-        headers = {}
+                 token: Secret | None = None, auth: bool = True,
+                 extra: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        headers = dict(extra or {})
         if auth:
             headers["X-Vault-Token"] = (token or self._token).reveal()
         if self._namespace:
@@ -112,20 +153,79 @@ class VaultSecretIdProvider:
             self._role_id = str(self._ok("GET", f"{self._role_path}/role-id").get("role_id", ""))
         return self._role_id
 
+    def secret_id_num_uses(self) -> int:
+        """The role's ``secret_id_num_uses`` (0: unlimited), read once per run."""
+        if self._uses is None:
+            raw = self._ok("GET", self._role_path).get("secret_id_num_uses", 0)
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+                raise OpsError(f"Vault role {self.role}: secret_id_num_uses is {raw!r}, not a "
+                               "count")
+            self._uses = raw
+        return self._uses
+
     # -- Provider ------------------------------------------------------------------------
     def identify(self, value: Secret) -> str:
         status, doc = self._request("POST", f"{self._role_path}/secret-id/lookup",
                                     {"secret_id": value.reveal()})
         data = doc.get("data") if status < 400 else None
-        return str(data.get("secret_id_accessor", "")) if isinstance(data, dict) else ""
+        found = str(data.get("secret_id_accessor", "")) if isinstance(data, dict) else ""
+        if found or not self.wrapped:
+            return found
+        return self._identify_wrapped(value)
+
+    def _identify_wrapped(self, value: Secret) -> str:
+        """The accessor of the secret_id inside a live wrapping token: the one secret_id of
+        the role created within a second of the token ("" when not exactly one)."""
+        status, doc = self._request("POST", "sys/wrapping/lookup", {"token": value.reveal()})
+        data = doc.get("data") if status < 400 else None
+        if not isinstance(data, dict) or data.get("creation_path") != (
+                f"{self._role_path}/secret-id"):
+            return ""
+        wrapped_at = _when(data.get("creation_time"))
+        if wrapped_at is None:
+            return ""
+        near = []
+        for accessor in sorted(self._accessors()):
+            status, got = self._request("POST", f"{self._role_path}/secret-id-accessor/lookup",
+                                        {"secret_id_accessor": accessor})
+            info = got.get("data") if status < 400 else None
+            made = _when(info.get("creation_time")) if isinstance(info, dict) else None
+            if made is not None and abs(made - wrapped_at) <= 1.0:
+                near.append(accessor)
+        return near[0] if len(near) == 1 else ""
 
     def create(self, rotation_id: str, attempt: int) -> NewKey:
-        meta = json.dumps({METADATA_KEY: rotation_label(rotation_id, attempt)})
-        data = self._ok("POST", f"{self._role_path}/secret-id", {"metadata": meta})
+        label = rotation_label(rotation_id, attempt)
+        body = {"metadata": json.dumps({METADATA_KEY: label})}
+        if self.wrapped:
+            return self._create_wrapped(body, rotation_id, label)
+        data = self._ok("POST", f"{self._role_path}/secret-id", body)
         value, accessor = data.get("secret_id"), data.get("secret_id_accessor")
         if not isinstance(value, str) or not isinstance(accessor, str) or not accessor:
             raise OpsError("Vault minted a secret_id without a value or an accessor")
         return NewKey(accessor, Secret(value, "vault-secret-id"))
+
+    def _create_wrapped(self, body: dict[str, Any], rotation_id: str, label: str) -> NewKey:
+        where = f"POST /v1/{self._role_path}/secret-id (wrapped)"
+        status, doc = self._request("POST", f"{self._role_path}/secret-id", body,
+                                    extra={"X-Vault-Wrap-TTL": f"{self.wrap_ttl}s"})
+        if status >= 400:
+            errs = "; ".join(map(str, doc.get("errors", [])))[:200]
+            raise OpsError(f"Vault {where}: HTTP {status} {errs}",
+                           hint="the rotation token needs the AppRole secret-id capabilities")
+        info = doc.get("wrap_info")
+        token = info.get("token") if isinstance(info, dict) else None
+        if not isinstance(token, str) or not token:
+            raise OpsError(f"Vault {where}: the answer holds no wrapping token")
+        value = Secret(token, "vault-secret-id")
+        accessor = info.get("wrapped_accessor") if isinstance(info, dict) else None
+        if not isinstance(accessor, str) or not accessor:
+            # Not every server names the wrapped accessor: find it by the label we set.
+            found = [r.key_id for r in self.created_by(rotation_id) if r.label == label]
+            if len(found) != 1:
+                raise OpsError(f"Vault {where}: cannot tell which secret_id was wrapped")
+            accessor = found[0]
+        return NewKey(accessor, value)
 
     def _labelled(self) -> list[KeyRef]:
         refs = []
@@ -145,6 +245,43 @@ class VaultSecretIdProvider:
         return [r for r in self._labelled() if label_rotation(r.label) is not None]
 
     def verify(self, value: Secret) -> None:
+        """Check ``value`` works without spending what the jobs will need.
+
+        Raises:
+            AuthError: Vault does not know it (or it has no uses left, or in wrapped mode
+                the wrapping token is spent, expired or not from this role).
+        """
+        if self.wrapped:
+            self._verify_wrapped(value)
+        elif self.secret_id_num_uses() != 0:
+            self._verify_by_lookup(value)
+        else:
+            self._verify_by_login(value)
+
+    def _verify_wrapped(self, value: Secret) -> None:
+        status, doc = self._request("POST", "sys/wrapping/lookup", {"token": value.reveal()})
+        data = doc.get("data") if status < 400 else None
+        path = data.get("creation_path") if isinstance(data, dict) else None
+        want = f"{self._role_path}/secret-id"
+        if path != want:
+            raise AuthError("Vault does not know this wrapping token (spent or expired)"
+                            if path is None else
+                            f"the wrapping token wraps {path!r}, not a secret_id of {want}",
+                            code="VAULT_WRAPPING", status=status)
+
+    def _verify_by_lookup(self, value: Secret) -> None:
+        status, doc = self._request("POST", f"{self._role_path}/secret-id/lookup",
+                                    {"secret_id": value.reveal()})
+        data = doc.get("data") if status < 400 else None
+        if not isinstance(data, dict) or not data.get("secret_id_accessor"):
+            raise AuthError("Vault does not know this secret_id", code="VAULT_SECRET_ID",
+                            status=status)
+        left = data.get("secret_id_num_uses")
+        if isinstance(left, int) and not isinstance(left, bool) and left < 0:
+            raise AuthError("this secret_id has no uses left", code="VAULT_SECRET_ID",
+                            status=status)
+
+    def _verify_by_login(self, value: Secret) -> None:
         status, doc = self._request(
             "POST", f"auth/{self.mount}/login",
             {"role_id": self.role_id(), "secret_id": value.reveal()}, auth=False)
