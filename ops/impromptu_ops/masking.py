@@ -32,6 +32,8 @@ PLACEHOLDER: Final = b"<concealed by impromptu-ops>"
 SHAPES: Final = re.compile(contract.KEY_SHAPES.pattern.encode("ascii"))
 # Where a key shape can start (its literal part), and the characters a key body is made of.
 SHAPE_STARTS: Final = (b"impr_sk_", b"sk-or-v1-", b"hvs.", b"hvb.", b"hvr.", b"s.", b"0x")
+BOUNDED_STARTS: Final = (b"hvs.", b"hvb.", b"hvr.", b"s.", b"0x")  # `\b` before them
+WORD: Final = re.compile(rb"\w")
 KEY_CHARS: Final = re.compile(rb"[A-Za-z0-9_.\-]*\Z")
 MIN_HOLD: Final = 256  # room for any key shape we know (the longest is well under this)
 
@@ -113,7 +115,10 @@ class StreamMasker:
         run_start = tail.start() if tail else end
         for i in range(run_start, end):
             rest = buffer[i:]
+            after_word = i > 0 and WORD.match(buffer, i - 1) is not None
             for start in SHAPE_STARTS:
+                if after_word and start in BOUNDED_STARTS:
+                    continue  # e.g. the 0 of "10" cannot begin a 0x... key
                 if rest.startswith(start) or start.startswith(rest):
                     return i
         return end

@@ -1,0 +1,309 @@
+"""``secrets exec`` as a supervising parent: least-privilege delivery, masked output, signals,
+exit status and restarts on a new secret version. The real CLI runs as a child process.
+
+What we follow (the docs of the tools our users know):
+
+- 1Password ``op run`` (https://developer.1password.com/docs/cli/reference/commands/run):
+  "Secrets printed to stdout or stderr are concealed by default. Include the --no-masking
+  flag to turn off masking."
+- Vault Agent process supervisor mode
+  (https://developer.hashicorp.com/vault/docs/agent-and-proxy/agent/process-supervisor, the
+  same in OpenBao's docs): the agent restarts the child when an injected secret changes,
+  forwards the standard streams and exits with the child's exit code.
+- ``doppler run --watch`` (https://docs.doppler.com/docs/automatic-restart): the latest
+  secrets are fetched first, then SIGTERM, up to 10 seconds to exit, SIGKILL, and the
+  command is run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from impromptu_ops import contract
+from impromptu_ops.errors import InputError, SecretNotFound
+from impromptu_ops.masking import PLACEHOLDER, StreamMasker
+from impromptu_ops.secret import Secret
+from impromptu_ops.settings import load_settings
+from impromptu_ops.store.factory import open_store
+from tests.ptys import drain, read_until
+
+API_KEY = "impr_sk_" + "Ex3c" * 10
+OR_KEY = "sk-or-v1-" + "c0ffee42" * 8
+MGMT_KEY = "sk-or-v1-" + "4d474d54" * 8
+WALLET_KEY = "0x" + "ab" * 32
+SECRET_ID = "3f1e0c52-9b7a-4f31-8d0e-1c2b3a4d5e6f"
+PLACE = PLACEHOLDER.decode()
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("IMPROMPTU_", "VAULT_", "BAO_", "OPENROUTER_"))}
+    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+                "XDG_DATA_HOME": str(home / "data"), "XDG_STATE_HOME": str(home / "state"),
+                "IMPROMPTU_STORE_BACKEND": "local", "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+def _put(env: dict[str, str], name: str, value: str) -> int:
+    store = open_store(load_settings(env=env, config_file=Path(env["HOME"]) / "none.toml"))
+    try:
+        cas = store.metadata(name).current_version
+    except SecretNotFound:  # absent: a first write
+        cas = 0
+    return store.write(name, {"value": Secret(value, name)}, cas=cas)
+
+
+def _exec(env: dict[str, str], *args: str, timeout: float = 60
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", *args],
+                          env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def full_store(home: Path) -> dict[str, str]:
+    """Every kind of key stored: runtime, management (both names), wallet, Vault."""
+    env = _env(home)
+    for name, value in (("impromptu-api-key", API_KEY), ("openrouter-api-key", OR_KEY),
+                        ("openrouter-provisioning-key", MGMT_KEY),
+                        ("openrouter-management-key", MGMT_KEY),
+                        ("wallet-private-key", WALLET_KEY), ("vault-secret-id", SECRET_ID)):
+        _put(env, name, value)
+    return env
+
+
+PRINT_SECRET_VARS = ("import os; names = {NAMES}; "
+                     "print(' '.join(sorted(k for k in os.environ if k in names)))")
+
+
+def _names_probe() -> str:
+    wanted = sorted({*contract.SECRET_ENV.values(), "VAULT_TOKEN", "BAO_TOKEN",
+                     "IMPROMPTU_STORE_PASSPHRASE", "IMPROMPTU_SECRETS_DIR"})
+    return PRINT_SECRET_VARS.replace("{NAMES}", repr(wanted))
+
+
+# -- delivery --------------------------------------------------------------------------------
+def test_the_child_gets_exactly_the_runtime_keys_by_default(full_store: dict[str, str]) -> None:
+    env = {**full_store, "VAULT_TOKEN": "hvs." + "T" * 24}
+    done = _exec(env, "--", sys.executable, "-c", _names_probe())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["IMPROMPTU_API_KEY", "OPENROUTER_API_KEY"]
+    named = _exec(env, "--only", "openrouter-management-key,wallet-private-key",
+                  "--only", "vault-secret-id", "--", sys.executable, "-c", _names_probe())
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.split() == ["IMPROMPTU_WALLET_PRIVATE_KEY", "OPENROUTER_MANAGEMENT_KEY",
+                                    "VAULT_SECRET_ID"]
+    unknown = _exec(env, "--only", "everything", "--", "true")
+    assert unknown.returncode == InputError.exit_code
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+# -- masking ---------------------------------------------------------------------------------
+LEAKY = ("import os, sys, time; k = os.environ['IMPROMPTU_API_KEY']; "
+         "print('debug: key=' + k, flush=True); "
+         "print('other agent key impr_sk_' + 'Zz9' * 10, flush=True); "
+         "sys.stderr.write('err ' + os.environ['OPENROUTER_API_KEY'] + '\\n'); "
+         "sys.stdout.write('split ' + k[:13]); sys.stdout.flush(); time.sleep(0.4); "
+         "sys.stdout.write(k[13:] + ' done\\n'); sys.stdout.flush(); "
+         "print('tty', sys.stdout.isatty(), flush=True); sys.exit(7)")
+
+
+def test_output_is_masked_through_pipes_and_the_exit_code_passes(
+        full_store: dict[str, str]) -> None:
+    done = _exec(full_store, "--", sys.executable, "-c", LEAKY)
+    assert done.returncode == 7, done.stderr
+    assert API_KEY not in done.stdout and OR_KEY not in done.stderr
+    assert API_KEY[:13] not in done.stdout  # the key split across two writes
+    lines = done.stdout.splitlines()
+    assert lines == [f"debug: key={PLACE}", f"other agent key {PLACE}", f"split {PLACE} done",
+                     "tty False"]
+    assert done.stderr == f"err {PLACE}\n"
+    plain = _exec(full_store, "--no-masking", "--", sys.executable, "-c", LEAKY)
+    assert plain.returncode == 7 and f"debug: key={API_KEY}" in plain.stdout
+
+
+def test_output_is_masked_through_a_pty_and_the_child_keeps_its_terminal(
+        full_store: dict[str, str]) -> None:
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", "--", sys.executable,
+         "-c", LEAKY], env=full_store, stdin=follower, stdout=follower, stderr=follower,
+        close_fds=True)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        read_until(leader, b"tty True", seen)
+        assert proc.wait(timeout=60) == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        seen += drain(leader)
+        os.close(leader)
+    text = bytes(seen).decode()
+    assert API_KEY not in text and OR_KEY not in text and API_KEY[:13] not in text
+    assert f"debug: key={PLACE}" in text and f"split {PLACE} done" in text
+    assert f"err {PLACE}" in text
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(st.sampled_from(["ok", "0", "s", "impr", "value=", "10", "x.", "\n",
+                                       " ", "sk-or", "hv", "KEY", "café"]), max_size=12),
+       cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+       at=st.integers(min_value=0, max_value=12))
+def test_masking_holds_for_any_split_of_the_stream(words: list[str], cuts: list[int],
+                                                   at: int) -> None:
+    """Wherever the pipe cuts the stream, no delivered value or key shape gets through and
+    every other byte arrives, in order (the result equals masking the whole at once)."""
+    value = b"p4ss-w0rd-not-shaped!"
+    parts = [w.encode() for w in words]
+    parts[at:at] = [b" " + value + b" ", b" " + API_KEY.encode() + b"\n",
+                    b" " + WALLET_KEY.encode() + b"\t"]
+    stream = b"".join(parts)
+    masker = StreamMasker([value])
+    pieces, last = [], 0
+    for cut in sorted({min(c, len(stream)) for c in cuts}):
+        pieces.append(masker.feed(stream[last:cut]))
+        last = cut
+    pieces.append(masker.feed(stream[last:]))
+    pieces.append(masker.flush())
+    out = b"".join(pieces)
+    assert value not in out and API_KEY.encode()[:12] not in out
+    assert WALLET_KEY.encode()[4:] not in out
+    whole = StreamMasker([value])
+    assert out == whole.feed(stream) + whole.flush()
+
+
+def test_masking_passes_ordinary_output_at_once() -> None:
+    """Only a tail that could still become a secret waits; a prompt or a progress figure
+    is written the moment it arrives."""
+    masker = StreamMasker([b"s3cr3t-value"])
+    assert masker.feed(b"Password: ") == b"Password: "
+    assert masker.feed(b"progress 10") == b"progress 10"
+    assert masker.feed(b"id s3cr") == b"id " and masker.pending == 4
+    assert masker.feed(b"3t-value\n") == b"<concealed by impromptu-ops>\n"
+    assert masker.feed(b"x impr_sk_") == b"x " and masker.flush() == b"impr_sk_"
+
+
+# -- exit status and signals -----------------------------------------------------------------
+def test_a_child_killed_by_a_signal_is_reported(full_store: dict[str, str]) -> None:
+    done = _exec(full_store, "--", sys.executable, "-c",
+                 "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert done.returncode == 128 + signal.SIGKILL
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ended by signal 9 (SIGKILL)" in lines[0], done.stderr
+
+
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+
+
+def _line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = proc.stdout.readline()  # the child prints at a steady pace: no long block
+    assert time.monotonic() < deadline and line, "no line from the child"
+    return line.strip()
+
+
+TRAPPER = ("import signal, sys, time\n"
+           "def on(sig, _):\n"
+           "    print('got', signal.Signals(sig).name, flush=True)\n"
+           "    if sig == signal.SIGTERM: sys.exit(3)\n"
+           "for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):\n"
+           "    signal.signal(s, on)\n"
+           "print('ready', flush=True)\n"
+           "while True: time.sleep(0.05)\n")
+
+
+def test_signals_reach_the_child_and_its_status_passes_through(
+        full_store: dict[str, str]) -> None:
+    proc = _start(full_store, "--", sys.executable, "-c", TRAPPER)
+    try:
+        assert _line(proc) == "ready"
+        proc.send_signal(signal.SIGUSR1)
+        assert _line(proc) == "got SIGUSR1"
+        proc.send_signal(signal.SIGHUP)
+        assert _line(proc) == "got SIGHUP"
+        proc.send_signal(signal.SIGTERM)
+        assert _line(proc) == "got SIGTERM"
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 3, err  # the child's own exit code, not ours
+
+
+# -- restart on change -----------------------------------------------------------------------
+HASHER = ("import hashlib, os, signal, sys, time\n"
+          "signal.signal(signal.SIGTERM, lambda *_: (print('stopping', flush=True), "
+          "sys.exit(0)))\n"
+          "print(hashlib.sha256(os.environ['IMPROMPTU_API_KEY'].encode()).hexdigest(), "
+          "flush=True)\n"
+          "while True: time.sleep(0.05)\n")
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def test_restart_on_change_starts_the_child_again_with_the_new_value(
+        full_store: dict[str, str]) -> None:
+    env = {**full_store, "IMPROMPTU_EXEC_POLL_SECONDS": "0.1"}
+    proc = _start(env, "--restart-on-change", "--", sys.executable, "-c", HASHER)
+    new_key = "impr_sk_" + "N3w_" * 10
+    try:
+        assert _line(proc) == sha(API_KEY)
+        _put(env, "openrouter-management-key", "sk-or-v1-" + "9" * 64)  # not delivered
+        _put(env, "impromptu-api-key", new_key)
+        assert _line(proc) == "stopping"
+        assert _line(proc) == sha(new_key)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0 and out.strip() == "stopping"
+    notes = [line for line in err.splitlines() if "restarting" in line]
+    assert len(notes) == 1 and "impromptu-api-key v1 -> v2" in notes[0], err
+    assert new_key not in err and API_KEY not in err
+
+
+def test_restart_kills_a_child_that_ignores_sigterm(full_store: dict[str, str]) -> None:
+    env = {**full_store, "IMPROMPTU_EXEC_POLL_SECONDS": "0.1",
+           "IMPROMPTU_EXEC_STOP_TIMEOUT": "0.5"}
+    stubborn = HASHER.replace("sys.exit(0)", "None")
+    proc = _start(env, "--restart-on-change", "--", sys.executable, "-c", stubborn)
+    try:
+        assert _line(proc) == sha(API_KEY)
+        _put(env, "impromptu-api-key", "impr_sk_" + "S7b_" * 10)
+        assert _line(proc) == "stopping"
+        assert _line(proc) == sha("impr_sk_" + "S7b_" * 10)
+        proc.send_signal(signal.SIGINT)  # forwarded: Python's default ends the child
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert "did not stop within 0.5s of SIGTERM: sending SIGKILL" in err
+    assert proc.returncode == 128 + signal.SIGINT and "signal 2 (SIGINT)" in err
