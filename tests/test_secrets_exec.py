@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,13 @@ from hypothesis import strategies as st
 from impromptu_ops import contract
 from impromptu_ops.errors import InputError, SecretNotFound
 from impromptu_ops.masking import PLACEHOLDER, StreamMasker
+from impromptu_ops.rotation.record import RecordStore, iso
+from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import load_settings
 from impromptu_ops.store.factory import open_store
 from tests.ptys import drain, read_until
+from tests.rotation_env import IMPROMPTU, OPENROUTER, Bench, make_bench
 
 API_KEY = "impr_sk_" + "Ex3c" * 10
 OR_KEY = "sk-or-v1-" + "c0ffee42" * 8
@@ -307,3 +311,122 @@ def test_restart_kills_a_child_that_ignores_sigterm(full_store: dict[str, str]) 
             proc.communicate(timeout=10)
     assert "did not stop within 0.5s of SIGTERM: sending SIGKILL" in err
     assert proc.returncode == 128 + signal.SIGINT and "signal 2 (SIGINT)" in err
+
+
+# -- issue 11 must-show: a running agent survives rotation of both providers ----------------
+AGENT = '''
+import hashlib, os, signal, sys, time, urllib.error, urllib.request
+results, api, openrouter = sys.argv[1], sys.argv[2], sys.argv[3]
+keys = {"impromptu": (api + "/v1/agent/heartbeat", os.environ["IMPROMPTU_API_KEY"]),
+        "openrouter": (openrouter + "/key", os.environ["OPENROUTER_API_KEY"])}
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+with open(results, "a", buffering=1) as out:
+    while not stop:
+        for provider, (url, key) in keys.items():
+            request = urllib.request.Request(url, headers={"Authorization": "Bearer " + key})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError as exc:
+                status = "neterr-" + type(exc).__name__
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            out.write(f"{os.getpid()} {provider} {status} {digest}\\n")
+        time.sleep(0.05)
+'''
+
+
+def _calls(results: Path) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for line in results.read_text().splitlines():
+        pid, provider, status, digest = line.split()
+        rows.append((pid, provider, status, digest))
+    return rows
+
+
+def _wait_for(results: Path, provider: str, digest: str, count: int = 5,
+              timeout: float = 60) -> None:
+    """Until the agent has made ``count`` calls to ``provider`` with the key ``digest``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if results.exists():
+            done = [r for r in _calls(results) if r[1] == provider and r[3] == digest]
+            if len(done) >= count:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the agent never made {count} calls to {provider} with that key")
+
+
+def _make_retirement_due(bench: Bench, provider: str) -> None:
+    """Move the pending retirement's due time into the past, as an hour passing would.
+
+    The one place that knows how a rotation records when the old key is due to be retired
+    (today ``RotationRecord.grace_until``): if the rotation engine exposes another way to
+    advance its clock, use it here.
+    """
+    records = RecordStore(bench.store)
+    record, version = records.load(provider)
+    assert record is not None and record.grace_until, "no pending retirement recorded"
+    records.save(record.evolve(grace_until=iso(datetime.now(UTC) - timedelta(seconds=1))),
+                 version)
+
+
+def test_an_agent_under_restart_on_change_survives_rotation_with_grace(
+        sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Issue 11's must-show: an agent started with ``secrets exec --restart-on-change``
+    calls both providers every ~50 ms (the platform's heartbeat with its API key, the
+    OpenRouter subset's ``GET /key`` with its inference key) through ``rotate impromptu
+    --grace 1h``, ``rotate openrouter --grace 1h`` and the later run that retires the old
+    keys: not one call fails, and it ends on the new keys.
+
+    Needs the grace period to mean grace (the old key works until it is retired): that is
+    the rotation engine's part of issue 11; before it, the old key is disabled at once.
+    """
+    bench = make_bench(sandbox, tmp_path / "home")
+    sandbox.control("PATCH", f"agents/{bench.agent_id}", {"tier": "PARTNER"})
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT)
+    results = tmp_path / "calls.log"
+    env = {**bench.env, "IMPROMPTU_EXEC_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", "--restart-on-change",
+         "--", sys.executable, str(script), str(results), sandbox.base_url,
+         sandbox.openrouter_url], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        old_values = {"impromptu": bench.current(IMPROMPTU),
+                      "openrouter": bench.current(OPENROUTER)}
+        old = {p: sha(v) for p, v in old_values.items()}
+        _wait_for(results, "impromptu", old["impromptu"])
+        for provider, name in (("impromptu", IMPROMPTU), ("openrouter", OPENROUTER)):
+            rotated = bench.cli("rotate", provider, "--grace", "1h")
+            assert rotated.returncode == 0, rotated.stderr
+            new = sha(bench.current(name))
+            assert new != old[provider]
+            _wait_for(results, provider, new)
+        for provider in ("impromptu", "openrouter"):
+            _make_retirement_due(bench, provider)
+            retired = bench.cli("rotate", "resume", provider)
+            assert retired.returncode == 0, retired.stderr
+        # the later run really retired the old keys (else "zero failures" proves nothing)
+        assert bench.impromptu_works(old_values["impromptu"]) is False
+        assert bench.openrouter_works(old_values["openrouter"]) is False
+        mark = len(_calls(results))
+        for provider, name in (("impromptu", IMPROMPTU), ("openrouter", OPENROUTER)):
+            _wait_for(results, provider, sha(bench.current(name)), count=mark // 2 + 5)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            _, err = agent.communicate(timeout=30)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.communicate(timeout=10)
+    calls = _calls(results)
+    failed = [c for c in calls if c[2] != "200"]
+    assert not failed, f"{len(failed)} of {len(calls)} calls failed, first: {failed[:3]}"
+    assert agent.returncode == 0, err
+    assert err.count("restarting the command") == 2, err
+    assert len({c[0] for c in calls}) == 3  # the first agent and one restart per rotation
