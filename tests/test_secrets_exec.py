@@ -17,11 +17,14 @@ What we follow (the docs of the tools our users know):
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -430,3 +433,44 @@ def test_an_agent_under_restart_on_change_survives_rotation_with_grace(
     assert agent.returncode == 0, err
     assert err.count("restarting the command") == 2, err
     assert len({c[0] for c in calls}) == 3  # the first agent and one restart per rotation
+
+
+WINDOW = ("import os, signal, sys, time\n"
+          "show = lambda *_: print('size %dx%d' % os.get_terminal_size(1), flush=True)\n"
+          "signal.signal(signal.SIGWINCH, show)\n"
+          "show()\n"
+          "print('stdin-tty', sys.stdin.isatty(), flush=True)\n"
+          "sys.stdin.readline()\n"
+          "print('bye', flush=True)\n")
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_the_pty_follows_our_window_size_and_passes_keystrokes(
+        full_store: dict[str, str]) -> None:
+    leader, follower = os.openpty()
+    _set_size(follower, 33, 101)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", "--", sys.executable,
+         "-c", WINDOW], env=full_store, stdin=follower, stdout=follower, stderr=follower,
+        close_fds=True)
+    seen = bytearray()
+    try:
+        read_until(leader, b"stdin-tty True", seen)
+        assert b"size 101x33" in seen
+        _set_size(follower, 40, 120)
+        proc.send_signal(signal.SIGWINCH)
+        read_until(leader, b"size 120x40", seen)
+        os.write(leader, b"\r")  # a keystroke through our (raw) terminal to the child's pty
+        read_until(leader, b"bye", seen)
+        assert proc.wait(timeout=60) == 0
+        assert termios.tcgetattr(follower)[3] & termios.ECHO  # our terminal's mode is back
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(follower)
+        seen += drain(leader)
+        os.close(leader)
