@@ -41,6 +41,7 @@ from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import load_settings
 from impromptu_ops.store.factory import open_store
+from tests.fixtures_vault import BaoServer
 from tests.ptys import drain, read_until
 from tests.rotation_env import IMPROMPTU, OPENROUTER, Bench, make_bench
 
@@ -273,15 +274,36 @@ def sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def _cli_put(env: dict[str, str], name: str, value: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "impromptu_ops.cli", "secrets", "put", name],
+                          env=env, input=value, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(params=["local", "vault"])
+def store_env(request: pytest.FixtureRequest, full_store: dict[str, str], home: Path,
+              unique_agent: str) -> dict[str, str]:
+    """The local store, or an OpenBao (KV v2 ``current_version``) holding the same keys."""
+    if request.param == "local":
+        return full_store
+    bao: BaoServer = request.getfixturevalue("bao_server")
+    env = {**_env(home), **bao.env(), "IMPROMPTU_STORE_BACKEND": "vault",
+           "IMPROMPTU_STORE_AGENT": unique_agent}
+    for name, value in (("impromptu-api-key", API_KEY), ("openrouter-api-key", OR_KEY)):
+        _cli_put(env, name, value)
+    return env
+
+
 def test_restart_on_change_starts_the_child_again_with_the_new_value(
-        full_store: dict[str, str]) -> None:
-    env = {**full_store, "IMPROMPTU_EXEC_POLL_SECONDS": "0.1"}
+        store_env: dict[str, str]) -> None:
+    env = {**store_env, "IMPROMPTU_EXEC_POLL_SECONDS": "0.1"}
     proc = _start(env, "--restart-on-change", "--", sys.executable, "-c", HASHER)
     new_key = "impr_sk_" + "N3w_" * 10
     try:
         assert _line(proc) == sha(API_KEY)
-        _put(env, "openrouter-management-key", "sk-or-v1-" + "9" * 64)  # not delivered
-        _put(env, "impromptu-api-key", new_key)
+        _cli_put(env, "openrouter-management-key", "sk-or-v1-" + "9" * 64)  # not delivered
+        _cli_put(env, "impromptu-api-key", new_key)
         assert _line(proc) == "stopping"
         assert _line(proc) == sha(new_key)
         proc.send_signal(signal.SIGTERM)

@@ -108,9 +108,12 @@ class ChildIO:
         return self._master is not None
 
     @property
-    def child_reads_our_terminal(self) -> bool:
-        """True when the child's stdin is our own terminal (not a pty of ours)."""
-        return self.child_fds[0] is None and _isatty(self._ours[0])
+    def child_uses_our_terminal(self) -> bool:
+        """True when the child inherits a stream of ours that is a terminal (not a pty of
+        ours): it must then stay in our process group, the terminal's foreground, or
+        reading it (or changing its mode) would stop it with SIGTTIN/SIGTTOU."""
+        return any(fd is None and _isatty(ours) for fd, ours in zip(self.child_fds,
+                                                                    self._ours, strict=True))
 
     def _open_pty(self, terminal: int, values: list[bytes]) -> None:
         master, slave = os.openpty()

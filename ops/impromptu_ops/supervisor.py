@@ -9,7 +9,7 @@ files, and restart the child when its secrets change:
   environment minus the store's credentials (:mod:`impromptu_ops.store.childenv`). It is
   asked to receive SIGTERM should this parent die (``PR_SET_PDEATHSIG``, Linux).
 - **signals**: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to the
-  child; SIGWINCH resizes its pseudo-terminal. When the child reads our own terminal it
+  child; SIGWINCH resizes its pseudo-terminal. When the child uses our own terminal it
   stays in our process group, so the keyboard's SIGINT/SIGQUIT reach it directly and are
   not sent a second time. A stop signal (TERM, INT, HUP, QUIT) also ends any restarting.
 - **exit status**: the child's exit code is ours; a child ended by signal N is reported
@@ -94,11 +94,12 @@ def _child_setup(ctty_fd: int | None) -> Callable[[], None]:
         with contextlib.suppress(Exception):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if ctty_fd is not None:
+        if ctty_fd is not None:  # without it the child still runs, without job control
             import fcntl
             import termios
 
-            fcntl.ioctl(ctty_fd, termios.TIOCSCTTY, 0)
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(ctty_fd, termios.TIOCSCTTY, 0)
 
     return setup
 
@@ -239,7 +240,7 @@ class Supervisor:
                 continue
             if signum in STOPPING:
                 self._stopping = True
-            if signum in KEYBOARD and io.child_reads_our_terminal:
+            if signum in KEYBOARD and io.child_uses_our_terminal:
                 continue  # the terminal sent it to the child's (our) process group already
             if child is not None and child.poll() is None:
                 child.send_signal(signum)
@@ -274,16 +275,17 @@ class Supervisor:
             extra = childenv.write_secret_files(self._folder, delivery.values)
         env = childenv.child_environment(self._base_env, extra)
         stdin, stdout, stderr = io.child_fds
-        own_group = not io.child_reads_our_terminal
+        own_group = not io.child_uses_our_terminal
         try:
             self._child = subprocess.Popen(  # the operator's own command
                 list(self._opt.argv), env=env, stdin=stdin, stdout=stdout, stderr=stderr,
                 start_new_session=io.uses_pty,
                 process_group=0 if own_group and not io.uses_pty else None,
                 preexec_fn=_child_setup(io.ctty_fd))  # noqa: PLW1509 - single-threaded
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             self._remove_folder()
-            raise InputError(f"cannot run {self._opt.argv[0]!r}: {exc.strerror}") from None
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InputError(f"cannot run {self._opt.argv[0]!r}: {why}") from None
 
     def _remove_folder(self) -> None:
         if self._folder is not None:

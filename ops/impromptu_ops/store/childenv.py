@@ -77,13 +77,12 @@ def collect(store: SecretStore, only: Sequence[str] | None = None) -> Delivery:
             values[contract.SECRET_ENV[name]] = read.value()
             versions[name] = read.version
         return Delivery(values, versions)
-    present = set(store.list())
+    # Read each by name (no listing): a token that may read only these keys is enough.
     for name in contract.RUNTIME_SECRET_NAMES:
-        if name in present:
-            with contextlib.suppress(SecretNotFound):  # current version deleted
-                read = store.read(name)
-                values[contract.SECRET_ENV[name]] = read.value()
-                versions[name] = read.version
+        with contextlib.suppress(SecretNotFound):  # not stored, or its current version deleted
+            read = store.read(name)
+            values[contract.SECRET_ENV[name]] = read.value()
+            versions[name] = read.version
     return Delivery(values, versions)
 
 
