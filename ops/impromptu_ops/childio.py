@@ -189,6 +189,10 @@ class ChildIO:
         """Read what the child left until every stream ends or ``deadline`` passes
         (a grandchild may hold a pipe open), then release every held tail, masked."""
         self.close_child_ends()
+        if self._relay_stdin:  # nobody left to type to
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(self._ours[0])
+            self._relay_stdin = False
         while self._pumps and time.monotonic() < deadline:
             events = selector.select(max(0.0, deadline - time.monotonic()))
             for key, _ in events:
@@ -196,10 +200,6 @@ class ChildIO:
                     self.on_ready(selector, int(key.fd))
         for pump in list(self._pumps.values()):
             self._drop(selector, pump, flush=True)
-        if self._relay_stdin:
-            with contextlib.suppress(KeyError, ValueError):
-                selector.unregister(self._ours[0])
-            self._relay_stdin = False
         self.restore()
 
     def restore(self) -> None:

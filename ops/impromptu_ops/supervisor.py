@@ -282,7 +282,7 @@ class Supervisor:
                 start_new_session=io.uses_pty,
                 process_group=0 if own_group and not io.uses_pty else None,
                 preexec_fn=_child_setup(io.ctty_fd))  # noqa: PLW1509 - single-threaded
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, subprocess.SubprocessError) as exc:  # as before: exit 65, one line
             self._remove_folder()
             why = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise InputError(f"cannot run {self._opt.argv[0]!r}: {why}") from None
