@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -35,7 +36,7 @@ from hypothesis import strategies as st
 
 from impromptu_ops import contract
 from impromptu_ops.errors import InputError, SecretNotFound
-from impromptu_ops.masking import PLACEHOLDER, StreamMasker
+from impromptu_ops.masking import PLACEHOLDER, SHAPES, StreamMasker
 from impromptu_ops.rotation.record import RecordStore, iso
 from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
@@ -195,6 +196,18 @@ def test_masking_holds_for_any_split_of_the_stream(words: list[str], cuts: list[
     assert WALLET_KEY.encode()[4:] not in out
     whole = StreamMasker([value])
     assert out == whole.feed(stream) + whole.flush()
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="abhsvr0x.9fAQ_- \n", max_size=40),
+       key=st.sampled_from(["s." + "A9" * 12, "0x" + "af" * 32, "hvs." + "Q" * 24,
+                            "hvb." + "z" * 30, "impr_sk_" + "k" * 40, ""]),
+       at=st.integers(min_value=0, max_value=40))
+def test_the_fast_shape_pattern_matches_what_the_contract_s_does(text: str, key: str,
+                                                                 at: int) -> None:
+    sample = (text[:at] + key + text[at:]).encode()
+    contract_shapes = re.compile(contract.KEY_SHAPES.pattern.encode())
+    assert SHAPES.sub(b"#", sample) == contract_shapes.sub(b"#", sample)
 
 
 def test_masking_passes_ordinary_output_at_once() -> None:
