@@ -230,7 +230,7 @@ class Supervisor:
                     kill_at = time.monotonic() + self._opt.stop_timeout
 
     def _handle_signals(self, io: ChildIO) -> None:
-        caught, self._signals[:] = list(self._signals), []
+        caught, self._signals = self._signals, []  # a handler now appends to the new list
         child = self._child
         for signum in caught:
             if signum == signal.SIGCHLD:
