@@ -170,6 +170,31 @@ def test_output_is_masked_through_a_pty_and_the_child_keeps_its_terminal(
     assert f"err {PLACE}" in text
 
 
+def test_a_terminal_stdout_and_a_piped_stderr_are_each_masked_their_own_way(
+        full_store: dict[str, str]) -> None:
+    probe = ("import os, sys; k = os.environ['IMPROMPTU_API_KEY']; "
+             "print('out', sys.stdout.isatty(), k, flush=True); "
+             "sys.stderr.write('err %s %s\\n' % (sys.stderr.isatty(), k))")
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", "--", sys.executable,
+         "-c", probe], env=full_store, stdin=subprocess.DEVNULL, stdout=follower,
+        stderr=subprocess.PIPE, close_fds=True)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+        seen += drain(leader)
+        os.close(leader)
+    assert proc.returncode == 0
+    assert f"out True {PLACE}" in bytes(seen).decode()
+    assert err.decode() == f"err False {PLACE}\n"
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(words=st.lists(st.sampled_from(["ok", "0", "s", "impr", "value=", "10", "x.", "\n",
                                        " ", "sk-or", "hv", "KEY", "café"]), max_size=12),
