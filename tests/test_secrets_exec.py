@@ -199,10 +199,11 @@ def test_a_terminal_stdout_and_a_piped_stderr_are_each_masked_their_own_way(
 @given(words=st.lists(st.sampled_from(["ok", "0", "s", "impr", "value=", "10", "x.", "\n",
                                        " ", "sk-or", "hv", "KEY", "café"]), max_size=12),
        cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
-       at=st.integers(min_value=0, max_value=12))
+       at=st.integers(min_value=0, max_value=12), quiet=st.booleans())
 def test_masking_holds_for_any_split_of_the_stream(words: list[str], cuts: list[int],
-                                                   at: int) -> None:
-    """Wherever the pipe cuts the stream, no delivered value or key shape gets through and
+                                                   at: int, quiet: bool) -> None:
+    """Wherever the pipe cuts the stream, and whether or not the child goes quiet at each
+    cut (a timed release), no delivered value or key body gets through; without releases
     every other byte arrives, in order (the result equals masking the whole at once)."""
     value = b"p4ss-w0rd-not-shaped!"
     parts = [w.encode() for w in words]
@@ -213,14 +214,21 @@ def test_masking_holds_for_any_split_of_the_stream(words: list[str], cuts: list[
     pieces, last = [], 0
     for cut in sorted({min(c, len(stream)) for c in cuts}):
         pieces.append(masker.feed(stream[last:cut]))
+        if quiet:
+            pieces.append(masker.release())
         last = cut
     pieces.append(masker.feed(stream[last:]))
     pieces.append(masker.flush())
     out = b"".join(pieces)
     assert value not in out and API_KEY.encode()[:12] not in out
-    assert WALLET_KEY.encode()[4:] not in out
+    assert WALLET_KEY.encode()[4:] not in out and value[:1] + b" " not in out
     whole = StreamMasker([value])
-    assert out == whole.feed(stream) + whole.flush()
+    once = whole.feed(stream) + whole.flush()
+    if quiet:  # a released key-shape start ("i", "0x") stays on screen before the mask
+        before_mask = re.compile(rb"[A-Za-z0-9_.\-]*" + re.escape(PLACEHOLDER))
+        assert before_mask.sub(PLACEHOLDER, out) == before_mask.sub(PLACEHOLDER, once)
+    else:
+        assert out == once
 
 
 @settings(max_examples=300, deadline=None)
@@ -244,6 +252,41 @@ def test_masking_passes_ordinary_output_at_once() -> None:
     assert masker.feed(b"id s3cr") == b"id " and masker.pending == 4
     assert masker.feed(b"3t-value\n") == b"<concealed by impromptu-ops>\n"
     assert masker.feed(b"x impr_sk_") == b"x " and masker.flush() == b"impr_sk_"
+
+
+def test_a_quiet_child_s_key_shape_start_is_shown_but_the_key_is_not() -> None:
+    """After a quiet spell only a held tail with no secret in it is written: a prompt that
+    ends in ``0`` shows the ``0``; a key body that follows is still concealed; the start of
+    a delivered value is never shown."""
+    masker = StreamMasker([b"s3cr3t-value", API_KEY.encode()])
+    assert masker.feed(b"Count: 0") == b"Count: " and masker.release() == b"0"
+    assert masker.feed(WALLET_KEY.encode()[1:] + b"\n") == PLACEHOLDER + b"\n"
+    assert masker.feed(b"id s") == b"id " and masker.release() == b""
+    assert masker.feed(b"3cr3t-value\n") == PLACEHOLDER + b"\n"
+    assert masker.feed(b"x impr_sk_") == b"x " and masker.release() == b"impr_sk_"
+    assert masker.feed(API_KEY.encode()[8:20]) == b"" and masker.release() == b""
+    assert masker.feed(API_KEY.encode()[20:] + b". ") == PLACEHOLDER + b". "
+    assert masker.flush() == b""
+
+
+def test_a_prompt_is_shown_while_the_child_waits(full_store: dict[str, str]) -> None:
+    """Output without a newline reaches us while the child still runs (streaming), even
+    when it ends in what could begin a key (``0``): shown after a quiet moment."""
+    proc = _start(full_store, "--", sys.executable, "-c",
+                  "import sys, time; sys.stdout.write('Retries left: 0'); sys.stdout.flush();"
+                  " time.sleep(60)")
+    seen = bytearray()
+    try:
+        assert proc.stdout is not None
+        read_until(proc.stdout.fileno(), b"Retries left: 0", seen, timeout=20)
+        assert proc.poll() is None  # shown while it runs, not at its end
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 128 + signal.SIGTERM and "signal 15 (SIGTERM)" in err
 
 
 # -- exit status and signals -----------------------------------------------------------------

@@ -45,6 +45,8 @@ class _Pump:
     source: int
     target: int
     masker: StreamMasker | None
+    quiet_since: float = 0.0  # when its last bytes arrived
+    looked: bool = True  # the held tail was looked at since they arrived
 
 
 def _isatty(fd: int) -> bool:
@@ -71,8 +73,9 @@ class ChildIO:
     """
 
     def __init__(self, masking: bool, values: Iterable[bytes] = (), *, stdin: int = 0,
-                 stdout: int = 1, stderr: int = 2) -> None:
+                 stdout: int = 1, stderr: int = 2, quiet_seconds: float = 0.1) -> None:
         self._ours = (stdin, stdout, stderr)
+        self._quiet = quiet_seconds
         self._pumps: dict[int, _Pump] = {}
         self._child_ends: list[int] = []
         self._master: int | None = None
@@ -176,7 +179,22 @@ class ChildIO:
         if not data:
             self._drop(selector, pump, flush=True)
             return
+        pump.quiet_since, pump.looked = time.monotonic(), False
         self._emit(selector, pump, pump.masker.feed(data) if pump.masker else data)
+
+    def next_release(self) -> float | None:
+        """When a held tail should be looked at again (None: nothing is held)."""
+        held = [p.quiet_since + self._quiet for p in self._pumps.values()
+                if p.masker is not None and p.masker.pending and not p.looked]
+        return min(held) if held else None
+
+    def release_quiet(self, selector: selectors.BaseSelector, now: float) -> None:
+        """Write out what a quiet stream holds, where that reveals no secret."""
+        for pump in list(self._pumps.values()):
+            if (pump.masker is not None and pump.masker.pending and not pump.looked
+                    and now >= pump.quiet_since + self._quiet):
+                pump.looked = True  # once per quiet spell: a secret's start stays held
+                self._emit(selector, pump, pump.masker.release())
 
     def close_child_ends(self) -> None:
         """The last child has ended: close our copies so the streams reach their end."""

@@ -11,10 +11,15 @@ Streaming, not buffering a whole run: everything is passed on at once except the
 tail that could still become a secret when the next bytes arrive (a prefix of a delivered
 value, or a key shape's prefix such as ``impr_sk_`` followed by key characters). That tail
 waits for the next read, and the rest of it is released as soon as the next bytes show it is
-not a secret; :meth:`StreamMasker.flush` releases it (masked) when the stream ends. A tail
-is never released on a timer: releasing ``impr_sk_AbC`` now would let the rest of the key
-through unmasked later. A tail is at most :attr:`StreamMasker.max_hold` bytes, so a run of
-output can never be held back without bound.
+not a secret; :meth:`StreamMasker.flush` releases it (masked) when the stream ends.
+
+On a timer (:meth:`StreamMasker.release`, when the child has been quiet for a moment: a
+prompt, a progress figure) only a tail that holds no secret material is written out: the
+public start of a key shape (``0``, ``s.``, ``impr_sk_``). It stays in the masker's view, so
+if the key's body follows, the rest is still concealed (``0<concealed by impromptu-ops>``).
+A tail that holds part of a value or of a key body is never released on a timer: it would
+let the rest of the key through unmasked later. A tail is at most
+:attr:`StreamMasker.max_hold` bytes, so a run of output can never be held back without bound.
 
 It does no I/O: the supervisor (:mod:`impromptu_ops.supervisor`) reads and writes.
 """
@@ -68,6 +73,7 @@ class StreamMasker:
         self._fixed_hold = max_hold
         self.max_hold = max_hold or MIN_HOLD
         self._pending = b""
+        self._shown = 0  # leading bytes of _pending already written out by release()
         self.add(values)
 
     def add(self, values: Iterable[bytes]) -> None:
@@ -85,19 +91,51 @@ class StreamMasker:
     def feed(self, data: bytes) -> bytes:
         """Take the next bytes of the stream; return what can be written on now."""
         buffer = self._pending + data
-        hold = self._hold_start(buffer)
+        hold = max(self._hold_start(buffer), 0)
+        out = self._render(buffer[:hold], self._shown)
         self._pending = buffer[hold:]
-        return self._pattern.sub(PLACEHOLDER, buffer[:hold])
+        self._shown = max(0, self._shown - hold)
+        return out
+
+    def release(self) -> bytes:
+        """The stream has been quiet: write out the held tail if it holds no secret
+        material (only the public start of a key shape), keeping it in view."""
+        tail = self._pending[self._shown:]
+        whole = self._pending
+        if not tail or not any(start.startswith(whole) for start in SHAPE_STARTS):
+            return b""
+        for value in self._values:  # "s" may also begin the value "s3cr3t": keep it
+            if value.startswith(whole) and not any(
+                    value.startswith(start) and len(whole) <= len(start)
+                    for start in SHAPE_STARTS):
+                return b""
+        self._shown = len(self._pending)
+        return tail
 
     def flush(self) -> bytes:
         """The stream ended: everything still held, masked."""
-        rest, self._pending = self._pending, b""
-        return self._pattern.sub(PLACEHOLDER, rest)
+        rest, shown = self._pending, self._shown
+        self._pending, self._shown = b"", 0
+        return self._render(rest, shown)
 
     @property
     def pending(self) -> int:
-        """How many bytes are held back right now."""
-        return len(self._pending)
+        """How many bytes are held back (and not yet written out) right now."""
+        return len(self._pending) - self._shown
+
+    def _render(self, text: bytes, shown: int) -> bytes:
+        """``text`` masked, less its first ``shown`` bytes (already written out): a match
+        that began in them is still replaced, from where the output stands."""
+        if not shown:
+            return self._pattern.sub(PLACEHOLDER, text)
+        out, pos = [], 0
+        for match in self._pattern.finditer(text):
+            if match.start() >= shown or match.end() > shown:
+                out.append(text[max(pos, shown):max(match.start(), shown)])
+                out.append(PLACEHOLDER)
+            pos = match.end()
+        out.append(text[max(pos, shown):])
+        return b"".join(out)
 
     # -- pure helpers ---------------------------------------------------------------------
     def _hold_start(self, buffer: bytes) -> int:

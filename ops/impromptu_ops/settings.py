@@ -180,6 +180,7 @@ class ExecSettings:
     poll_seconds: float = 1.0  # --restart-on-change: how often the store's versions are read
     stop_timeout: float = 10.0  # SIGTERM, then SIGKILL after this long (as `doppler run`)
     drain_seconds: float = 2.0  # after the child ends: the most we wait for its last output
+    quiet_seconds: float = 0.1  # masking: a quiet child's held key-shape start is shown
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,7 @@ def _validate(s: Settings) -> None:
         ("exec.poll_seconds", s.exec.poll_seconds),
         ("exec.stop_timeout", s.exec.stop_timeout),
         ("exec.drain_seconds", s.exec.drain_seconds),
+        ("exec.quiet_seconds", s.exec.quiet_seconds),
     ):
         if value <= 0:
             raise ConfigError(f"setting {key}: must be positive, got {value}")

@@ -62,7 +62,8 @@ class ExecOptions:
         masking: mask the child's output (:mod:`impromptu_ops.childio`).
         files_parent: deliver as files in a private folder inside this one (None: env).
         restart_on_change: watch the store and restart the child on a new version.
-        poll_seconds, stop_timeout, drain_seconds: see ``settings.ExecSettings``.
+        poll_seconds, stop_timeout, drain_seconds, quiet_seconds: see
+            ``settings.ExecSettings``.
     """
 
     argv: Sequence[str]
@@ -72,6 +73,7 @@ class ExecOptions:
     poll_seconds: float = 1.0
     stop_timeout: float = 10.0
     drain_seconds: float = 2.0
+    quiet_seconds: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ class Supervisor:
                 (the errors of ``fetch``).
         """
         delivery = self._fetch()
-        io = ChildIO(self._opt.masking, _encoded(delivery))
+        io = ChildIO(self._opt.masking, _encoded(delivery),
+                     quiet_seconds=self._opt.quiet_seconds)
         selector = selectors.DefaultSelector()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -192,7 +195,7 @@ class Supervisor:
         pending: Delivery | None = None
         while True:
             now = time.monotonic()
-            waits = [kill_at] if kill_at is not None else []
+            waits = [t for t in (kill_at, io.next_release()) if t is not None]
             if self._opt.restart_on_change and pending is None and not self._stopping:
                 waits.append(next_poll)
             timeout = max(0.0, min(waits) - now) if waits else 1.0
@@ -203,6 +206,7 @@ class Supervisor:
                             pass
                 else:
                     io.on_ready(selector, int(key.fd))
+            io.release_quiet(selector, time.monotonic())
             self._handle_signals(io)
             code = child.poll()
             if code is not None:

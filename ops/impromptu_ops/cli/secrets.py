@@ -216,7 +216,8 @@ def exec_cmd(app: App, only: tuple[str, ...], files: str | None, restart: bool,
         parent = childenv.default_files_parent() if files == "auto" else Path(files)
     options = ExecOptions(argv=command, masking=not no_masking, files_parent=parent,
                           restart_on_change=restart, poll_seconds=limits.poll_seconds,
-                          stop_timeout=limits.stop_timeout, drain_seconds=limits.drain_seconds)
+                          stop_timeout=limits.stop_timeout, drain_seconds=limits.drain_seconds,
+                          quiet_seconds=limits.quiet_seconds)
     sys.stdout.flush()
     ended = Supervisor(options, lambda: childenv.collect(store, names or None),
                        lambda wanted: childenv.current_versions(store, wanted),
