@@ -495,7 +495,7 @@ def test_an_agent_under_restart_on_change_survives_rotation_with_grace(
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
     results = tmp_path / "calls.log"
-    env = {**bench.env, "IMPROMPTU_EXEC_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
+    env = {**bench.env, "PYTHONUNBUFFERED": "1"}  # the default poll: once a second
     agent = subprocess.Popen(
         [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", "--restart-on-change",
          "--", sys.executable, str(script), str(results), sandbox.base_url,
@@ -509,6 +509,8 @@ def test_an_agent_under_restart_on_change_survives_rotation_with_grace(
         for provider, name in (("impromptu", IMPROMPTU), ("openrouter", OPENROUTER)):
             rotated = bench.cli("rotate", provider, "--grace", "1h")
             assert rotated.returncode == 0, rotated.stderr
+            works = bench.impromptu_works if provider == "impromptu" else bench.openrouter_works
+            assert works(old_values[provider]) is True, "the old key died inside its grace"
             new = sha(bench.current(name))
             assert new != old[provider]
             _wait_for(results, provider, new)
