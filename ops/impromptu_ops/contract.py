@@ -156,6 +156,7 @@ SECRET_NAMES: Final = (
     "openrouter-api-key",
     "openrouter-management-key",
     "openrouter-provisioning-key",
+    "openrouter-management-key",  # OpenRouter's current name for the provisioning key
     "wallet-private-key",
     "vault-secret-id",
 )
@@ -164,9 +165,13 @@ SECRET_ENV: Final = {
     "openrouter-api-key": "OPENROUTER_API_KEY",
     "openrouter-management-key": "OPENROUTER_MANAGEMENT_KEY",
     "openrouter-provisioning-key": "OPENROUTER_PROVISIONING_KEY",
+    "openrouter-management-key": "OPENROUTER_MANAGEMENT_KEY",
     "wallet-private-key": "IMPROMPTU_WALLET_PRIVATE_KEY",
     "vault-secret-id": "VAULT_SECRET_ID",
 }
+# What an agent needs at run time, and all `secrets exec` hands over unless told otherwise
+# (--only): management keys, wallet keys and Vault credentials are named explicitly.
+RUNTIME_SECRET_NAMES: Final = ("impromptu-api-key", "openrouter-api-key")
 
 
 # Response members that carry a secret (registration, key creation; OpenRouter's `key` is

@@ -182,6 +182,16 @@ class RotationSettings:
 
 
 @dataclass(frozen=True)
+class ExecSettings:
+    """``secrets exec``: the supervising parent (see :mod:`impromptu_ops.supervisor`)."""
+
+    poll_seconds: float = 1.0  # --restart-on-change: how often the store's versions are read
+    stop_timeout: float = 10.0  # SIGTERM, then SIGKILL after this long (as `doppler run`)
+    drain_seconds: float = 2.0  # after the child ends: the most we wait for its last output
+    quiet_seconds: float = 0.1  # masking: a quiet child's held key-shape start is shown
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, grouped by the part of the tool that uses them."""
 
@@ -193,6 +203,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
     rotation: RotationSettings = field(default_factory=RotationSettings)
+    exec: ExecSettings = field(default_factory=ExecSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     # Derived locations: one place decides where each file lives.
@@ -312,6 +323,10 @@ def _validate(s: Settings) -> None:
         ("pow.max_difficulty_bits", s.pow.max_difficulty_bits),
         ("pow.max_rounds", s.pow.max_rounds),
         ("pow.calibration_seconds", s.pow.calibration_seconds),
+        ("exec.poll_seconds", s.exec.poll_seconds),
+        ("exec.stop_timeout", s.exec.stop_timeout),
+        ("exec.drain_seconds", s.exec.drain_seconds),
+        ("exec.quiet_seconds", s.exec.quiet_seconds),
     ):
         if value <= 0:
             raise ConfigError(f"setting {key}: must be positive, got {value}")

@@ -176,28 +176,65 @@ def rollback_cmd(app: App, name: str, version: int, backend: str | None,
 @secrets.command("exec", context_settings={"ignore_unknown_options": True,
                                            "allow_interspersed_args": False})
 @click.option("--only", "only", multiple=True,
-              help="Secret names to pass (repeat or comma-separate; default: all present).")
+              help="Secret names to pass (repeat or comma-separate; default: only "
+                   + " and ".join(contract.RUNTIME_SECRET_NAMES) + ", when stored). "
+                   "Management, wallet and Vault keys are passed only when named here.")
 @click.option("--files", "files", default=None, metavar="DIR",
               help="Pass secrets as 0400 files in a private folder created inside DIR "
                    "('auto': /dev/shm when available), removed when the command ends.")
+@click.option("--restart-on-change", "restart", is_flag=True,
+              help="Restart the command (SIGTERM, then SIGKILL after exec.stop_timeout) "
+                   "with the new values when a secret it got has a new version in the "
+                   "store (checked every exec.poll_seconds).")
+@click.option("--no-masking", "no_masking", is_flag=True,
+              help="Do not conceal secrets in the command's output (default: every passed "
+                   "value and key-shaped string becomes <concealed by impromptu-ops>).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @backend_option
 @pass_app
-def exec_cmd(app: App, only: tuple[str, ...], files: str | None, command: tuple[str, ...],
-             backend: str | None, agent: str | None) -> int:
-    """Run COMMAND with the secrets in its environment (IMPROMPTU_API_KEY, ...).
+def exec_cmd(app: App, only: tuple[str, ...], files: str | None, restart: bool,
+             no_masking: bool, command: tuple[str, ...], backend: str | None,
+             agent: str | None) -> int:
+    """Run COMMAND with the agent's keys in its environment, its output masked.
 
-    Example: impromptu-ops secrets exec --only impromptu-api-key -- ./heartbeat.sh
+    By default only IMPROMPTU_API_KEY and OPENROUTER_API_KEY are passed. This command stays
+    as the parent: it forwards signals, masks the output (through a pseudo-terminal when
+    on a terminal) and exits with the command's exit code (128+N when a signal N ended it).
+
+    Example: impromptu-ops secrets exec -- ./heartbeat.sh
+
+    Example: impromptu-ops secrets exec --restart-on-change -- python agent.py
     """
     from impromptu_ops.store import childenv
+    from impromptu_ops.supervisor import ExecOptions, Supervisor
 
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
-    found = childenv.collect(_store(app, backend, agent), names or None)
-    if files is None:
-        sys.stdout.flush()
-        childenv.exec_with_secrets(command, found)
-    parent = None if files == "auto" else Path(files)
-    return childenv.run_with_secret_files(command, found, parent)
+    store = _store(app, backend, agent)
+    limits = app.settings(store__backend=backend, store__agent=agent).exec
+    parent = None
+    if files is not None:
+        parent = childenv.default_files_parent() if files == "auto" else Path(files)
+    options = ExecOptions(argv=command, masking=not no_masking, files_parent=parent,
+                          restart_on_change=restart, poll_seconds=limits.poll_seconds,
+                          stop_timeout=limits.stop_timeout, drain_seconds=limits.drain_seconds,
+                          quiet_seconds=limits.quiet_seconds)
+    sys.stdout.flush()
+    ended = Supervisor(options, lambda: childenv.collect(store, names or None),
+                       lambda wanted: childenv.current_versions(store, wanted),
+                       lambda line: err(f"impromptu-ops secrets exec: {line}")).run()
+    if ended.signal is not None:
+        err(f"impromptu-ops secrets exec: the command was ended by signal {ended.signal} "
+            f"({_signal_name(ended.signal)}): exit {ended.exit_code}")
+    return ended.exit_code
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 @secrets.command("import")

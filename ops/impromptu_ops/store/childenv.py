@@ -1,18 +1,21 @@
-"""Hand secrets to a child process without a shell file or argv ever seeing them.
+"""Which secrets a child process gets, and how: environment variables or private files.
 
-Two ways:
+``secrets exec`` runs a command under a supervising parent (:mod:`impromptu_ops.supervisor`);
+this module decides what that child receives and prepares it:
 
-- **environment** (:func:`exec_with_secrets`): the current process is *replaced* by the
-  command (``os.execvpe``) with ``IMPROMPTU_API_KEY``, ``OPENROUTER_API_KEY``... (the names
-  the original scripts read, :data:`impromptu_ops.contract.SECRET_ENV`) added to its
-  environment. Nothing is written anywhere and no wrapper process lingers.
-- **files** (:func:`run_with_secret_files`): for programs that read keys from files. A
-  fresh private folder (0700, under ``/dev/shm`` when available: memory, not disk) gets one
-  0400 file per secret named like the variable; the child gets ``IMPROMPTU_SECRETS_DIR``
-  and ``<VAR>_FILE`` pointing at them. We run the child (not exec), forward SIGINT,
-  SIGTERM and SIGHUP to it, and remove the folder when it ends, even on failure or
-  signal. Its exit code is returned. (A SIGKILL of this process cannot clean up: that is
-  why the folder lives in RAM-backed ``/dev/shm``, cleared at reboot.)
+- **which** (:func:`collect`): by default only the agent's runtime keys
+  (:data:`impromptu_ops.contract.RUNTIME_SECRET_NAMES`: the platform API key and the
+  OpenRouter inference key), as chamber and Vault Agent deliver only what was asked for.
+  Management/provisioning keys, wallet keys and Vault credentials only when named
+  (``--only``). Each value comes with the store version it was read at, so that a watcher
+  can tell when the store holds a newer one (:func:`current_versions`).
+- **environment**: ``IMPROMPTU_API_KEY``, ``OPENROUTER_API_KEY``... (the names the original
+  scripts read, :data:`impromptu_ops.contract.SECRET_ENV`).
+- **files** (:func:`write_secret_files`): for programs that read keys from files. A fresh
+  private folder (0700, under ``/dev/shm`` when available: memory, not disk) gets one 0400
+  file per secret named like the variable; the child gets ``IMPROMPTU_SECRETS_DIR`` and
+  ``<VAR>_FILE``. The supervisor removes the folder when the child ends. (A SIGKILL of the
+  supervisor cannot clean up: that is why the folder lives in RAM-backed ``/dev/shm``.)
 
 In both modes the store's own credentials (``VAULT_TOKEN``, ``BAO_TOKEN``,
 ``IMPROMPTU_STORE_PASSPHRASE``) are removed from the child's environment: the child gets
@@ -23,14 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
 
 from impromptu_ops import contract
 from impromptu_ops.errors import InputError, SecretNotFound
@@ -39,33 +38,66 @@ from impromptu_ops.store.base import SecretStore
 
 STORE_CREDENTIALS = ("VAULT_TOKEN", "BAO_TOKEN", "IMPROMPTU_STORE_PASSPHRASE",
                      "IMPROMPTU_STORE_VAULT_TOKEN")
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def collect(store: SecretStore, only: Sequence[str] | None = None) -> dict[str, Secret]:
-    """``{ENV_NAME: value}`` for the child.
+@dataclass(frozen=True)
+class Delivery:
+    """What one start of the child receives.
+
+    Attributes:
+        values: ``{ENV_NAME: value}``.
+        versions: ``{canonical name: store version}`` of each value delivered.
+    """
+
+    values: Mapping[str, Secret] = field(default_factory=dict)
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+
+def collect(store: SecretStore, only: Sequence[str] | None = None) -> Delivery:
+    """The secrets for the child, with the versions they were read at.
 
     Args:
         store: where to read.
-        only: canonical names to pass (each must exist); default: every canonical secret
-            the store holds.
+        only: canonical names to pass (each must exist); default: those of the runtime
+            keys (:data:`~impromptu_ops.contract.RUNTIME_SECRET_NAMES`) the store holds.
 
     Raises:
         InputError: an unknown name in ``only``.
         SecretNotFound: a name in ``only`` is not in the store.
     """
+    values: dict[str, Secret] = {}
+    versions: dict[str, int] = {}
     if only:
         unknown = [n for n in only if n not in contract.SECRET_ENV]
         if unknown:
             raise InputError(f"unknown secret name {unknown[0][:40]!r}: use one of "
                              + ", ".join(contract.SECRET_NAMES))
-        return {contract.SECRET_ENV[n]: store.read(n).value() for n in only}
-    found: dict[str, Secret] = {}
-    present = set(store.list())
-    for name in contract.SECRET_NAMES:
-        if name in present:
-            with contextlib.suppress(SecretNotFound):  # current version deleted
-                found[contract.SECRET_ENV[name]] = store.read(name).value()
+        for name in dict.fromkeys(only):
+            read = store.read(name)
+            values[contract.SECRET_ENV[name]] = read.value()
+            versions[name] = read.version
+        return Delivery(values, versions)
+    # Read each by name (no listing): a token that may read only these keys is enough.
+    for name in contract.RUNTIME_SECRET_NAMES:
+        with contextlib.suppress(SecretNotFound):  # not stored, or its current version deleted
+            read = store.read(name)
+            values[contract.SECRET_ENV[name]] = read.value()
+            versions[name] = read.version
+    return Delivery(values, versions)
+
+
+def current_versions(store: SecretStore, names: Sequence[str]) -> dict[str, int]:
+    """``{name: current version}`` from the store's metadata (no value is read).
+
+    Raises:
+        StoreError: the store cannot be read (a missing secret reads as version 0).
+    """
+    found: dict[str, int] = {}
+    for name in names:
+        try:
+            found[name] = store.metadata(name).current_version
+        except SecretNotFound:
+            found[name] = 0
     return found
 
 
@@ -74,23 +106,6 @@ def child_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict
     env = {k: v for k, v in base.items() if k not in STORE_CREDENTIALS}
     env.update(extra)
     return env
-
-
-def exec_with_secrets(argv: Sequence[str], secrets: Mapping[str, Secret],
-                      base_env: Mapping[str, str] | None = None) -> NoReturn:
-    """Replace this process with ``argv``, secrets in its environment.
-
-    Raises:
-        InputError: no command, or the command cannot be executed.
-    """
-    if not argv:
-        raise InputError("no command given: use `secrets exec -- COMMAND ...`")
-    env = child_environment(os.environ if base_env is None else base_env,
-                            {k: v.reveal() for k, v in secrets.items()})
-    try:
-        os.execvpe(argv[0], list(argv), env)  # noqa: S606 - the operator's own command
-    except OSError as exc:
-        raise InputError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
 
 
 def default_files_parent() -> Path:
@@ -116,54 +131,16 @@ def write_secret_files(folder: Path, secrets: Mapping[str, Secret]) -> dict[str,
     return extra
 
 
-def run_with_secret_files(argv: Sequence[str], secrets: Mapping[str, Secret],
-                          parent: Path | None = None,
-                          base_env: Mapping[str, str] | None = None) -> int:
-    """Run ``argv`` with secrets as files in a private folder removed afterwards.
-
-    Returns:
-        The child's exit code (128 + N when a signal N ended it).
+def private_folder(parent: Path) -> Path:
+    """A fresh 0700 folder inside ``parent`` for one start's secret files.
 
     Raises:
-        InputError: no command, the command cannot be started, or ``parent`` is unusable.
+        InputError: ``parent`` is unusable.
     """
-    if not argv:
-        raise InputError("no command given: use `secrets exec --files DIR -- COMMAND ...`")
-    parent = parent or default_files_parent()
-    child: subprocess.Popen[bytes] | None = None
-    caught: list[int] = []
-    previous: dict[signal.Signals, Any] = {}
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        caught.append(signum)
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-
-    # Handlers first: a signal at any later instant still reaches the cleanup below.
-    for sig in FORWARDED_SIGNALS:
-        previous[sig] = signal.signal(sig, forward)
-    folder: Path | None = None
     try:
-        try:
-            folder = Path(tempfile.mkdtemp(prefix="impromptu-secrets-", dir=parent))
-        except OSError as exc:
-            raise InputError(f"cannot create a private folder in {parent}: {exc.strerror}"
-                             ) from None
-        os.chmod(folder, 0o700)
-        extra = write_secret_files(folder, secrets)
-        env = child_environment(os.environ if base_env is None else base_env, extra)
-        if caught:  # stopped before the child existed: do not start it
-            return 128 + caught[0]
-        try:
-            child = subprocess.Popen(list(argv), env=env)
-        except OSError as exc:
-            raise InputError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
-        if caught and child.poll() is None:  # a signal raced the start
-            child.send_signal(caught[0])
-        code = child.wait()
-        return 128 - code if code < 0 else code
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        folder = Path(tempfile.mkdtemp(prefix="impromptu-secrets-", dir=parent))
+    except OSError as exc:
+        raise InputError(f"cannot create a private folder in {parent}: {exc.strerror}"
+                         ) from None
+    os.chmod(folder, 0o700)
+    return folder
