@@ -154,9 +154,8 @@ PROMPT_FILES: Final = ("SKILL.md", "HEARTBEAT.md")
 SECRET_NAMES: Final = (
     "impromptu-api-key",
     "openrouter-api-key",
-    "openrouter-management-key",
-    "openrouter-provisioning-key",
     "openrouter-management-key",  # OpenRouter's current name for the provisioning key
+    "openrouter-provisioning-key",  # the older name, still read as an alias
     "wallet-private-key",
     "vault-secret-id",
 )
@@ -165,7 +164,6 @@ SECRET_ENV: Final = {
     "openrouter-api-key": "OPENROUTER_API_KEY",
     "openrouter-management-key": "OPENROUTER_MANAGEMENT_KEY",
     "openrouter-provisioning-key": "OPENROUTER_PROVISIONING_KEY",
-    "openrouter-management-key": "OPENROUTER_MANAGEMENT_KEY",
     "wallet-private-key": "IMPROMPTU_WALLET_PRIVATE_KEY",
     "vault-secret-id": "VAULT_SECRET_ID",
 }
