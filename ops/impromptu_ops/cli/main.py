@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from impromptu_ops import __version__
+from impromptu_ops.cli import examples, jobrun
 from impromptu_ops.cli.app import App
 from impromptu_ops.errors import OpsError, Terminated
 from impromptu_ops.logs import configure
@@ -64,6 +65,9 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         cmd = getattr(importlib.import_module(module_name), attr)
         assert isinstance(cmd, click.Command)
+        # one place adds what every command shares: help examples, job pings and skips
+        examples.apply(cmd, (cmd_name,))
+        jobrun.apply(cmd, (cmd_name,))
         return cmd
 
 
@@ -90,6 +94,9 @@ def cli(ctx: click.Context, config_file: Path | None, api_url: str | None, debug
     app.config_file = config_file
     if api_url:
         app.overrides["platform.api_url"] = api_url
+
+
+examples.apply(cli, ())
 
 
 def _usage_exit_code(exc: click.ClickException) -> int:
