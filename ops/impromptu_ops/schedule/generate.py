@@ -235,9 +235,11 @@ K8S_UID = 10001  # the Dockerfile's USER
 POD_STATE = "/var/lib/impromptu"
 POD_DATA = "/var/lib/impromptu/data"
 POD_CONFIG_DIR = "/etc/impromptu-ops"
-POD_CREDENTIALS = "/var/run/impromptu/credentials"
+POD_CREDENTIALS = "/var/run/impromptu/credentials"  # the job's private copies (emptyDir)
+POD_SECRET = "/var/run/impromptu/secret"  # noqa: S105 - the Secret, for the init container
 POD_STORE_KEY = "secrets.store"  # the Secret's key holding the encrypted local store
 POD_CONFIG_KEY = "config.toml"  # the Secret's key holding the config file
+POD_CA_KEY = "vault-ca.pem"  # the Secret's key holding VAULT_CACERT's file
 
 
 def _labels(component: str = "") -> dict[str, str]:
@@ -260,6 +262,8 @@ def secret_keys(spec: ScheduleSpec) -> dict[str, Path]:
                                    or spec.data_dir / "secrets.store")
     if spec.config_file is not None:
         keys[POD_CONFIG_KEY] = spec.config_file
+    if spec.env.get("VAULT_CACERT"):
+        keys[POD_CA_KEY] = Path(spec.env["VAULT_CACERT"])
     return keys
 
 
@@ -296,13 +300,12 @@ def kubernetes_state_claim(size: str = "1Gi") -> dict[str, Any]:
 def kubernetes_cronjob(spec: ScheduleSpec, namespace: str = K8S_NAMESPACE) -> dict[str, Any]:
     """The job's CronJob as a value (render with :func:`to_yaml`).
 
-    Credentials come from the Secret :data:`K8S_SECRET` mounted read-only as files, the
-    state from the PersistentVolumeClaim. With the local store an init container copies
-    the encrypted store from the Secret into the state volume the first time.
+    Credentials come from the Secret :data:`K8S_SECRET` (copied by an init container into
+    a private memory volume), the state from the PersistentVolumeClaim.
     """
     env = [{"name": k, "value": v} for k, v in sorted(spec.env.items())
            if not k.startswith("IMPROMPTU_PATHS_")
-           and k not in (CONFIG_ENV, "IMPROMPTU_STORE_LOCAL_PATH")]  # host paths
+           and k not in (CONFIG_ENV, "IMPROMPTU_STORE_LOCAL_PATH", "VAULT_CACERT")]  # host paths
     env += [{"name": "IMPROMPTU_PATHS_STATE_DIR", "value": POD_STATE},
             {"name": "IMPROMPTU_PATHS_CONFIG_DIR", "value": POD_CONFIG_DIR},
             {"name": "IMPROMPTU_PATHS_DATA_DIR", "value": POD_DATA}]
@@ -310,13 +313,22 @@ def kubernetes_cronjob(spec: ScheduleSpec, namespace: str = K8S_NAMESPACE) -> di
     keys = secret_keys(spec)
     if POD_CONFIG_KEY in keys:
         env.append({"name": CONFIG_ENV, "value": f"{POD_CREDENTIALS}/{POD_CONFIG_KEY}"})
+    if POD_CA_KEY in keys:
+        env.append({"name": "VAULT_CACERT", "value": f"{POD_CREDENTIALS}/{POD_CA_KEY}"})
     security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                 "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
-    mounts = [
-        {"name": "state", "mountPath": POD_STATE},
-        {"name": "credentials", "mountPath": POD_CREDENTIALS, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
-    ]
+    state = {"name": "state", "mountPath": POD_STATE}
+    private = {"name": "credentials", "mountPath": POD_CREDENTIALS}
+    # The store refuses a key file that is not the job's own and 0600 (store/local.py);
+    # Secret volume files belong to root. The init container copies them, as the job's
+    # user with umask 077, into a memory-backed emptyDir, and seeds the local store into
+    # the state volume the first time (a rotation writes it there afterwards).
+    store = f"{POD_DATA}/secrets.store"
+    copy = (f"set -eu; umask 077; for f in {POD_SECRET}/*; do cp \"$f\" {POD_CREDENTIALS}/; "
+            f"done; mkdir -p {POD_DATA}")
+    if POD_STORE_KEY in keys:
+        copy += (f"; [ -e {store} ] || {{ cp {POD_SECRET}/{POD_STORE_KEY} {store}.seed && "
+                 f"mv -n {store}.seed {store}; }}")
     pod: dict[str, Any] = {
         "serviceAccountName": K8S_APP,
         "restartPolicy": "Never",
@@ -324,32 +336,32 @@ def kubernetes_cronjob(spec: ScheduleSpec, namespace: str = K8S_NAMESPACE) -> di
         "securityContext": {"runAsNonRoot": True, "runAsUser": K8S_UID,
                             "runAsGroup": K8S_UID, "fsGroup": K8S_UID,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-    }
-    if POD_STORE_KEY in keys:
-        store = f"{POD_DATA}/secrets.store"
-        seed = (f'umask 077; mkdir -p {POD_DATA} && [ -e {store} ] || '
-                f'{{ cp {POD_CREDENTIALS}/{POD_STORE_KEY} {store}.seed && '
-                f'mv -n {store}.seed {store}; }}')
-        pod["initContainers"] = [{
-            "name": "seed-store", "image": spec.image, "command": ["/bin/sh", "-c", seed],
-            "securityContext": security, "volumeMounts": mounts[:2],
+        "initContainers": [{
+            "name": "credentials", "image": spec.image, "command": ["/bin/sh", "-c", copy],
+            "securityContext": security,
+            "volumeMounts": [state, private,
+                             {"name": "secret", "mountPath": POD_SECRET, "readOnly": True}],
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
-                          "limits": {"memory": "64Mi"}}}]
-    pod["containers"] = [{
-        "name": spec.job,
-        "image": spec.image,
-        "args": [_pod_path(a, spec) for a in skip_as_success(spec.argv)[1:]],
-        "env": env,
-        "securityContext": security,
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                      "limits": {"memory": "256Mi"}},
-        "volumeMounts": mounts,
-    }]
-    pod["volumes"] = [
-        {"name": "state", "persistentVolumeClaim": {"claimName": K8S_PVC}},
-        {"name": "credentials", "secret": {"secretName": K8S_SECRET, "defaultMode": 0o400}},
-        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
-    ]
+                          "limits": {"memory": "64Mi"}}}],
+        "containers": [{
+            "name": spec.job,
+            "image": spec.image,
+            "args": [_pod_path(a, spec) for a in skip_as_success(spec.argv)[1:]],
+            "env": env,
+            "securityContext": security,
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                          "limits": {"memory": "256Mi"}},
+            "volumeMounts": [state, {**private, "readOnly": True},
+                             {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - emptyDir
+        }],
+        "volumes": [
+            {"name": "state", "persistentVolumeClaim": {"claimName": K8S_PVC}},
+            # 0440: with fsGroup the job's group reads them (0400 would be root's only)
+            {"name": "secret", "secret": {"secretName": K8S_SECRET, "defaultMode": 0o440}},
+            {"name": "credentials", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        ],
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -367,7 +379,8 @@ def kubernetes_cronjob(spec: ScheduleSpec, namespace: str = K8S_NAMESPACE) -> di
                 # A skipped run exits 0 (--skipped-exit-code 0): nothing to retry. A pod
                 # evicted by a node drain is not the job's failure: not counted.
                 "podFailurePolicy": {"rules": [
-                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    {"action": "Ignore", "onPodConditions": [
+                        {"type": "DisruptionTarget", "status": "True"}]},
                 ]},
                 "template": {"metadata": {"labels": _labels(spec.job)}, "spec": pod},
             }},
