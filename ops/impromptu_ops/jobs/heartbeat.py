@@ -234,7 +234,9 @@ class HeartbeatJob:
             self._key = self._key_loader()
         except OpsError as exc:
             missing = isinstance(exc, SecretNotFound)
-            steps.append(Step("heartbeat", "fail", "impromptu-api-key is not in the store"
+            steps.append(Step("heartbeat", "fail", "impromptu-api-key is not in the store "
+                              "(next: `impromptu-ops register` creates the agent and stores it; "
+                              "an existing key: `impromptu-ops secrets put impromptu-api-key`)"
                               if missing else f"cannot read the key: {exc.diagnostics()}"))
             return finish(EXIT_FAILED if missing else exc.exit_code, "failed", st)
 
