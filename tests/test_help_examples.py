@@ -90,8 +90,11 @@ def _all_errors(cls: type[errors.OpsError]) -> Iterator[type[errors.OpsError]]:
         yield from _all_errors(sub)
 
 
-@pytest.mark.parametrize("cls", sorted(set(_all_errors(errors.OpsError)),
-                                       key=lambda c: c.__name__))
+ERROR_CLASSES: list[type[errors.OpsError]] = sorted(
+    set(_all_errors(errors.OpsError)), key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES)
 def test_every_error_class_ends_with_a_next_step(cls: type[errors.OpsError]) -> None:
     def make(hint: str | None) -> errors.OpsError:
         if issubclass(cls, errors.PlatformError):
