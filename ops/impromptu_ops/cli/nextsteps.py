@@ -41,6 +41,7 @@ NEXT_STEPS: dict[str, str] = {
                   "show`), then run `{cmd}` again",
     "LockBusy": "another run is in progress: let it finish, then run `{cmd}` again",
     "PolicyDenied": "see `{cmd} --help` for what the policy allows",
+    "Interrupted": "",  # the person (or a signal they sent) stopped it: nothing to add
     "OpsError": "see `{cmd} --help`",
 }
 
@@ -52,7 +53,7 @@ def next_step(exc: OpsError, command: str = "impromptu-ops") -> str | None:
     for cls in type(exc).__mro__:
         step = NEXT_STEPS.get(cls.__name__)
         if step is not None:
-            return step.replace("{cmd}", command)
+            return step.replace("{cmd}", command) or None
     return None
 
 
