@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,6 +104,9 @@ class Pinger:
 
     def _send(self, suffix: str, body: str) -> bool:
         """POST ``body``; True when accepted. Retries 5xx and network errors with backoff."""
+        import urllib.error  # here: a job that pings nothing does not pay for http.client
+        import urllib.request
+
         kind = suffix or "success"
         if not self.base.startswith(("http://", "https://")):
             log.warning("ping URL is not http(s); %s ping skipped", kind)
