@@ -113,10 +113,14 @@ def test_skipped_exit_code_0_for_cron_and_kubernetes_still_logs_why(
 
 
 def test_a_failed_run_pings_fail_with_its_output(receiver: Receiver) -> None:
-    """No platform key in the store: the heartbeat fails, /fail carries its own words."""
-    proc = ops("heartbeat", "--ping-url", receiver.url)
+    """No platform key in the store: the heartbeat fails, /fail carries its own words.
+    The receiver answers 503 twice first: the /start ping is retried and lands."""
+    receiver.fail_next = 2
+    proc = ops("heartbeat", "--ping-url", receiver.url,
+               env={"IMPROMPTU_JOBS_PING_BACKOFF": "0.05"})
     assert proc.returncode not in (0, 75), proc.stdout + proc.stderr
     assert [h.kind for h in receiver.hits] == ["start", "fail"]
+    assert receiver.requests == 4  # 503, 503, start, fail
     body = receiver.hits[1].body
     assert body.startswith(f"exit {proc.returncode}\n")
     assert proc.stdout.strip().splitlines()[-1] in body  # the job's own output

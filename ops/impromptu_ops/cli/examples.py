@@ -30,7 +30,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                   "impromptu-ops heartbeat --json --metrics-file "
                   "/var/lib/node_exporter/textfile_collector/impromptu.prom"),
     "install": ("impromptu-ops install --dry-run",
-                "sudo impromptu-ops install --scope system --create-user"),
+                "sudo impromptu-ops install --scheduler systemd --scope system --create-user"),
     "pow": ("impromptu-ops pow solve --challenge challenge.json > solution.json",),
     "pow solve": ("impromptu-ops pow solve --challenge challenge.json > solution.json",),
     "pow verify": ("impromptu-ops pow verify --challenge challenge.json "
