@@ -148,3 +148,7 @@ def test_a_system_unit_never_runs_as_root() -> None:
     user_scope = ops("install", "--scheduler", "systemd", "--scope", "user", "--run-as", "bob",
                      "--dry-run")
     assert user_scope.returncode == 78 and "system unit" in user_scope.stderr
+    ghost = ops("install", "--scheduler", "systemd", "--scope", "system", "--run-as",
+                "nosuchuser" + "x" * 8)
+    assert ghost.returncode == 78 and "no such user" in ghost.stderr
+    assert "useradd --system" in ghost.stderr and ghost.stdout == ""

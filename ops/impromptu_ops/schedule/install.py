@@ -26,6 +26,7 @@ It does not enable the timer or load the agent: the next steps are printed, beca
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -177,8 +178,6 @@ def plan_install(settings: Settings, scheduler: str, *, scope: str | None = None
 
 
 def _user_exists(user: str) -> bool:
-    import pwd
-
     try:
         if user.isdigit():
             pwd.getpwuid(int(user))
@@ -266,11 +265,23 @@ def _useradd(user: str) -> None:
                           hint="run install as root, or create the user yourself")
 
 
+def _account(user: str) -> pwd.struct_passwd:
+    """The account ``user`` (a name or a uid).
+
+    Raises:
+        ConfigError: there is no such account on this machine.
+    """
+    try:
+        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(f"--run-as {user}: no such user on this machine",
+                          hint=f"create it (sudo useradd --system {user}), or use "
+                               f"--create-user") from None
+
+
 def _own(path: Path, user: str) -> None:
     """Give ``path`` and what is in it to ``user``; refuse with the command when we can't."""
-    import pwd
-
-    entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    entry = _account(user)
     if path.stat().st_uid == entry.pw_uid and all(
             p.stat().st_uid == entry.pw_uid for p in path.rglob("*")):
         return
@@ -283,14 +294,12 @@ def _own(path: Path, user: str) -> None:
 
 def as_user_command(user: str) -> list[str] | None:
     """How to run a command as ``user`` (runuser, else setpriv), None if neither exists."""
+    e = _account(user)
     runuser = shutil.which("runuser")
     if runuser:
-        return [runuser, "-u", user, "--"]
+        return [runuser, "-u", e.pw_name, "--"]
     setpriv = shutil.which("setpriv")
     if setpriv:
-        import pwd
-
-        e = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
         return [setpriv, f"--reuid={e.pw_uid}", f"--regid={e.pw_gid}", "--init-groups"]
     return None
 
@@ -330,6 +339,8 @@ def apply(plan: InstallPlan) -> list[str]:
     """Perform the plan; return one line per thing done."""
     done: list[str] = []
     checked = False
+    if plan.spec.user and not any(a.kind == "useradd" for a in plan.actions):
+        _account(plan.spec.user)  # before any change: the user must exist
     for a in plan.actions:
         if a.kind in ("write", "crontab") and plan.spec.user and not checked:
             # before any schedule is written: a job that cannot use its folders is not
