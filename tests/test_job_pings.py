@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from impromptu_ops.jobs.ping import Pinger, job_url, ping_url
 from impromptu_ops.locks import ProcessLock
@@ -174,3 +176,29 @@ def test_every_job_command_can_ping(receiver: Receiver) -> None:
     kinds = [h.kind for h in receiver.hits]
     assert kinds[0] == "start" and kinds[1] == ("success" if proc.returncode == 0 else "fail")
     assert "IMPROMPTU" in receiver.hits[1].body
+
+
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=64))
+def test_the_tail_is_a_bounded_suffix(text: str, limit: int) -> None:
+    tail = Pinger("http://127.0.0.1:9/x", body_bytes=limit).tail(text)
+    assert len(tail.encode("utf-8", "replace")) <= max(limit, len(text.encode("utf-8",
+                                                                              "replace")))
+    assert text.encode("utf-8", "replace").endswith(tail.encode("utf-8", "replace"))
+    if len(text.encode("utf-8", "replace")) > limit:
+        assert len(tail.encode()) <= limit
+
+
+@given(st.from_regex(r"[a-z0-9/_.~-]{0,30}", fullmatch=True),
+       st.from_regex(r"([a-z]{1,5}=[a-z0-9]{0,5}&){0,3}(rid=[a-z]{0,4})?", fullmatch=True))
+def test_the_rid_is_set_once_and_the_check_stays_the_same(path: str, query: str) -> None:
+    base = f"https://hc.example/{path}" + (f"?{query}" if query else "")
+    url = ping_url(base, "fail", UUID)
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc) == ("https", "hc.example")
+    assert parse_qs(parts.query)["rid"] == [UUID] and parts.path.endswith("/fail")
+
+
+def test_a_malformed_url_is_not_retried(receiver: Receiver) -> None:
+    slept: list[float] = []
+    assert Pinger("http://127.0.0.1:bad/x", sleep=slept.append).success() is False
+    assert slept == []

@@ -104,7 +104,8 @@ class Pinger:
 
     def _send(self, suffix: str, body: str) -> bool:
         """POST ``body``; True when accepted. Retries 5xx and network errors with backoff."""
-        import urllib.error  # here: a job that pings nothing does not pay for http.client
+        import http.client  # here: a job that pings nothing does not pay for http.client
+        import urllib.error
         import urllib.request
 
         kind = suffix or "success"
@@ -129,7 +130,11 @@ class Pinger:
                     log.warning("%s ping refused: HTTP %s (check jobs.ping_url)", kind, exc.code)
                     return False
                 why = f"HTTP {exc.code}"
-            except (OSError, ValueError) as exc:
+            except (ValueError, http.client.InvalidURL) as exc:  # retrying cannot help
+                log.warning("%s ping not sent: %s (check jobs.ping_url)", kind,
+                            type(exc).__name__)
+                return False
+            except (OSError, http.client.HTTPException) as exc:  # reset, bad status line
                 why = type(exc).__name__
             if attempt < self.attempts:
                 log.info("%s ping attempt %d failed (%s); retrying in %.1f s", kind, attempt,
