@@ -158,7 +158,9 @@ def test_missing_key_fails_cleanly(sandbox: Any, monkeypatch: pytest.MonkeyPatch
     proc = ops("heartbeat")
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
-        "[FAIL] heartbeat: impromptu-api-key is not in the store")
+        "[FAIL] heartbeat: impromptu-api-key is not in the store (next: `impromptu-ops "
+        "register` creates the agent and stores it; an existing key: `impromptu-ops secrets "
+        "put impromptu-api-key`)")
     assert "Traceback" not in proc.stderr
 
 
