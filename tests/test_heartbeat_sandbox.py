@@ -158,7 +158,9 @@ def test_missing_key_fails_cleanly(sandbox: Any, monkeypatch: pytest.MonkeyPatch
     proc = ops("heartbeat")
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
-        "[FAIL] heartbeat: impromptu-api-key is not in the store")
+        "[FAIL] heartbeat: impromptu-api-key is not in the store (next: `impromptu-ops "
+        "register` creates the agent and stores it; an existing key: `impromptu-ops secrets "
+        "put impromptu-api-key`)")
     assert "Traceback" not in proc.stderr
 
 
@@ -224,10 +226,13 @@ def test_healthchecks_ping(agent: Agent, ping_server: tuple[str, list[tuple[str,
     url, seen = ping_server
     proc = ops("heartbeat", "--ping-url", url)
     assert proc.returncode == 0
-    assert [p for p, _ in seen] == ["/ping/abc/start", "/ping/abc/0"]
+    # healthchecks.io: success is the bare URL, a failure /fail; one rid per run
+    assert [p.split("?")[0] for p, _ in seen] == ["/ping/abc/start", "/ping/abc"]
+    assert seen[0][0].split("?rid=")[1] == seen[1][0].split("?rid=")[1]
     agent.fault(path="/agent/heartbeat$", kind="status", status=401, code="UNAUTHORIZED")
     assert ops("heartbeat", "--ping-url", url).returncode == 77
-    assert seen[-1][0] == "/ping/abc/77" and "heartbeat: fail" in seen[-1][1]
+    assert seen[-1][0].startswith("/ping/abc/fail?rid=") and "[FAIL] heartbeat" in seen[-1][1]
+    assert seen[-1][1].startswith("exit 77\n")
 
 
 def test_unreachable_ping_never_fails_the_job(agent: Agent) -> None:
@@ -252,21 +257,29 @@ def test_scripts_install_dry_run() -> None:
     assert "# impromptu-heartbeat" in proc.stdout and "dry run: nothing was changed" in proc.stdout
 
 
-def test_a_run_that_finds_the_lock_busy_sends_no_ping(
+def test_a_run_that_finds_the_lock_busy_pings_skipped_under_its_own_rid(
         agent: Agent, ping_server: tuple[str, list[tuple[str, str]]]) -> None:
-    # A /start from the skipped run would restart the check's timer on the monitor and
-    # never be closed by its own exit status: only the run holding the lock pings.
+    # Each run's pings carry its own run id (healthchecks.io pairs /start with the success
+    # of the same rid), so the skipped run's /start cannot restart the other run's timer;
+    # its end is a success whose body says why it was skipped, never /75 (an alert).
     url, seen = ping_server
     agent.fault(path="/agent/heartbeat$", kind="latency", delay=2, times=1)
     cmd = [sys.executable, "-m", "impromptu_ops.cli", "heartbeat", "--ping-url", url]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    while not seen and time.monotonic() < deadline:  # the first holds the lock and pinged
+    while not seen and time.monotonic() < deadline:  # the first has started
         time.sleep(0.05)
+    time.sleep(0.5)  # and holds the lock (taken right after /start)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     first.communicate(timeout=60)
     assert (first.returncode, second.returncode) == (0, 75)
-    assert [p for p, _ in seen] == ["/ping/abc/start", "/ping/abc/0"]
+    runs: dict[str, list[tuple[str, str]]] = {}
+    for path, body in seen:
+        where, rid = path.split("?rid=")
+        runs.setdefault(rid, []).append((where, body))
+    assert len(runs) == 2
+    assert all([w for w, _ in r] == ["/ping/abc/start", "/ping/abc"] for r in runs.values())
+    assert sum("skipped (exit 75)" in r[1][1] for r in runs.values()) == 1
 
 
 def test_an_unusable_state_folder_is_a_config_error_not_a_crash(tmp_path: Path) -> None:

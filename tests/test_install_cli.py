@@ -36,8 +36,9 @@ def test_dry_run_is_exactly_what_install_writes(tmp_path: Path) -> None:
     settings = load_settings()
     assert not out.exists() and not settings.paths.state_dir.exists()  # nothing changed
     announced = _dry_files(dry.stdout)
-    assert sorted(Path(p).name for p in announced) == [
-        "impromptu-heartbeat.service", "impromptu-heartbeat.timer"]
+    assert sorted(Path(p).name for p in announced) == sorted(
+        f"impromptu-{job}.{kind}" for job in ("heartbeat", "rotate", "reconcile", "health")
+        for kind in ("service", "timer"))
     assert "validation: systemd-analyze verify passed" in dry.stdout
 
     real = ops("install", "--scheduler", "systemd", "--scope", "user", "--output", str(out))
@@ -48,6 +49,7 @@ def test_dry_run_is_exactly_what_install_writes(tmp_path: Path) -> None:
     for folder in (settings.paths.config_dir, settings.paths.data_dir, settings.paths.state_dir):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert "next: systemctl --user daemon-reload" in real.stdout
+    assert "impromptu-reconcile.timer impromptu-health.timer" in real.stdout
     assert "store: the platform key is missing" in real.stdout
 
 
@@ -93,6 +95,7 @@ def test_crontab_keeps_other_lines_and_stays_single(tmp_path: Path) -> None:
     assert lines[:2] == ["MAILTO=ops@example.org", "0 3 * * * /usr/local/bin/backup"]
     ours = [ln for ln in lines if ln.endswith("# impromptu-heartbeat")]
     assert len(ours) == 1 and "flock -n -E 75" in ours[0]
+    assert len([ln for ln in lines if " # impromptu-" in ln]) == 4  # one line per job
 
 
 def test_merge_crontab_pure() -> None:
@@ -100,6 +103,8 @@ def test_merge_crontab_pure() -> None:
     assert merge_crontab("", line) == line + "\n"
     assert merge_crontab("a\n0 1 * * * old # impromptu-heartbeat\nb\n", line) == (
         f"a\nb\n{line}\n")
+    two = f"{line}\n3 4 * * 1 y # impromptu-reconcile\n"
+    assert merge_crontab("0 1 * * * z # impromptu-reconcile\nc\n", two) == f"c\n{two}"
 
 
 def test_vault_token_in_env_is_refused_one_line() -> None:
@@ -150,7 +155,8 @@ def test_dry_run_is_exactly_what_install_writes_for_launchd_and_kubernetes(
         dry = ops("install", "--scheduler", scheduler, "--output", str(out), "--dry-run")
         assert dry.returncode == 0, dry.stderr
         announced = _dry_files(dry.stdout)
-        assert len(announced) == 1 and not out.exists()
+        assert len(announced) == {"launchd": 4, "kubernetes": 7}[scheduler]
+        assert not out.exists()
         real = ops("install", "--scheduler", scheduler, "--output", str(out))
         assert real.returncode == 0, real.stderr
         assert sorted(str(p) for p in out.iterdir()) == sorted(announced)
@@ -158,13 +164,13 @@ def test_dry_run_is_exactly_what_install_writes_for_launchd_and_kubernetes(
             assert Path(path).read_text() == content
 
 
-def test_cron_dry_run_shows_exactly_the_line_installed(tmp_path: Path) -> None:
+def test_cron_dry_run_shows_exactly_the_lines_installed(tmp_path: Path) -> None:
     env, table = _fake_crontab(tmp_path)
     dry = ops("install", "--scheduler", "cron", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
-    shown = lines[lines.index(next(ln for ln in lines if ln.startswith(
-        "would replace the impromptu-heartbeat line"))) + 1][4:]
+    at = lines.index("would replace the impromptu-* lines of your crontab with:")
+    shown = [ln[4:] for ln in lines[at + 1:at + 5]]
     assert not table.exists()  # the dry run wrote no crontab
     assert ops("install", "--scheduler", "cron", env=env).returncode == 0
-    assert table.read_text().splitlines() == [shown]
+    assert table.read_text().splitlines() == shown

@@ -112,9 +112,11 @@ def test_crontab_line(tmp_path: Path) -> None:
     assert line.startswith(f"{minute},{minute + 30} * * * * ")
     assert f"flock -n -E 75 {tmp_path}/state/heartbeat.cron.lock timeout -k 10 300 " in line
     assert "x\\%y.prom" in line and not re.search(r"(?<!\\)%", line)
-    # what the shell runs after cron un-escapes %: the heartbeat with our arguments
+    # what the shell runs after cron un-escapes %: the heartbeat with our arguments, a
+    # skipped run exiting 0 (cron would mail or log any other code as a failure)
     words = shlex.split(line.replace("\\%", "%").split(" * * * * ", 1)[1].split(" >>")[0])
-    assert words[-5:] == [EXE, "heartbeat", "--json", "--metrics-file", f"{tmp_path}/tf/x%y.prom"]
+    assert words[-7:] == [EXE, "heartbeat", "--json", "--metrics-file",
+                          f"{tmp_path}/tf/x%y.prom", "--skipped-exit-code", "0"]
     assert validate.structural_problems({"crontab": (line + "\n").encode()}) == []
 
 
@@ -128,7 +130,8 @@ def test_offsets_are_stable_and_in_range(seed: str) -> None:
 def test_launchd_plist(tmp_path: Path) -> None:
     data = generate.render(_spec(tmp_path), "launchd")["ai.impromptu.heartbeat.plist"]
     doc = plistlib.loads(data)
-    assert doc["StartInterval"] == 1800 and doc["ProgramArguments"][1:] == ["heartbeat", "--json"]
+    assert doc["StartInterval"] == 1800 and doc["ProgramArguments"][1:] == [
+        "heartbeat", "--json", "--skipped-exit-code", "0"]
     assert doc["EnvironmentVariables"]["IMPROMPTU_STORE_LOCAL_KEY_FILE"].endswith("store.key")
     assert doc["Umask"] == 0o077
     assert validate.validate({"x.plist": data})
@@ -192,8 +195,11 @@ def test_kubernetes_cronjob(tmp_path: Path) -> None:
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert {"name": "IMPROMPTU_STORE_VAULT_SECRET_ID_FILE",
             "value": "/var/run/impromptu/credentials/vault-secret-id"} in c["env"]
-    assert job["jobTemplate"]["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"][
-        "values"] == [75]
+    assert c["args"][-2:] == ["--skipped-exit-code", "0"]  # a skip ends the pod with 0
+    for rule in job["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]:
+        assert "onExitCodes" not in rule  # no rule that recreates a pod on exit 75
+    (init,) = pod["initContainers"]  # copies the credentials into a private volume
+    assert "secrets.store" not in init["command"][2]  # Vault: no local store to seed
     assert validate.validate(files)
 
 
@@ -245,7 +251,10 @@ def test_the_job_reads_the_config_file_install_read(tmp_path: Path) -> None:
     assert f"IMPROMPTU_CONFIG={cfg}" in generate.crontab_line(spec)
     k8s = generate.kubernetes_cronjob(spec)
     env = k8s["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert all(e["name"] != "IMPROMPTU_CONFIG" for e in env)  # a host path: not in a pod
+    # a host path means nothing in a pod: the config comes with the Secret
+    assert {"name": "IMPROMPTU_CONFIG",
+            "value": "/var/run/impromptu/credentials/config.toml"} in env
+    assert generate.secret_keys(spec)["config.toml"] == cfg
     bare = build_spec(load_settings({"paths.state_dir": tmp_path / "s"}, env={},
                                     config_file=tmp_path / "none.toml"), (EXE,), seed="a")
     assert "IMPROMPTU_CONFIG" not in bare.env

@@ -167,7 +167,11 @@ class GateSettings:
 class JobSettings:
     heartbeat_deadline: float = 240.0
     health_check_timeout: float = 5.0
-    ping_url: str = ""
+    ping_url: str = ""  # "{job}" in it is replaced by the job's name (one check per job)
+    ping_attempts: int = 3  # per ping, on 5xx or a network error (jobs/ping.py)
+    ping_backoff: float = 1.0  # seconds before the 2nd attempt, doubled after each
+    ping_timeout: float = 5.0
+    ping_body_bytes: int = 10_000  # the tail of the job's output sent with /fail
     metrics_file: Path | None = None
 
 

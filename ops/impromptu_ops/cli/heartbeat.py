@@ -18,7 +18,9 @@ from impromptu_ops.cli.output import out, out_json
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line for the run.")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write Prometheus metrics here (atomically), for the textfile collector.")
-@click.option("--ping-url", help="Healthchecks-style URL: pinged /start, then /<exit code>.")
+@click.option("--ping-url", metavar="URL",
+              help="Healthchecks-style URL: /start, then success (a skipped run too, with "
+                   "the reason) or /fail with the output. Default: jobs.ping_url.")
 @pass_app
 @click.pass_context
 def heartbeat(ctx: click.Context, app: App, as_json: bool, metrics_file: Path | None,

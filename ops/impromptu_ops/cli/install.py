@@ -44,7 +44,12 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
               help="Default: systemd when it runs this machine, launchd on macOS, else cron.")
 @click.option("--scope", type=click.Choice(["user", "system"]), default=None,
               help="systemd: a user unit (default unless root) or a system unit.")
-@click.option("--run-as", "run_as", default="", help="systemd system scope: User= of the job.")
+@click.option("--run-as", "run_as", default="", metavar="USER",
+              help="systemd system scope: the account that runs the jobs (User=). The "
+                   "folders are given to it, and checked as it.")
+@click.option("--create-user", is_flag=True,
+              help="systemd system scope: create the system user 'impromptu' (no login "
+                   "shell) and run the jobs as it.")
 @click.option("--image", default="impromptu-ops:latest", show_default=True,
               help="kubernetes: the container image.")
 @click.option("--output", "output_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -54,10 +59,14 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
 @click.option("--yes", "assume_yes", is_flag=True,
               help="Answer yes to moving plaintext keys into the store.")
 @pass_app
-def install(app: App, scheduler: str | None, scope: str | None, run_as: str, image: str,
-            output_dir: Path | None, dry_run: bool, assume_yes: bool) -> None:
+def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
+            create_user: bool, image: str, output_dir: Path | None, dry_run: bool,
+            assume_yes: bool) -> None:
     """Create the private folders, check the store, scan for plaintext keys and write the
-    heartbeat's schedule (systemd timer, crontab line, launchd plist or Kubernetes CronJob)."""
+    schedules of the four jobs: heartbeat (every 30 min), rotate --if-due (daily), earnings
+    reconcile (weekly) and health (every 5 min) as systemd timers, crontab lines, launchd
+    plists or a Kubernetes bundle. A system unit never runs as root: give --run-as USER or
+    --create-user."""
     from impromptu_ops.schedule.install import (
         apply,
         check_store,
@@ -68,7 +77,7 @@ def install(app: App, scheduler: str | None, scope: str | None, run_as: str, ima
 
     settings = app.settings()
     plan = plan_install(settings, scheduler or detect_scheduler(), scope=scope, user=run_as,
-                        image=image, output_dir=output_dir)
+                        image=image, output_dir=output_dir, create_user=create_user)
     if dry_run:
         for line in describe(plan):
             out(line)

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from impromptu_ops import __version__
+from impromptu_ops.cli import examples, jobrun, nextsteps
 from impromptu_ops.cli.app import App
 from impromptu_ops.errors import OpsError, Terminated
 from impromptu_ops.logs import configure
@@ -64,6 +65,9 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         cmd = getattr(importlib.import_module(module_name), attr)
         assert isinstance(cmd, click.Command)
+        # one place adds what every command shares: help examples, job pings and skips
+        examples.apply(cmd, (cmd_name,))
+        jobrun.apply(cmd, (cmd_name,))
         return cmd
 
 
@@ -92,6 +96,9 @@ def cli(ctx: click.Context, config_file: Path | None, api_url: str | None, debug
         app.overrides["platform.api_url"] = api_url
 
 
+examples.apply(cli, ())
+
+
 def _usage_exit_code(exc: click.ClickException) -> int:
     ctx = getattr(exc, "ctx", None)
     while ctx is not None:
@@ -110,6 +117,30 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"{where}: {message} (see '{where} --help')"
 
 
+_GLOBAL_VALUES = frozenset({"--config", "--api-url", "--log-format"})
+
+
+def _command_path(argv: list[str]) -> str:
+    """``impromptu-ops secrets get`` for ``[--debug, secrets, get, NAME]`` (for messages)."""
+    path = ["impromptu-ops"]
+    group: click.Command = cli
+    ctx = click.Context(cli)
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg.startswith("-"):
+            skip = arg in _GLOBAL_VALUES
+            continue
+        sub = group.get_command(ctx, arg) if isinstance(group, click.Group) else None
+        if sub is None:
+            break
+        path.append(arg)
+        group = sub
+    return " ".join(path)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (never raises, never prints a raw traceback)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -119,7 +150,8 @@ def run(argv: list[str] | None = None) -> int:
     except OpsError as exc:
         if debug:
             click.echo(REDACTOR.redact(traceback.format_exc()), err=True)
-        click.echo(REDACTOR.redact(f"impromptu-ops: {exc.diagnostics()}"), err=True)
+        where = _command_path(argv if argv is not None else sys.argv[1:])
+        click.echo(REDACTOR.redact(f"impromptu-ops: {nextsteps.line(exc, where)}"), err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

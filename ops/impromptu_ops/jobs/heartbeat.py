@@ -234,7 +234,9 @@ class HeartbeatJob:
             self._key = self._key_loader()
         except OpsError as exc:
             missing = isinstance(exc, SecretNotFound)
-            steps.append(Step("heartbeat", "fail", "impromptu-api-key is not in the store"
+            steps.append(Step("heartbeat", "fail", "impromptu-api-key is not in the store "
+                              "(next: `impromptu-ops register` creates the agent and stores it; "
+                              "an existing key: `impromptu-ops secrets put impromptu-api-key`)"
                               if missing else f"cannot read the key: {exc.diagnostics()}"))
             return finish(EXIT_FAILED if missing else exc.exit_code, "failed", st)
 
@@ -408,23 +410,20 @@ def samples(report: HeartbeatReport) -> list[Any]:
     return out
 
 
-def run_scheduled(settings: Settings, *, metrics_file: Any = None, ping_base: str = "",
+def run_scheduled(settings: Settings, *, metrics_file: Any = None,
                   **kw: Any) -> HeartbeatReport:
-    """A scheduled run: ping start, run, write the textfile, ping the exit status.
+    """A scheduled run: run, write the textfile.
 
-    ``metrics_file`` and ``ping_base`` default to ``jobs.metrics_file`` and
-    ``jobs.ping_url``. A busy lock is reported as a skipped run (exit 75) without pings
-    (not even ``/start``: it is sent once the lock is held), state or textfile: the run
-    that holds the lock owns all three.
+    ``metrics_file`` defaults to ``jobs.metrics_file``. A busy lock is reported as a skipped
+    run (exit 75) without state or textfile: the run that holds the lock owns both. Pings
+    are not sent here: every scheduled job pings through one wrapper
+    (:mod:`impromptu_ops.cli.jobrun`, :mod:`impromptu_ops.jobs.ping`).
     """
-    from impromptu_ops.jobs.ping import ping
-
     metrics_file = metrics_file or settings.jobs.metrics_file
-    ping_base = ping_base or settings.jobs.ping_url
 
     job = HeartbeatJob(settings, **kw)
     try:
-        report = job.run(on_locked=(lambda: ping(ping_base, "start")) if ping_base else None)
+        report = job.run()
     except LockBusy as exc:
         return HeartbeatReport(job.wall(), 0.0, EXIT_SKIPPED, "skipped",
                                (Step("lock", "skipped", exc.diagnostics()),))
@@ -436,9 +435,6 @@ def run_scheduled(settings: Settings, *, metrics_file: Any = None, ping_base: st
         except OSError as exc:
             report = replace(report, problems=(*report.problems,
                                                f"cannot write {metrics_file}: {exc.strerror}"))
-    if ping_base:
-        summary = "; ".join(f"{s.name}: {s.status}" for s in report.steps)
-        ping(ping_base, str(report.exit_code), summary)
     return report
 
 

@@ -1,4 +1,8 @@
-"""What a scheduled heartbeat needs, in one value, derived from the settings.
+"""What each scheduled job needs, in one value per job, derived from the settings.
+
+The jobs (:data:`JOBS`): the heartbeat every 30 minutes, ``rotate impromptu --if-due``
+daily, ``earnings reconcile`` weekly (its report written to the state folder) and
+``health`` every 5 minutes for hosts without a monitor.
 
 The spec carries only non-secret values: the command line, folders, and the *paths* of
 credential files. Secrets reach the job through the store (the local key file, or a Vault
@@ -19,12 +23,38 @@ from impromptu_ops.errors import ConfigError
 from impromptu_ops.settings import Settings, env_name
 
 SCHEDULERS = ("systemd", "cron", "launchd", "kubernetes")
-JOB_NAME = "impromptu-heartbeat"
 CONFIG_ENV = "IMPROMPTU_CONFIG"  # settings.config_path reads it
-LAUNCHD_LABEL = "ai.impromptu.heartbeat"
 INTERVAL_MINUTES = 30  # the skill's advice: every 30 minutes
 RANDOM_DELAY_SECONDS = 300  # spread agents so they do not all call at :00 and :30
 TIMEOUT_MARGIN_SECONDS = 60  # start-up, lock, state and textfile writes beyond the deadline
+REPORT_FILE = "earnings-report.json"  # the weekly reconciliation, in the state folder
+DAY = 24 * 60
+WEEK = 7 * DAY
+
+
+@dataclass(frozen=True)
+class JobDef:
+    """One scheduled job: what it runs and how often (the same for every scheduler)."""
+
+    job: str  # the name: unit impromptu-<job>, {job} in jobs.ping_url
+    args: tuple[str, ...]  # after the program; the reconcile's --output is added
+    interval_minutes: int  # < 60: every N minutes; DAY: daily; WEEK: weekly
+    random_delay_seconds: int
+    timeout_seconds: int  # 0: the heartbeat's deadline + margin
+    description: str
+
+
+JOBS: tuple[JobDef, ...] = (
+    JobDef("heartbeat", ("heartbeat", "--json"), INTERVAL_MINUTES, RANDOM_DELAY_SECONDS, 0,
+           "Impromptu agent heartbeat"),
+    JobDef("rotate", ("rotate", "impromptu", "--if-due", "--json"), DAY, 1800, 900,
+           "Rotate the Impromptu platform key when it is due"),
+    JobDef("reconcile", ("earnings", "reconcile", "--format", "json"), WEEK, 3600, 1800,
+           "Reconcile Impromptu earnings against the chain"),
+    JobDef("health", ("health", "--format", "nagios"), 5, 30, 120,
+           "Impromptu agent health check"),
+)
+JOB_NAMES = tuple(j.job for j in JOBS)
 
 
 @dataclass(frozen=True)
@@ -47,7 +77,7 @@ class ScheduleSpec:
     interval_minutes: int
     random_delay_seconds: int
     timeout_seconds: int
-    minute_offset: int  # a fixed pseudo-random minute, for cron and Kubernetes
+    minute_offset: int  # a fixed pseudo-random minute (of the hour, or of the day/week)
     state_dir: Path
     config_dir: Path
     data_dir: Path
@@ -57,16 +87,32 @@ class ScheduleSpec:
     user: str = ""  # systemd system scope: the account that runs the job
     image: str = "impromptu-ops:latest"  # kubernetes
     metrics_file: Path | None = None  # jobs.metrics_file: its folder must stay writable
+    job: str = "heartbeat"
+    description: str = "Impromptu agent heartbeat"
+    config_file: Path | None = None  # the config read at install time (a pod gets a copy)
 
     @property
     def log_file(self) -> Path:
-        return self.state_dir / "heartbeat.log"
+        return self.state_dir / f"{self.job}.log"
 
     @property
     def cron_lock(self) -> Path:
         # Not the job's own lock file: flock(1) holding that one would make the job
-        # itself see "busy". Two locks, one per layer, same meaning (exit 75).
-        return self.state_dir / "heartbeat.cron.lock"
+        # itself see "busy". Two locks, one per layer, same meaning (skipped).
+        return self.state_dir / f"{self.job}.cron.lock"
+
+    @property
+    def launchd_label(self) -> str:
+        return f"ai.impromptu.{self.job}"
+
+    @property
+    def hour(self) -> int:
+        """Daily and weekly jobs: the hour (UTC-agnostic local time) they run at."""
+        return (self.minute_offset // 60) % 24
+
+    @property
+    def minute(self) -> int:
+        return self.minute_offset % 60
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -78,17 +124,34 @@ def stable_offset(seed: str, modulo: int) -> int:
     return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % modulo
 
 
+def build_specs(settings: Settings, command: tuple[str, ...], *, seed: str,
+                scope: str = "user", user: str = "", image: str = "impromptu-ops:latest"
+                ) -> tuple[ScheduleSpec, ...]:
+    """One spec per scheduled job (:data:`JOBS`), heartbeat first."""
+    return tuple(build_spec(settings, command, seed=seed, scope=scope, user=user, image=image,
+                            job=j.job) for j in JOBS)
+
+
+def _offset(seed: str, jobdef: JobDef) -> int:
+    """The run's minute: of the hour (every N minutes), or 01:00-04:59 (daily, weekly),
+    the night hours when an agent is least busy."""
+    if jobdef.interval_minutes < 60:
+        return stable_offset(seed, jobdef.interval_minutes)
+    return 60 + stable_offset(f"{seed}/{jobdef.job}", 4 * 60)
+
+
 def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
-               scope: str = "user", user: str = "", image: str = "impromptu-ops:latest"
-               ) -> ScheduleSpec:
+               scope: str = "user", user: str = "", image: str = "impromptu-ops:latest",
+               job: str = "heartbeat") -> ScheduleSpec:
     """Derive the schedule from the settings.
 
     Args:
         settings: the effective settings.
-        command: the program to run (``(/repo/.venv/bin/impromptu-ops,)``); ``heartbeat``
+        command: the program to run (``(/repo/.venv/bin/impromptu-ops,)``); the job's
             arguments are appended.
         seed: what makes the random offset stable (user@host).
         scope, user, image: scheduler-specific choices.
+        job: one of :data:`JOB_NAMES`.
 
     Raises:
         ConfigError: a credential the job would need only exists in the environment.
@@ -131,10 +194,19 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
                 hint="configure AppRole (store.vault_role_id + store.vault_secret_id_file) "
                      "or store.vault_token_file",
             )
-    deadline = int(settings.jobs.heartbeat_deadline)
-    argv = (*command, "heartbeat", "--json")
-    if settings.jobs.metrics_file:
-        argv += ("--metrics-file", str(settings.jobs.metrics_file))
+    jobdef = next((j for j in JOBS if j.job == job), None)
+    if jobdef is None:
+        raise ConfigError(f"unknown job {job!r}: use one of {', '.join(JOB_NAMES)}")
+    argv = (*command, *jobdef.args)
+    timeout = jobdef.timeout_seconds
+    metrics_file = None
+    if job == "heartbeat":
+        timeout = int(settings.jobs.heartbeat_deadline) + TIMEOUT_MARGIN_SECONDS
+        metrics_file = settings.jobs.metrics_file
+        if metrics_file:
+            argv += ("--metrics-file", str(metrics_file))
+    elif job == "reconcile":
+        argv += ("--output", str(settings.paths.state_dir / REPORT_FILE))
     if user and not _USER_RE.match(user):
         raise ConfigError(f"--run-as {user[:40]!r} is not a user name or uid")
     values = [("--image", image), *((f"setting {k}", v) for k, v in env.items()),
@@ -146,12 +218,12 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
             raise ConfigError(f"{what}: a control character (newline?) cannot go into a "
                               f"schedule file: {value[:60]!r}")
     return ScheduleSpec(
-        name=JOB_NAME,
+        name=f"impromptu-{job}",
         argv=argv,
-        interval_minutes=INTERVAL_MINUTES,
-        random_delay_seconds=RANDOM_DELAY_SECONDS,
-        timeout_seconds=deadline + TIMEOUT_MARGIN_SECONDS,
-        minute_offset=stable_offset(seed, INTERVAL_MINUTES),
+        interval_minutes=jobdef.interval_minutes,
+        random_delay_seconds=jobdef.random_delay_seconds,
+        timeout_seconds=timeout,
+        minute_offset=_offset(seed, jobdef),
         state_dir=settings.paths.state_dir,
         config_dir=settings.paths.config_dir,
         data_dir=settings.paths.data_dir,
@@ -160,5 +232,8 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
         scope=scope,
         user=user,
         image=image,
-        metrics_file=settings.jobs.metrics_file,
+        metrics_file=metrics_file,
+        job=job,
+        description=jobdef.description,
+        config_file=Path(config_file) if config_file else None,
     )

@@ -4,9 +4,9 @@ systemd units go through ``systemd-analyze verify`` when it is installed (it par
 units the way the manager will, checks the executable, and names unknown keys); the
 structural checks here run always, so a machine without systemd still refuses a unit that
 lacks what the design requires (``SuccessExitStatus=75``, ``Persistent=true``,
-``LoadCredential`` instead of ``EnvironmentFile``...). ``verify`` runs against the system
-manager even for user units: ``--user`` needs a running user manager, and the syntax is
-the same.
+``LoadCredential`` instead of ``EnvironmentFile``, a CronJob whose skipped runs succeed...).
+``verify`` runs against the system manager even for user units: ``--user`` needs a
+running user manager, and the syntax is the same.
 """
 
 from __future__ import annotations
@@ -79,11 +79,19 @@ def structural_problems(files: Mapping[str, bytes]) -> list[str]:
             except (plistlib.InvalidFileException, ValueError) as exc:
                 problems.append(f"{name}: not a valid plist ({exc})")
                 continue
-            for key in ("Label", "ProgramArguments", "StartInterval"):
+            for key in ("Label", "ProgramArguments"):
                 if key not in doc:
                     problems.append(f"{name}: missing {key}")
-        elif name.endswith(".yaml") and 'concurrencyPolicy: "Forbid"' not in text:
-            problems.append(f"{name}: concurrencyPolicy is not Forbid")
+            if "StartInterval" not in doc and "StartCalendarInterval" not in doc:
+                problems.append(f"{name}: missing StartInterval or StartCalendarInterval")
+        elif name.endswith(".yaml") and 'kind: "CronJob"' in text:
+            if 'concurrencyPolicy: "Forbid"' not in text:
+                problems.append(f"{name}: concurrencyPolicy is not Forbid")
+            if re.search(r"onExitCodes:(?:\n\s+\S.*)*\n\s+- 75\b", text) or (
+                    '"--skipped-exit-code"' not in text):
+                # Ignore on 75 creates a replacement pod for every skipped run
+                problems.append(f"{name}: a skipped run (exit 75) must end the pod "
+                                "successfully (--skipped-exit-code 0), not match a rule")
     return problems
 
 
