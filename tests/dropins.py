@@ -32,9 +32,10 @@ def module_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
         server.stop()
 
 
-def run(script: str, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+def run(script: str | Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
         timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """``scripts/<script> ARGS`` with this process's environment plus ``env``."""
+    """``scripts/<script> ARGS`` (or the script at a path) with this process's environment
+    plus ``env``."""
     proc = subprocess.run([str(SCRIPTS / script), *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout, check=False)
     assert "Traceback" not in proc.stderr, proc.stderr
