@@ -316,12 +316,12 @@ def test_stale_manifest(shared: SandboxServer, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_a_daily_check_by_the_heartbeat_keeps_the_manifest_fresh(
-        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+        sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
     from tests.fixtures_jobs import ops
 
-    agent_in(shared, monkeypatch)
+    agent_in(sandbox, monkeypatch)
     cache_manifest(isolated_home, "3.3.0", age_hours=30.5)
-    shared.control("POST", "skill/publish", {
+    sandbox.control("POST", "skill/publish", {
         "version": "3.4.0", "files": [{"path": "SKILL.md", "content": "# skill\n"}]})
     beat = ops("heartbeat")
     assert beat.returncode == 0, beat.stdout
