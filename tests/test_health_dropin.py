@@ -237,11 +237,11 @@ def test_four_seconds_of_latency_is_still_healthy(
     # the original waits up to 10 s per request (curl --max-time 10); so do we
     agent = agent_in(shared, monkeypatch)
     cache_manifest(isolated_home)
-    agent.fault(path=r"/api/(health|v1/agent/heartbeat)$", kind="latency", delay=4, times=2)
+    agent.fault(path=r"/api/v1/agent/heartbeat$", kind="latency", delay=4, times=1)
     started = time.monotonic()
     code, out, _ = health()
     assert code == 0 and summary(out) == HEALTHY, out
-    assert time.monotonic() - started >= 8  # both requests really waited
+    assert time.monotonic() - started >= 4  # the request really waited
 
 
 def test_the_limit_per_request_is_the_originals_ten_seconds() -> None:

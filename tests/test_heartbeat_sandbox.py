@@ -235,14 +235,6 @@ def test_config_error_is_78_and_still_one_json_line(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "heartbeat_deadline" in proc.stderr
 
 
-def test_scripts_install_dry_run() -> None:
-    proc = subprocess.run([str(REPO / "scripts" / "install"), "--scheduler", "cron",
-                           "--dry-run"], capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "# impromptu-heartbeat" in proc.stdout and "dry run: nothing was changed" in proc.stdout
-
-
 def test_a_run_that_finds_the_lock_busy_sends_no_ping(
         agent: Agent, ping_server: tuple[str, list[tuple[str, str]]]) -> None:
     # A /start from the skipped run would restart the check's timer on the monitor and
