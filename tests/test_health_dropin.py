@@ -388,3 +388,11 @@ def test_without_the_toolkit_it_still_speaks_the_format(tmp_path: Path) -> None:
         f"     Install with: {fake}/scripts/install"]
     assert summary(out) == ["Status: UNHEALTHY", "", "1 error(s) detected. Please resolve "
                             "the issues above before proceeding."]
+
+
+def test_arguments_are_ignored_as_the_original_did(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    agent_in(shared, monkeypatch)
+    cache_manifest(isolated_home)
+    proc = run("impromptu-health", args=("--no-such-flag",))
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-3:] == HEALTHY
