@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.dropins import REPO, closed_port_url, module_sandbox, run
@@ -396,3 +398,17 @@ def test_arguments_are_ignored_as_the_original_did(
     cache_manifest(isolated_home)
     proc = run("impromptu-health", args=("--no-such-flag",))
     assert proc.returncode == 0 and proc.stdout.splitlines()[-3:] == HEALTHY
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(st.none(), st.text(max_size=600), st.integers(), st.booleans(),
+                       st.floats(allow_nan=True, allow_infinity=True)))
+def test_a_remote_value_is_shown_on_one_printable_line(value: object) -> None:
+    from impromptu_ops.legacy import shown
+
+    text = shown(value, "unknown", 200)
+    assert text.isprintable() and len(text) <= 201
+    if value is None:
+        assert text == "unknown"
+    elif isinstance(value, str) and value.isprintable() and len(value) <= 200:
+        assert text == value  # what jq -r printed, unchanged

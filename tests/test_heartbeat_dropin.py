@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.dropins import REPO, STAMP, closed_port_url, module_sandbox, run
@@ -304,3 +306,29 @@ def test_the_native_heartbeat_looks_at_the_manifest_at_most_once_a_day(
     summary = {s.name: s for s in second.steps}["skill"].summary
     assert summary.startswith("v10.0.0 published") and "(checked " in summary  # no new look
     assert last_check(settings) == checked
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.one_of(st.none(), st.text(max_size=400), st.integers(),
+                                st.floats(allow_nan=True), st.booleans()),
+                      min_size=9, max_size=9))
+def test_remote_values_never_break_a_line(texts: list[object]) -> None:
+    """Whatever the platform sends (control characters, newlines, huge or odd values), each
+    message stays one printable line: a log line per message, as the original's tee gave."""
+    from impromptu_ops.jobs.heartbeat import HeartbeatReport, Step
+    from impromptu_ops.legacy.heartbeat import messages
+
+    name, tier, rep, tokens, budget, ntype, nmsg, created, pending = texts
+    report = HeartbeatReport(
+        0.0, 0.1, 0, "ok",
+        tuple(Step(n, "ok", "") for n in ("heartbeat", "notifications", "wallet",
+                                           "recommendations", "budget")),
+        agent={"name": name, "tier": tier, "reputation": rep, "tokenBalance": tokens,
+               "budgetBalance": budget, "unread": 1},
+        unread_notifications=({"type": ntype, "message": nmsg, "createdAt": created},),
+        wallet={"pendingCredits": pending}, recommendation_count=0,
+        budget={"balance": budget, "max": 100, "regenerationRate": 10})
+    rendered = messages(report)
+    assert rendered.exit_code == 0
+    for line in rendered.lines:
+        assert line.isprintable() and len(line) < 700, repr(line)

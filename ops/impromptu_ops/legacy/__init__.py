@@ -31,3 +31,17 @@ NOTIFICATIONS_URL: Final = "https://impromptusocial.ai/notifications"
 def legacy_dir(home: Path) -> Path:
     """``~/.impromptu`` for the given home folder."""
     return home / LEGACY_DIR_NAME
+
+
+def shown(value: object, default: str = "unknown", limit: int = 300) -> str:
+    """A remote value as the originals' ``jq -r`` showed it (``default`` for null or
+    missing), made safe for a terminal and a log line: control characters become spaces and
+    a long text is cut at ``limit`` characters."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    return text[:limit] + ("…" if len(text) > limit else "")

@@ -37,7 +37,7 @@ import httpx
 
 from impromptu_ops import __version__
 from impromptu_ops.errors import AuthError, NotFoundError, OpsError
-from impromptu_ops.legacy import MANIFEST_FILE, NOTIFICATIONS_URL, SETUP_URL, legacy_dir
+from impromptu_ops.legacy import MANIFEST_FILE, NOTIFICATIONS_URL, SETUP_URL, legacy_dir, shown
 from impromptu_ops.legacy.keys import (
     OPENROUTER_KEY,
     PLATFORM_KEY,
@@ -109,16 +109,8 @@ class LegacyHealth:
         return EXIT[self.status]
 
 
-def _text(value: object, default: str = "unknown") -> str:
-    """A remote value as ``jq -r`` shows it (``default`` for null), safe for a terminal."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        value = int(value)
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
-    return text[:MAX_TEXT] + ("…" if len(text) > MAX_TEXT else "")
+def _text(value: object, default: str = "unknown", limit: int = MAX_TEXT) -> str:
+    return shown(value, default, limit)
 
 
 def render(result: LegacyHealth, colour: bool = False) -> str:

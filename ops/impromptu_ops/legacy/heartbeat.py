@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from impromptu_ops.jobs.heartbeat import HeartbeatReport
-from impromptu_ops.legacy import HEARTBEAT_LOG, NOTIFICATIONS_URL, SETUP_URL, legacy_dir
+from impromptu_ops.legacy import HEARTBEAT_LOG, NOTIFICATIONS_URL, SETUP_URL, legacy_dir, shown
 
 LOW_BUDGET: Final = 10  # the original's fixed threshold: balance < 10 is "Budget low"
 RULE: Final = "━" * 50
@@ -42,16 +42,7 @@ class Rendered:
 
 
 def _text(value: object, default: str = "unknown", limit: int = MAX_TEXT) -> str:
-    """A remote value as the original's ``jq -r`` shows it, made safe for a terminal and a
-    log line; ``null`` or missing shows ``default``."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        value = int(value)
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
-    return text[:limit] + ("…" if len(text) > limit else "")
+    return shown(value, default, limit)
 
 
 def _num(value: object) -> float | None:
