@@ -92,7 +92,7 @@ def heartbeat_cmd(ctx: click.Context, app: App) -> None:
 def install_cmd(ctx: click.Context, app: App, heartbeat_path: Path, health_path: Path) -> None:
     """install.sh: create ~/.impromptu and print the setup advice; installs no schedule."""
     from impromptu_ops.legacy.install import advice, machine_kind, prepare_folder
-    from impromptu_ops.legacy.keys import OPENROUTER_KEY, PLATFORM_KEY, env_hint, find_key
+    from impromptu_ops.legacy.keys import OPENROUTER_KEY, PLATFORM_KEY, env_hint, find_keys
 
     try:
         settings = app.settings()
@@ -106,8 +106,7 @@ def install_cmd(ctx: click.Context, app: App, heartbeat_path: Path, health_path:
     except OSError as exc:
         out(f"  ✗ Cannot create {Path.home() / '.impromptu'}: {exc.strerror}")
         ctx.exit(1)
-    keys = [find_key(settings, name, os.environ, problem)
-            for name in (PLATFORM_KEY, OPENROUTER_KEY)]
+    keys = find_keys(settings, [PLATFORM_KEY, OPENROUTER_KEY], os.environ, problem)
     for line in advice(folder, keys, heartbeat_path, health_path, machine_kind()):
         out(line)
     hint = env_hint("install", keys)

@@ -29,13 +29,11 @@ from __future__ import annotations
 import json
 import platform as py_platform
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
-
-from impromptu_ops import __version__
+from impromptu_ops import __version__, contract
 from impromptu_ops.errors import AuthError, NotFoundError, OpsError
 from impromptu_ops.legacy import MANIFEST_FILE, NOTIFICATIONS_URL, SETUP_URL, legacy_dir, shown
 from impromptu_ops.legacy.keys import (
@@ -43,13 +41,13 @@ from impromptu_ops.legacy.keys import (
     PLATFORM_KEY,
     FoundKey,
     env_hint,
-    find_key,
+    find_keys,
     legacy_mask,
 )
+from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
 
 REQUEST_TIMEOUT: Final = 10.0  # the original's `curl --max-time 10`, per request
-REQUEST_RETRIES: Final = 2  # retries inside those 10 s (the original made one attempt)
 STALE_AFTER: Final = 86_400.0  # the original's manifest age limit (mtime), in seconds
 RULE: Final = "-" * 60
 INDENT: Final = " " * 5
@@ -161,36 +159,41 @@ def _key_lines(found: FoundKey, optional: str | None) -> list[Line]:
     return lines
 
 
-def _client(settings: Settings, key: Any, transport: httpx.BaseTransport | None) -> Any:
-    from impromptu_ops.platform.client import PlatformClient
+def _get(settings: Settings, path: str, bearer: Secret | None) -> Any:
+    """One GET of ``{base}{path}`` within the original's 10 s, as the original's one curl:
+    no retries (a check reports the state now), raising the typed error of the contract."""
+    from impromptu_ops.health import probe
 
     p = settings.platform
-    limited = replace(p, deadline=REQUEST_TIMEOUT,
-                      read_timeout=min(p.read_timeout, REQUEST_TIMEOUT),
-                      connect_timeout=min(p.connect_timeout, REQUEST_TIMEOUT),
-                      max_retries=min(p.max_retries, REQUEST_RETRIES))
-    return PlatformClient(limited, key, transport=transport)
+    return probe.get(p.api_url.rstrip("/") + path, timeout=REQUEST_TIMEOUT,
+                     max_bytes=p.max_response_bytes, user_agent=p.user_agent, bearer=bearer)
 
 
-def _connectivity(settings: Settings, transport: httpx.BaseTransport | None
-                  ) -> tuple[Section, bool]:
+def _connectivity(settings: Settings) -> tuple[Section, bool]:
+    from impromptu_ops.platform.results import parse_health
+
     base = settings.platform.api_url
+    title = "Checking API connectivity..."
     try:
-        with _client(settings, None, transport) as client:
-            status = client.health().status
+        resp = _get(settings, "/health", None)  # sent without the key
     except OpsError:
-        return Section("Checking API connectivity...", (
+        return Section(title, (
             Line("FAIL", f"Cannot reach API endpoint ({base})"),
             Line("", "Check your network connection or try again later"),
             Line("", "Status page: https://status.impromptusocial.ai"))), False
-    word = _text(status)
-    return Section("Checking API connectivity...", (
+    try:
+        status = parse_health(resp.json("GET /health")).status
+    except OpsError:  # answered, but not JSON: the original's jq found no status either
+        status = None
+    return Section(title, (
         Line("OK", f"API endpoint reachable ({base})"),
-        Line("OK" if status in ("ok", "healthy") else "WARN", f"API status: {word}"))), True
+        Line("OK" if status in ("ok", "healthy") else "WARN",
+             f"API status: {_text(status)}"))), True
 
 
-def _registration(settings: Settings, key: FoundKey, reachable: bool,
-                  transport: httpx.BaseTransport | None) -> Section:
+def _registration(settings: Settings, key: FoundKey, reachable: bool) -> Section:
+    from impromptu_ops.platform.results import parse_heartbeat
+
     title = "Checking agent registration..."
     if key.secret is None:
         return Section(title, (Line("FAIL", "Cannot check registration (no API key)"),))
@@ -198,17 +201,23 @@ def _registration(settings: Settings, key: FoundKey, reachable: bool,
         return Section(title, (Line("FAIL", "Cannot check registration (API unreachable)"),))
     refused = (Line("FAIL", "Agent not registered or invalid API key"),
                Line("", f"Register at: {SETUP_URL}"))
+    prefix = contract.PATH_PREFIXES[settings.platform.path_prefix]
     try:
-        with _client(settings, key.secret, transport) as client:
-            hb = client.heartbeat()
+        resp = _get(settings, f"{prefix}/agent/heartbeat", key.secret)
     except (AuthError, NotFoundError):
         return Section(title, refused)
     except OpsError as exc:
         return Section(title, (Line("FAIL", "Cannot check registration (the heartbeat "
                                             "request failed)"),
                                Line("", _text(exc.diagnostics()))))
-    if '"error"' in json.dumps(hb.raw, default=str):  # the original's test of the body
+    if b'"error"' in resp.body:  # the original's test of the body, kept
         return Section(title, refused)
+    try:
+        hb = parse_heartbeat(resp.json("GET heartbeat"))
+    except OpsError as exc:
+        return Section(title, (Line("FAIL", "Cannot check registration (the answer is not "
+                                            "JSON)"),
+                               Line("", _text(exc.diagnostics()))))
     unread = hb.unread_notifications or 0
     lines = [Line("OK", "Agent registered and authenticated"),
              Line("OK", f"Agent ID: {_text(hb.agent_id)}"),
@@ -262,17 +271,16 @@ def _manifest(settings: Settings, home: Path, now: float) -> Section:
     return Section(title, tuple(lines))
 
 
-def run_checks(settings: Settings, env: Mapping[str, str], home: Path, now: float,
-               transport: httpx.BaseTransport | None = None) -> LegacyHealth:
+def run_checks(settings: Settings, env: Mapping[str, str], home: Path, now: float
+               ) -> LegacyHealth:
     """Run the original's checks in its order; never raises for what it checks."""
-    platform_key = find_key(settings, PLATFORM_KEY, env)
-    openrouter_key = find_key(settings, OPENROUTER_KEY, env)
+    platform_key, openrouter_key = find_keys(settings, [PLATFORM_KEY, OPENROUTER_KEY], env)
     environment = Section("Checking environment...", tuple(
         _key_lines(platform_key, None)
         + _key_lines(openrouter_key, "optional for LLM inference")))
-    connectivity, reachable = _connectivity(settings, transport)
-    sections = (_dependencies(), environment, connectivity,
-                _registration(settings, platform_key, reachable, transport),
+    connectivity, reachable = _connectivity(settings)
+    registration = _registration(settings, platform_key, reachable)
+    sections = (_dependencies(), environment, connectivity, registration,
                 _manifest(settings, home, now))
     hint = env_hint("impromptu-health", [platform_key, openrouter_key])
     return LegacyHealth(sections, (hint,) if hint else ())

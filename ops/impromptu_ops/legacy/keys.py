@@ -38,9 +38,10 @@ class FoundKey:
         return contract.SECRET_ENV[self.name]
 
 
-def find_key(settings: Settings | None, name: str, env: Mapping[str, str],
-             problem: str | None = None) -> FoundKey:
-    """The key ``name`` from the store, else from its environment variable.
+def find_keys(settings: Settings | None, names: list[str], env: Mapping[str, str],
+              problem: str | None = None) -> list[FoundKey]:
+    """Each key of ``names`` from the store (opened once), else from its environment
+    variable.
 
     Args:
         settings: the effective settings, or ``None`` when they could not be loaded (then
@@ -51,17 +52,32 @@ def find_key(settings: Settings | None, name: str, env: Mapping[str, str],
     """
     from impromptu_ops.store.factory import open_store
 
+    store = None
     if settings is not None:
         try:
-            return FoundKey(name, open_store(settings).read(name).value(), "store")
-        except SecretNotFound:
-            pass
+            store = open_store(settings)
         except OpsError as exc:
             problem = exc.diagnostics()
-    value = env.get(contract.SECRET_ENV[name], "").strip()
-    if value:
-        return FoundKey(name, Secret(value, name), "env", problem)
-    return FoundKey(name, None, "none", problem)
+    found: list[FoundKey] = []
+    for name in names:
+        why = problem
+        if store is not None:
+            try:
+                found.append(FoundKey(name, store.read(name).value(), "store"))
+                continue
+            except SecretNotFound:
+                pass
+            except OpsError as exc:
+                why = exc.diagnostics()
+        value = env.get(contract.SECRET_ENV[name], "").strip()
+        secret = Secret(value, name) if value else None
+        found.append(FoundKey(name, secret, "env" if value else "none", why))
+    return found
+
+
+def find_key(settings: Settings | None, name: str, env: Mapping[str, str]) -> FoundKey:
+    """One key, as :func:`find_keys`."""
+    return find_keys(settings, [name], env)[0]
 
 
 def env_hint(script: str, found: list[FoundKey]) -> str | None:
