@@ -425,3 +425,24 @@ def test_a_remote_value_is_shown_on_one_printable_line(value: object) -> None:
         assert text == "unknown"
     elif isinstance(value, str) and value.isprintable() and len(value) <= 200:
         assert text == value  # what jq -r printed, unchanged
+
+
+def test_a_version_installed_through_the_gate_counts_as_cached(
+        sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, gate_env: Any) -> None:
+    from tests.fixtures_gate import BENIGN_V1
+    from tests.fixtures_jobs import ops
+
+    agent_in(sandbox, monkeypatch)
+    gate_env.install("3.3.2", BENIGN_V1)
+    code, out, _ = health()  # no ~/.impromptu file, and no look at the platform yet
+    assert code == 2 and section(out, TITLES[4]) == [
+        "[OK] Skill manifest cached (v3.3.2)",
+        "[WARN] Skill manifest is stale (never checked)",
+        "     Run scripts/heartbeat to check the platform's manifest"]
+    sandbox.control("POST", "skill/publish", {
+        "version": "3.3.2", "files": [{"path": "SKILL.md", "content": "# skill\n"}]})
+    beat = ops("heartbeat")
+    assert ("[OK] skill: v3.3.2 published, v3.3.2 installed: up to date"
+            in beat.stdout.splitlines()), beat.stdout
+    code, out, _ = health()
+    assert code == 0 and section(out, TITLES[4]) == ["[OK] Skill manifest cached (v3.3.2)"]

@@ -100,6 +100,8 @@ def last_check(settings: Settings) -> SkillCheck | None:
 
 def installed_version(settings: Settings) -> str | None:
     """The version the update gate has installed (read-only), or ``None``."""
+    if not (settings.skill_dir / "current").is_symlink():  # nothing installed: skip the imports
+        return None
     from impromptu_ops.gate.folder import SkillFolder
     from impromptu_ops.gate.tree import Caps
 
