@@ -11,6 +11,7 @@ process, HOME in a temp folder, against one sandbox per module.
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -230,12 +231,24 @@ def test_paused_by_rate_003_is_skipped_with_exit_0(
     agent.fault(path="/agent/heartbeat$", kind="status", status=429, code="RATE_003",
                 retryAfter=3600, times=None)
     code, out, _ = beat()
-    assert code == 0 and len(out) == 1 and out[0].startswith("Heartbeat skipped: ")
-    assert "RATE_003" in out[0]
+    assert code == 0 and len(out) == 1, out
+    assert re.fullmatch(r"Heartbeat skipped: paused until \d{4}-\d\d-\d\d \d\d:\d\d UTC "
+                        r"\(RATE_003 daily quota used\)", out[0]), out
     agent.clear_faults()
     code, out, _ = beat()  # still paused: no call to the platform before the reset
     assert code == 0 and len(out) == 1
     assert out[0].startswith("Heartbeat skipped: paused until ") and "RATE_003" in out[0]
+
+
+def test_paused_by_budg_001_mid_run_keeps_the_success_and_exit_0(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = make_agent(shared, monkeypatch)
+    agent.fault(path="/agent/wallet/sync$", kind="status", status=402, code="BUDG_001")
+    code, out, _ = beat()
+    assert code == 0 and out[:7] == success(agent)
+    assert out[7:] == ["Syncing wallet balance...", "⚠️  Wallet sync failed (non-critical)",
+                       "⏸  Paused by the platform (BUDG_001 out of budget): the remaining "
+                       "checks wait for the next run", *CLOSING]
 
 
 def test_a_body_with_the_word_error_is_not_a_failure(

@@ -72,7 +72,10 @@ def _skip_reason(report: HeartbeatReport) -> str:
     step = report.steps[0] if report.steps else None
     if step is not None and step.name == "lock":
         return "another heartbeat run is still in progress"
-    return _text(step.summary if step else report.skip_reason, "paused by the platform")
+    if report.skip_until is not None:
+        when = datetime.fromtimestamp(report.skip_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return f"paused until {when} ({_text(report.skip_reason, 'asked by the platform')})"
+    return _text(step.summary if step else None, "asked to wait by the platform")
 
 
 def messages(report: HeartbeatReport) -> Rendered:
