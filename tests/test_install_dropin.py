@@ -91,6 +91,8 @@ def test_arguments_without_a_scheduler_are_refused() -> None:
     proc = run("install", args=("--dry-run",))
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "needs --scheduler" in proc.stderr
+    helped = run("install", args=("--help",))
+    assert helped.returncode == 0 and "--scheduler systemd|cron|launchd" in helped.stdout
 
 
 def test_a_schedule_needs_an_explicit_scheduler(isolated_home: Path) -> None:
