@@ -446,3 +446,13 @@ def test_a_version_installed_through_the_gate_counts_as_cached(
             in beat.stdout.splitlines()), beat.stdout
     code, out, _ = health()
     assert code == 0 and section(out, TITLES[4]) == ["[OK] Skill manifest cached (v3.3.2)"]
+
+
+def test_wallet_sync_failing_is_not_the_health_checks_business(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    # the original's health check never synced the wallet: a failing sync changes nothing
+    agent = agent_in(shared, monkeypatch)
+    cache_manifest(isolated_home)
+    agent.fault(path=r"/agent/wallet/sync$", kind="status", status=500, times=None)
+    code, out, _ = health()
+    assert code == 0 and summary(out) == HEALTHY

@@ -106,6 +106,18 @@ def test_healthy_run_lines_log_and_modes(shared: SandboxServer, monkeypatch: pyt
     assert code == 0 and log_messages(isolated_home) == out + again
 
 
+def test_fresh_setup_needs_neither_openrouter_key_nor_manifest(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    from impromptu_ops.settings import load_settings
+    from impromptu_ops.store.factory import open_store
+
+    agent = make_agent(shared, monkeypatch)
+    open_store(load_settings()).delete("openrouter-api-key")
+    code, out, err = beat()
+    assert code == 0 and err == "" and out[:7] == success(agent) and out[-3:] == CLOSING
+    assert not (isolated_home / ".impromptu" / "impromptu.skill.json").exists()
+
+
 def test_no_key_anywhere(shared: SandboxServer, monkeypatch: pytest.MonkeyPatch,
                          isolated_home: Path) -> None:
     make_agent(shared, monkeypatch, store_platform_key=False)
