@@ -68,7 +68,10 @@ def heartbeat_cmd(ctx: click.Context, app: App) -> None:
             rendered = hb.missing_key()
     except OpsError as exc:
         rendered = hb.config_failed(exc.diagnostics())
-    stamped = hb.stamp(rendered.lines, time.time())
+    from impromptu_ops.secret import REDACTOR
+
+    # the log file gets exactly what stdout shows: redacted like everything we print
+    stamped = [REDACTOR.redact(line) for line in hb.stamp(rendered.lines, time.time())]
     for line in stamped:
         out(line)
     try:
