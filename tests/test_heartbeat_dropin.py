@@ -263,13 +263,23 @@ def test_paused_by_budg_001_mid_run_keeps_the_success_and_exit_0(
                        "checks wait for the next run", *CLOSING]
 
 
-def test_a_body_with_the_word_error_is_not_a_failure(
+def test_an_answer_containing_error_fails_as_in_the_original(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    # the original greps the heartbeat's body for "error" (quotes included); kept, so that a
+    # 200 that carries an error never reads as a success. Here: an agent named "error".
+    make_agent(shared, monkeypatch, name="error")
+    code, out, err = beat()
+    assert code == 1 and out == ["Running heartbeat check...", FAILED]
+    assert log_messages(isolated_home) == out and 'contains "error"' in err
+
+
+def test_notifications_that_say_error_are_just_notifications(
         shared: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    # deliberate difference: the original grepped the body for "error" and failed
-    agent = make_agent(shared, monkeypatch, name="error")
+    # the original's grep read only the heartbeat's body; notification texts never failed it
+    agent = make_agent(shared, monkeypatch)
+    agent.notify("error", kind="mention")  # listed as  [mention] error - ...: not a failure
     code, out, _ = beat()
-    assert code == 0 and out[:2] == ["Running heartbeat check...", "✅ Heartbeat successful"]
-    del agent
+    assert code == 0 and out[7] == "📬 You have 1 unread notifications. Someone is waiting!"
 
 
 def test_a_newer_skill_is_reported_waiting_for_review(

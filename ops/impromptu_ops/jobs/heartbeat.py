@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,6 +96,7 @@ class HeartbeatReport:
     wallet: dict[str, Any] = field(default_factory=dict)
     recommendation_count: int | None = None
     skill: dict[str, Any] = field(default_factory=dict)
+    heartbeat_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # as received
 
     def to_json(self) -> dict[str, Any]:
         """One JSON line per run (``--json``); times in RFC 3339 UTC."""
@@ -334,7 +335,7 @@ class HeartbeatJob:
         extra: dict[str, Any] = {
             "agent": agent, "new_notifications": tuple(fresh), "budget": budget,
             "unread_notifications": tuple(listed), "wallet": wallet_info,
-            "recommendation_count": rec_count, "skill": skill}
+            "recommendation_count": rec_count, "skill": skill, "heartbeat_raw": hb.raw}
         if pause is not None:
             st = replace(st, skip_until=pause[0], skip_reason=pause[1])
             return finish(EXIT_SKIPPED, "skipped", st, **extra)

@@ -13,7 +13,9 @@ saying why. :func:`messages` is pure; :func:`stamp` and :func:`append_log` do th
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +58,13 @@ def _num(value: object) -> float | None:
     return None
 
 
+def error_in_body(raw: Mapping[str, Any]) -> bool:
+    """The original's test of a heartbeat answer: its body contains ``"error"`` (quotes
+    included: an ``error`` member, or a value that is exactly ``error``). Kept: a 200 that
+    carries an error must not read as a success."""
+    return '"error"' in json.dumps(raw, default=str)
+
+
 def missing_key() -> Rendered:
     """No key in the store and none in ``IMPROMPTU_API_KEY``: the original's two lines."""
     return Rendered(("ERROR: IMPROMPTU_API_KEY environment variable not set",
@@ -88,6 +97,8 @@ def messages(report: HeartbeatReport) -> Rendered:
     if first is None or first.status == "fail" or report.outcome == "failed":
         cause = first.summary if first is not None else "no heartbeat"
         return Rendered((*out, FAILED), 1, (f"heartbeat: {_text(cause)}",))
+    if error_in_body(report.heartbeat_raw):
+        return Rendered((*out, FAILED), 1, ('heartbeat: the answer contains "error"',))
     a = report.agent
     out += ["✅ Heartbeat successful",
             f"   Notifications: {_text(a.get('unread'), '0')} unread",
