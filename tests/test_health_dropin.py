@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from impromptu_ops import __version__
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.dropins import REPO, closed_port_url, module_sandbox, run
 from tests.fixtures_jobs import Agent, make_agent
@@ -104,7 +105,7 @@ def test_healthy_every_section_and_line(shared: SandboxServer, monkeypatch: pyte
     assert code == 0 and err == ""
     assert [ln for ln in out if ln in TITLES] == TITLES
     assert out[0] == "" and out.count(RULE) == 6
-    assert section(out, TITLES[0])[0] == "[OK] impromptu-ops installed (v0.1.0)"
+    assert section(out, TITLES[0])[0] == f"[OK] impromptu-ops installed (v{__version__})"
     assert re.fullmatch(r"\[OK\] Python installed \(v3\.\d+\.\d+\)", section(out, TITLES[0])[1])
     assert section(out, TITLES[1]) == [
         f"[OK] IMPROMPTU_API_KEY configured ({masked(agent.api_key)})",
