@@ -19,7 +19,8 @@ made trustworthy for schedulers:
   says "error" is just a notification.
 
 Exit codes (documented for systemd/cron/Kubernetes; the drop-in ``scripts/heartbeat``
-maps every failure to the original's 1):
+maps every failure to the original's 1 and a skipped run to 0, see
+:mod:`impromptu_ops.legacy.heartbeat`):
 
 ====  ===========================================================================
 0     the heartbeat succeeded (later steps may carry warnings, listed in the output)
