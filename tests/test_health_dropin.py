@@ -457,3 +457,17 @@ def test_wallet_sync_failing_is_not_the_health_checks_business(
     agent.fault(path=r"/agent/wallet/sync$", kind="status", status=500, times=None)
     code, out, _ = health()
     assert code == 0 and summary(out) == HEALTHY
+
+
+def test_an_unreachable_store_is_not_reported_as_a_missing_key(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    agent_in(shared, monkeypatch)
+    cache_manifest(isolated_home)
+    down = {"VAULT_ADDR": closed_port_url().removesuffix("/api"), "VAULT_TOKEN": "t"}
+    code, out, _ = health(down)
+    assert code == 1
+    env_lines = section(out, TITLES[1])
+    assert env_lines[0] == "[FAIL] IMPROMPTU_API_KEY cannot be read (the secret store is " \
+                           "unavailable)"
+    assert env_lines[1].startswith("     Vault at http://127.0.0.1:")
+    assert section(out, TITLES[3]) == ["[FAIL] Cannot check registration (no API key)"]

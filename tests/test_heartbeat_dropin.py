@@ -367,3 +367,12 @@ def test_remote_values_never_break_a_line(texts: list[object]) -> None:
     assert rendered.exit_code == 0
     for line in rendered.lines:
         assert line.isprintable() and len(line) < 700, repr(line)
+
+
+def test_an_unreachable_store_is_an_error_line_and_exit_1(
+        shared: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_agent(shared, monkeypatch)
+    down = {"VAULT_ADDR": closed_port_url().removesuffix("/api"), "VAULT_TOKEN": "t"}
+    code, out, _ = beat(down)
+    assert code == 1 and len(out) == 1
+    assert out[0].startswith("ERROR: cannot read the secret store: Vault at http://127.0.0.1:")
