@@ -7,7 +7,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -172,10 +171,7 @@ def test_usage_errors_speak_each_format(agent: Agent) -> None:
     assert proc.returncode == 3 and "impromptu_health_status 3" in proc.stdout
     proc = ops("health", "--no-such-flag")  # text: one line on stderr
     assert proc.returncode == 3 and proc.stdout == "" and proc.stderr.count("\n") == 1
-    legacy = subprocess.run([str(REPO / "scripts" / "impromptu-health"), "--no-such-flag"],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert legacy.returncode == 1  # the original's "unhealthy", not a code it never used
-    assert legacy.stdout.splitlines()[-1] == "Status: unhealthy"
+    # scripts/impromptu-health takes no arguments, as the original: tests/test_health_dropin.py
 
 
 def test_bad_config_and_bad_policy_are_unknown(agent: Agent, tmp_path: Path) -> None:

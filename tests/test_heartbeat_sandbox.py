@@ -40,7 +40,7 @@ def test_happy_path_state_and_textfile(agent: Agent, tmp_path: Path) -> None:
     report = beat(**{"jobs.metrics_file": prom})
     assert report.exit_code == 0 and report.outcome == "ok"
     assert steps(report) == {"heartbeat": "ok", "notifications": "ok", "wallet": "ok",
-                             "recommendations": "ok", "budget": "ok"}
+                             "recommendations": "ok", "budget": "ok", "skill": "ok"}
     st = load(state_path(load_settings().paths.state_dir))
     assert st.last_success_at == report.started_at and st.last_exit == 0
     assert stat.S_IMODE(state_path(load_settings().paths.state_dir).stat().st_mode) == 0o600
@@ -188,15 +188,6 @@ def test_two_heartbeats_started_together(agent: Agent) -> None:
     assert skipped["steps"][0]["name"] == "lock"
 
 
-def test_dropin_script_keeps_original_exit_codes(agent: Agent) -> None:
-    script = str(REPO / "scripts" / "heartbeat")
-    ok = subprocess.run([script], capture_output=True, text=True, timeout=60, check=False)
-    assert ok.returncode == 0 and ok.stdout.startswith("[OK] heartbeat: hb-agent")
-    agent.fault(path="/agent/heartbeat$", kind="malformed", times=None)
-    bad = subprocess.run([script], capture_output=True, text=True, timeout=60, check=False)
-    assert bad.returncode == 1 and bad.stdout.startswith("[FAIL] heartbeat:")
-
-
 class _PingHandler(http.server.BaseHTTPRequestHandler):
     seen: ClassVar[list[tuple[str, str]]] = []
 
@@ -249,14 +240,6 @@ def test_config_error_is_78_and_still_one_json_line(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "heartbeat_deadline" in proc.stderr
 
 
-def test_scripts_install_dry_run() -> None:
-    proc = subprocess.run([str(REPO / "scripts" / "install"), "--scheduler", "cron",
-                           "--dry-run"], capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "# impromptu-heartbeat" in proc.stdout and "dry run: nothing was changed" in proc.stdout
-
-
 def test_a_run_that_finds_the_lock_busy_pings_skipped_under_its_own_rid(
         agent: Agent, ping_server: tuple[str, list[tuple[str, str]]]) -> None:
     # Each run's pings carry its own run id (healthchecks.io pairs /start with the success
@@ -296,13 +279,3 @@ def test_an_unusable_state_folder_is_a_config_error_not_a_crash(tmp_path: Path) 
 def test_a_deadline_too_short_for_any_call_is_a_config_error() -> None:
     proc = ops("heartbeat", env={"IMPROMPTU_JOBS_HEARTBEAT_DEADLINE": "0.5"})
     assert proc.returncode == 78 and "jobs.heartbeat_deadline" in proc.stdout
-
-
-def test_dropin_reports_a_config_error_as_a_fail_line() -> None:
-    proc = subprocess.run([str(REPO / "scripts" / "heartbeat")], capture_output=True,
-                          text=True, timeout=60, check=False,
-                          env={**os.environ, "IMPROMPTU_JOBS_HEARTBEAT_DEADLINE": "0.5"})
-    assert proc.returncode == 1  # the original's failure code
-    (line,) = proc.stdout.splitlines()
-    assert line.startswith("[FAIL] heartbeat: setting jobs.heartbeat_deadline")
-    assert proc.stderr == ""

@@ -65,7 +65,8 @@ class _CheckCommand(click.Command):
 @click.command("health", cls=_CheckCommand)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text (a table), nagios (one line + perfdata), json, prometheus, or legacy "
-                   "(the original script's [OK]/[WARN]/[FAIL] lines and exit codes).")
+                   "(one [OK]/[WARN]/[FAIL] line per check and the original's exit codes "
+                   "0/2/1; the original script's full output is scripts/impromptu-health).")
 @click.option("--check", "checks", multiple=True, metavar="NAME",
               help="Run only this check (repeatable). Default: all.")
 @click.option("-w", "--warning", multiple=True, metavar="METRIC=RANGE",

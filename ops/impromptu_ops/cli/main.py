@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "health": "impromptu_ops.cli.health:health",
     "heartbeat": "impromptu_ops.cli.heartbeat:heartbeat",
     "install": "impromptu_ops.cli.install:install",
+    "legacy": "impromptu_ops.cli.legacy:legacy",
     "pow": "impromptu_ops.cli.pow:pow_group",
     "quickstart": "impromptu_ops.cli.quickstart:quickstart",
     "register": "impromptu_ops.cli.register:register",

@@ -5,7 +5,9 @@
   guidelines: status line first, perfdata after the pipe, single-quoted labels).
 - ``json``: one object (``status``, ``code``, ``checks[]``) on one line.
 - ``prometheus``: text exposition format, ready for the node_exporter textfile collector.
-- ``legacy``: the ``[OK]``/``[WARN]``/``[FAIL]`` lines of the original impromptu-health.sh.
+- ``legacy``: one ``[OK]``/``[WARN]``/``[FAIL]`` line per check with the original
+  impromptu-health.sh's exit codes (its full output, sections and texts, is the drop-in's:
+  :mod:`impromptu_ops.legacy.health`).
 
 Renderers are pure: a :class:`~impromptu_ops.health.model.Report` in, a string out. Exit
 codes are decided here too (:func:`exit_code`) so that the CLI holds no logic.

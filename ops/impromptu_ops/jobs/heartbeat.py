@@ -2,7 +2,9 @@
 
 The sequence is the original ``heartbeat.sh``'s — heartbeat; notifications when
 ``unreadNotifications > 0`` (or unknown); wallet sync; recommendations; budget with a
-low-budget warning — made trustworthy for schedulers:
+low-budget warning — then, at most once a day, a look at the platform's skill manifest
+(:mod:`.skillcheck`: a newer version is reported as waiting for review, never installed),
+made trustworthy for schedulers:
 
 - one run at a time: a non-blocking :class:`~impromptu_ops.locks.ProcessLock` (busy -> 75);
 - the key comes from the secret store, never the environment;
@@ -17,7 +19,8 @@ low-budget warning — made trustworthy for schedulers:
   says "error" is just a notification.
 
 Exit codes (documented for systemd/cron/Kubernetes; the drop-in ``scripts/heartbeat``
-maps every failure to the original's 1):
+maps every failure to the original's 1 and a skipped run to 0, see
+:mod:`impromptu_ops.legacy.heartbeat`):
 
 ====  ===========================================================================
 0     the heartbeat succeeded (later steps may carry warnings, listed in the output)
@@ -37,7 +40,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,6 +91,13 @@ class HeartbeatReport:
     problems: tuple[str, ...] = ()
     skip_until: float | None = None
     skip_reason: str | None = None
+    # what the drop-in scripts/heartbeat prints (the original lists every unread
+    # notification on every run, and the pending credits and recommendation count)
+    unread_notifications: tuple[dict[str, Any], ...] = ()
+    wallet: dict[str, Any] = field(default_factory=dict)
+    recommendation_count: int | None = None
+    skill: dict[str, Any] = field(default_factory=dict)
+    heartbeat_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # as received
 
     def to_json(self) -> dict[str, Any]:
         """One JSON line per run (``--json``); times in RFC 3339 UTC."""
@@ -103,6 +113,7 @@ class HeartbeatReport:
             "agent": self.agent, "newNotifications": list(self.new_notifications),
             "budget": self.budget, "problems": list(self.problems),
             "skipUntil": ts(self.skip_until), "skipReason": self.skip_reason,
+            "skill": self.skill,
         }
 
 
@@ -265,6 +276,7 @@ class HeartbeatJob:
                           f"{_show(hb.token_balance)}, budget {_show(hb.budget_balance)}"))
         st = replace(st, last_success_at=started_wall)
         fresh: list[Any] = []
+        listed: list[dict[str, Any]] = []
         budget: dict[str, Any] = {}
         pause: tuple[float, str] | None = None
 
@@ -290,6 +302,7 @@ class HeartbeatJob:
             if notes is not None:
                 items = [{"id": n.id, "type": _clean(n.type, 40), "message": _clean(n.message),
                           "createdAt": n.created_at} for n in notes.notifications]
+                listed = items
                 fresh, st = state_mod.fresh_notifications(st, items)
                 status = "warn" if fresh else "ok"
                 steps.append(Step("notifications", status,
@@ -299,12 +312,16 @@ class HeartbeatJob:
 
         # 3. wallet sync (an idempotency key makes a resend after a timeout safe)
         wallet = later("wallet", lambda c: c.wallet_sync(idempotency_key=uuid.uuid4().hex))
+        wallet_info: dict[str, Any] = {}
         if wallet is not None:
+            wallet_info = {"available": wallet.available,
+                           "pendingCredits": wallet.pending_credits}
             steps.append(Step("wallet", "ok", f"synced: available {_show(wallet.available)}, "
                               f"pending {_show(wallet.pending_credits)}"))
 
         # 4. recommendations
         recs = later("recommendations", lambda c: c.recommendations())
+        rec_count = None if recs is None else len(recs.recommendations)
         if recs is not None:
             steps.append(Step("recommendations", "ok",
                               f"{len(recs.recommendations)} recommendations"))
@@ -315,12 +332,36 @@ class HeartbeatJob:
             budget, st, step = self._budget_step(bud, st, started_wall)
             steps.append(step)
 
+        # 6. at most once a day: is a newer skill waiting for review? (installs nothing)
+        skill = {} if pause is not None else self._skill_step(steps, deadline)
+
+        extra: dict[str, Any] = {
+            "agent": agent, "new_notifications": tuple(fresh), "budget": budget,
+            "unread_notifications": tuple(listed), "wallet": wallet_info,
+            "recommendation_count": rec_count, "skill": skill, "heartbeat_raw": hb.raw}
         if pause is not None:
             st = replace(st, skip_until=pause[0], skip_reason=pause[1])
-            return finish(EXIT_SKIPPED, "skipped", st, agent=agent,
-                          new_notifications=tuple(fresh), budget=budget)
-        return finish(EXIT_OK, "ok", st, agent=agent, new_notifications=tuple(fresh),
-                      budget=budget)
+            return finish(EXIT_SKIPPED, "skipped", st, **extra)
+        return finish(EXIT_OK, "ok", st, **extra)
+
+    def _skill_step(self, steps: list[Step], deadline: float) -> dict[str, Any]:
+        from impromptu_ops.jobs import skillcheck
+
+        left = deadline - self.clock()
+        if left < MIN_STEP_SECONDS:
+            steps.append(Step("skill", "skipped", "no time left in the job's deadline"))
+            return {}
+        try:
+            check, fresh = skillcheck.check_if_due(self.settings, self.wall(), left)
+        except OpsError as exc:
+            steps.append(Step("skill", "warn", "cannot check the platform's skill manifest: "
+                              + _clean(exc.diagnostics(), 160)))
+            return {}
+        when = "" if fresh else " (checked " + datetime.fromtimestamp(
+            check.checked_at, UTC).strftime("%Y-%m-%d %H:%M UTC") + ")"
+        steps.append(Step("skill", "warn" if check.newer_waiting else "ok",
+                          check.summary() + when))
+        return {**check.to_json(), "newerWaiting": check.newer_waiting}
 
     def _failed_first(self, exc: OpsError, st: HeartbeatState, steps: list[Step],
                       finish: Callable[..., HeartbeatReport]) -> HeartbeatReport:
@@ -353,7 +394,8 @@ class HeartbeatJob:
             note = f" (policy unreadable, built-in thresholds used: {_clean(exc.message, 80)})"
         verdict = evaluate(float(bud.balance), policy.for_metric("budget"))
         low = verdict is not Status.OK
-        info = {"balance": bud.balance, "max": bud.max_balance, "trendPerHour":
+        info = {"balance": bud.balance, "max": bud.max_balance,
+                "regenerationRate": bud.regeneration_rate, "trendPerHour":
                 None if trend is None else round(trend, 3), "low": low}
         of = f" of {_show(bud.max_balance)}" if bud.max_balance is not None else ""
         slope = f", {trend:+.1f}/h" if trend is not None else ""
