@@ -31,6 +31,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                   "/var/lib/node_exporter/textfile_collector/impromptu.prom"),
     "install": ("impromptu-ops install --dry-run",
                 "sudo impromptu-ops install --scheduler systemd --scope system --create-user"),
+    "legacy": ("impromptu-ops legacy health   # what scripts/impromptu-health runs",),
+    "legacy health": ("impromptu-ops legacy health",),
+    "legacy heartbeat": ("impromptu-ops legacy heartbeat >/dev/null   # still logs to "
+                         "~/.impromptu/heartbeat.log",),
+    "legacy install": ("impromptu-ops legacy install",),
     "pow": ("impromptu-ops pow solve --challenge challenge.json > solution.json",),
     "pow solve": ("impromptu-ops pow solve --challenge challenge.json > solution.json",),
     "pow verify": ("impromptu-ops pow verify --challenge challenge.json "
@@ -89,6 +94,8 @@ EXIT_CODES: dict[str, tuple[str, ...]] = {
     "rotate impromptu": _ROTATE,
     "rotate openrouter": _ROTATE,
     "rotate vault-secret-id": _ROTATE,
+    "legacy health": ("0 HEALTHY", "2 DEGRADED (warnings only)", "1 UNHEALTHY"),
+    "legacy heartbeat": ("0 ok, or skipped (one line says why)", "1 failed"),
     "earnings reconcile": ("0 reconciled", "1 discrepancies found",
                            "3 could not check (usage errors too)"),
     "health": ("0 OK", "1 WARNING", "2 CRITICAL", "3 UNKNOWN (our own failure or a usage "
