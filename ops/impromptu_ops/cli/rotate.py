@@ -1,10 +1,11 @@
 """``impromptu-ops rotate``: crash-safe key rotation for schedulers and people.
 
-Exit codes (the issue's contract, for unattended runs): 0 done (or nothing to do,
-or rotation not supported: the report says when the key expires), 75 another rotation
-holds the lock or the record (try later), 1 failed with the agent still on a working key,
-2 the agent may be without a working key (page someone). A usage error exits 64 so that
-it can never be mistaken for 2.
+Exit codes (the issue's contract, for unattended runs): 0 done (or nothing to do, a
+retirement not due yet, or rotation not supported: the report says when the key
+expires), 75 another rotation holds the lock or the record, or a new rotation waits for
+the previous old key's retirement (try later), 1 failed (or the reload hook failed) with
+the agent still on a working key, 2 the agent may be without a working key (page
+someone). A usage error exits 64 so that it can never be mistaken for 2.
 """
 
 from __future__ import annotations
