@@ -175,22 +175,35 @@ class Rig:
         value, meta, _v = RecordStore(self.store).read_key(SECRETS[provider])
         return value.reveal(), meta
 
+    def get(self, url: str, key: str, params: dict[str, Any] | None = None
+            ) -> httpx.Response:
+        """A checking call; a rate limit (429) or a 5xx is waited out, as a client would."""
+        for _ in range(20):
+            resp = self.http.get(url, headers=self.bearer(key), params=params)
+            if resp.status_code != 429 and resp.status_code < 500:
+                return resp
+            try:
+                wait = float(resp.headers.get("Retry-After", "1"))
+            except ValueError:
+                wait = 1.0
+            time.sleep(min(max(wait, 0.2), 5.0))
+        return resp
+
     def works(self, provider: str, key: str) -> bool:
         url = (f"{self.base_url}/v1/agent/heartbeat" if provider == "impromptu"
                else f"{self.openrouter_url}/key")
-        return self.http.get(url, headers=self.bearer(key)).status_code == 200
+        return self.get(url, key).status_code == 200
 
     def provider_keys(self, provider: str, key: str) -> list[dict[str, Any]]:
         """The keys the provider lists (through its API, disabled ones included)."""
         if provider == "impromptu":
-            resp = self.http.get(f"{self.base_url}/v1/agent/keys", headers=self.bearer(key))
+            resp = self.get(f"{self.base_url}/v1/agent/keys", key)
             resp.raise_for_status()
             return [k for k in resp.json()["keys"] if k.get("status") == "active"]
         keys: list[dict[str, Any]] = []
         while True:  # pagination (offset) where the service pages
-            resp = self.http.get(f"{self.openrouter_url}/keys",
-                                 params={"include_disabled": "true", "offset": len(keys)},
-                                 headers=self.bearer(self.provisioning))
+            resp = self.get(f"{self.openrouter_url}/keys", self.provisioning,
+                            params={"include_disabled": "true", "offset": len(keys)})
             resp.raise_for_status()
             page = resp.json()["data"]
             keys.extend(page)

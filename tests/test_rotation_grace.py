@@ -75,7 +75,7 @@ def test_openrouter_old_key_works_through_grace_then_if_due_retires_it(bench: Be
     make_due(bench, "openrouter")
     due = bench.cli("rotate", "openrouter", "--if-due")
     assert due.returncode == 0, due.stdout + due.stderr
-    assert "disabled and deleted (the provider confirmed)" in due.stdout
+    assert "is deleted (confirmed by the provider)" in due.stdout
     assert bench.openrouter_works(original) is False
     assert bench.current(OPENROUTER) == new and bench.openrouter_works(new) is True
     assert len(openrouter_all(bench)) == 1

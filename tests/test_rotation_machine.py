@@ -338,3 +338,23 @@ def test_every_command_closes_its_provider(tmp_path: Path, monkeypatch: pytest.M
     else:
         assert service.rollback(settings, "openrouter", store=store).exit_code == 0
     assert made and all(getattr(p, "closed", 0) == 1 for p in made)
+
+
+def test_an_unidentified_old_key_is_never_reported_disabled_or_deleted(tmp_path: Path) -> None:
+    """Issue 11 Build 2/6: no output or audit line claims a disable or delete that the
+    provider did not confirm. An old key the provider could not identify is left alone
+    and the report says so."""
+    w = seeded_world()
+    original = w.canonical()
+    assert original is not None
+    p = FakeProvider(w)
+    p.identify = lambda value: ""  # type: ignore[method-assign]
+    r = Rotator(p, MemoryStore(w), audit=AuditLog(tmp_path / "a.jsonl"),
+                lock_path=tmp_path / "l", grace_seconds=0)
+    out = r.start()
+    assert out.exit_code == EXIT_DONE and out.state == "done"
+    assert "NOT disabled or deleted" in out.message and "is deleted" not in out.message
+    assert w.works(original)
+    entries = list(AuditLog(tmp_path / "a.jsonl").entries())
+    skipped = [e for e in entries if e["event"] == "rotation.old-unidentified"]
+    assert [e["reason"].split(" ")[0] for e in skipped] == ["old-disabled", "old-deleted"]

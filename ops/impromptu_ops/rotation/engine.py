@@ -420,13 +420,12 @@ class Rotator:
                     return self._with_hook(self._outcome(
                         EXIT_DONE, self._grace_message(self.rec), self.rec))
                 self._advance(step)
-            elif step is Step.OLD_DISABLED:
+            elif step in (Step.OLD_DISABLED, Step.OLD_DELETED):
                 if rec.old.key_id:
-                    p.disable(rec.old.key_id)
-                self._advance(step, note="" if rec.old.key_id else "old key unidentified")
-            elif step is Step.OLD_DELETED:
-                if rec.old.key_id:
-                    p.delete(rec.old.key_id)
+                    (p.disable if step is Step.OLD_DISABLED else p.delete)(rec.old.key_id)
+                else:  # nothing was sent: the audit says so, not "disabled"/"deleted"
+                    self._log("old-unidentified", reason=f"{step.value} skipped: the old key "
+                              "could not be identified at the provider; it still works")
                 self._advance(step, note="" if rec.old.key_id else "old key unidentified")
             else:  # DONE
                 self.records.delete_pending(rec.secret)
@@ -537,7 +536,7 @@ class Rotator:
         head = (f"rotated {rec.secret}" if self._promoted_now
                 else f"finished rotation {rec.rotation_id} of {rec.secret}")
         if rec.old.key_id:
-            tail = f"the old key {rec.old.key_id} is disabled and deleted (the provider confirmed)"
+            tail = f"the old key {rec.old.key_id} is deleted (confirmed by the provider)"
         else:
             tail = ("the old key could not be identified at the provider, so it was NOT "
                     "disabled or deleted: revoke it by hand")
