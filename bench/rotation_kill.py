@@ -121,7 +121,9 @@ class Rig:
                     "IMPROMPTU_STORE_BACKEND": "local",
                     "IMPROMPTU_STORE_LOCAL_PATH": str(home / "store" / "s.store"),
                     "IMPROMPTU_STORE_LOCAL_KEY_FILE": str(home / "store" / "s.key")}
-        agent = self.control("POST", "agents", {"name": "kill-loop"})
+        # PARTNER: a daily quota of 10,000 calls; REGISTERED's 100 would end the loop early
+        # (rate limits are not what this loop tests; the rotation retries a 429 anyway).
+        agent = self.control("POST", "agents", {"name": "kill-loop", "tier": "PARTNER"})
         self.provisioning = self.control("POST", "openrouter/provisioning-key")["key"]
         Secret(self.provisioning)  # registered with the redactor like any loaded secret
         Secret(agent["apiKey"])

@@ -68,7 +68,7 @@ from impromptu_ops.errors import (
     TransportError,
 )
 from impromptu_ops.locks import ProcessLock
-from impromptu_ops.rotation import salvage
+from impromptu_ops.rotation import retire, salvage
 from impromptu_ops.rotation.crash import barrier_point, crash_point
 from impromptu_ops.rotation.hook import run_hook
 from impromptu_ops.rotation.provider import (
@@ -226,12 +226,9 @@ class Rotator:
                 if waiting is not None:
                     if dry_run:
                         return dataclasses.replace(waiting, message="dry run: " + waiting.message)
-                    raise RotationBusy(
-                        f"{rec.secret} was rotated by {rec.rotation_id}; its old key keeps "
-                        f"working until {rec.grace_until} (grace period) and a new rotation "
-                        "waits until that key is retired",
-                        hint="after that time this command (or `rotate resume`) retires it "
-                        "first; exit 75 means 'try later'")
+                    raise RotationBusy(retire.busy_message(rec), hint=(
+                        "after that time this command (or `rotate resume`) retires it "
+                        "first; exit 75 means 'try later'"))
                 self._refuse_if_held(rec, starting=True)
                 if dry_run:
                     return self._outcome(EXIT_DONE, "dry run: would resume the unfinished "
@@ -418,7 +415,8 @@ class Rotator:
                     self._run_hook()  # consumers reload before the old key can go
                 if not self.rec.retire_due(self.clock()):
                     return self._with_hook(self._outcome(
-                        EXIT_DONE, self._grace_message(self.rec), self.rec))
+                        EXIT_DONE, retire.grace_message(self.rec, self._promoted_now),
+                        self.rec))
                 self._advance(step)
             elif step in (Step.OLD_DISABLED, Step.OLD_DELETED):
                 if rec.old.key_id:
@@ -518,38 +516,17 @@ class Rotator:
     # ------------------------------------------------------------------ grace and hook
     def _waiting(self, rec: RotationRecord) -> Outcome | None:
         """The answer of a run that finds the old key's retirement not yet due (else None)."""
-        if rec.retirement_pending and not rec.retire_due(self.clock()) and (
-                not rec.on_rotate or rec.hook):
-            return self._outcome(
-                EXIT_DONE, f"rotation {rec.rotation_id} of {rec.secret} is done but for the "
-                f"old key's retirement, due at {rec.grace_until}: the old key keeps working "
-                "until then; nothing to do yet", rec)
+        if retire.waiting(rec, self.clock()):
+            return self._outcome(EXIT_DONE, retire.waiting_message(rec), rec)
         return None
 
-    def _grace_message(self, rec: RotationRecord) -> str:
-        head = (f"rotated {rec.secret} (the new key is current)" if self._promoted_now
-                else f"rotation {rec.rotation_id} of {rec.secret} waits for its grace period")
-        return (f"{head}; the old key keeps working until {rec.grace_until}, then "
-                "`rotate resume` or the next `rotate --if-due` disables and deletes it")
-
     def _finished(self, rec: RotationRecord) -> Outcome:
-        head = (f"rotated {rec.secret}" if self._promoted_now
-                else f"finished rotation {rec.rotation_id} of {rec.secret}")
-        if rec.old.key_id:
-            tail = f"the old key {rec.old.key_id} is deleted (confirmed by the provider)"
-        else:
-            tail = ("the old key could not be identified at the provider, so it was NOT "
-                    "disabled or deleted: revoke it by hand")
-        return self._with_hook(self._outcome(EXIT_DONE, f"{head}; {tail}", rec))
+        return self._with_hook(self._outcome(
+            EXIT_DONE, retire.finished_message(rec, self._promoted_now), rec))
 
     def _run_hook(self) -> None:
         rec = self.rec
-        result = run_hook(rec.on_rotate, rec.on_rotate_timeout, {
-            "IMPROMPTU_ROTATED_SECRET": rec.secret,
-            "IMPROMPTU_ROTATION_ID": rec.rotation_id,
-            "IMPROMPTU_ROTATION_PROVIDER": rec.provider,
-            "IMPROMPTU_OLD_KEY_RETIRES_AT": rec.grace_until,
-        })
+        result = run_hook(rec.on_rotate, rec.on_rotate_timeout, retire.hook_facts(rec))
         self._save(rec.evolve(hook=result.as_record()))
         self._log("hook", command=rec.on_rotate.split(" ", 1)[0][:80],
                   result=result.as_record())
@@ -835,20 +812,9 @@ def record_view(rec: RotationRecord) -> dict[str, Any]:
         "old_fingerprint": rec.old.fingerprint, "previous_version": rec.old.version,
         "new_key_id": rec.new.key_id, "new_fingerprint": rec.new.fingerprint,
         "current_version": rec.new.version if at_least(rec.step, Step.PROMOTED) else None,
-        "grace_until": rec.grace_until, "pending_retirement": pending_retirement(rec),
+        "grace_until": rec.grace_until, "pending_retirement": retire.pending_retirement(rec),
         "on_rotate": rec.on_rotate, "hook": rec.hook, "error": rec.error,
     }
-
-
-def pending_retirement(rec: RotationRecord) -> str:
-    """What ``rotate status`` says about the old key's retirement ("" when none)."""
-    if rec.state != State.RUNNING or not at_least(rec.step, Step.PROMOTED):
-        return ""
-    key = rec.old.key_id or "(unidentified)"
-    if rec.step == Step.PROMOTED:
-        return (f"old key {key} works until {rec.grace_until or 'now'}; due then "
-                "(`rotate resume` or the next `rotate --if-due` retires it)")
-    return f"old key {key}: retirement in progress (last step {rec.step}); `rotate resume`"
 
 
 __all__ = [
