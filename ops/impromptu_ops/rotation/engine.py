@@ -155,7 +155,8 @@ class Rotator:
         store: the secret store (record, pending and canonical secrets all live there).
         audit: the hash-chained audit log; every step is appended (ids only).
         lock_path: the local lock file (fast path; the record's CAS is the real arbiter).
-        grace_seconds: how long the old key stays disabled before deletion (new rotations).
+        grace_seconds: how long the old key keeps WORKING after the new one is current,
+            before a later run retires it (new rotations; 0 = in the same run).
         lease_seconds: how long a silent record owner on another host keeps its claim.
         create_attempts: how many fresh keys one run may mint after ambiguous failures.
         clock: the current time (injected for tests).
