@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +117,52 @@ def test_rollback_during_grace_restores_the_old_key(bench: Bench) -> None:
     assert back.returncode == 0, back.stderr
     assert bench.current(IMPROMPTU) == original and bench.impromptu_works(original) is True
     assert len([k for k in bench.impromptu_keys() if k["revokedAt"] is None]) == 1
+
+
+AGENT = """
+import os, sys, time, urllib.error, urllib.request
+url, env_name, out, stop = sys.argv[1:5]
+key = os.environ[env_name]  # read once at start, like any agent holding its key
+ok = failed = 0
+while not os.path.exists(stop):
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + key})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            ok += resp.status == 200
+    except urllib.error.HTTPError:
+        failed += 1
+    time.sleep(0.05)
+with open(out, "w") as fh:
+    fh.write(f"{ok} {failed}")
+"""
+
+
+@pytest.mark.parametrize("provider", ["openrouter", "impromptu"])
+def test_an_agent_holding_the_old_key_keeps_working_through_the_grace_period(
+        bench: Bench, tmp_path: Path, provider: str) -> None:
+    """Finding 4 as a user sees it: an agent started with ``secrets exec`` holds the old key
+    in its environment and calls the provider every 50 ms; a rotation with ``--grace 1h``
+    must not cost it a single call (the old code disabled the old key at once: 401)."""
+    secret, env_name, url = (
+        (OPENROUTER, "OPENROUTER_API_KEY", f"{bench.sandbox.openrouter_url}/key")
+        if provider == "openrouter" else
+        (IMPROMPTU, "IMPROMPTU_API_KEY", f"{bench.sandbox.base_url}/v1/agent/heartbeat"))
+    script, out, stop = tmp_path / "agent.py", tmp_path / "agent.out", tmp_path / "stop"
+    script.write_text(AGENT)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "impromptu_ops.cli", "secrets", "exec", "--only", secret, "--",
+         sys.executable, str(script), url, env_name, str(out), str(stop)],
+        env=bench.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        rotated = bench.cli("rotate", provider, "--grace", "1h")
+        assert rotated.returncode == 0, rotated.stderr
+        time.sleep(1.0)  # calls after the cut-over, with the old key
+        assert bench.cli("rotate", "resume").returncode == 0  # not due: nothing changes
+        time.sleep(0.5)
+    finally:
+        stop.touch()
+        _, err = agent.communicate(timeout=30)
+    assert agent.returncode == 0, err
+    ok, failed = (int(n) for n in out.read_text().split())
+    assert failed == 0 and ok >= 20, (ok, failed)
