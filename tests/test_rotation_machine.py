@@ -10,6 +10,7 @@ works, no pending copy, no orphan, an intact audit chain.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -126,21 +127,63 @@ def test_happy_path_labels_and_versions(tmp_path: Path) -> None:
     assert original not in (tmp_path / "audit.jsonl").read_text()
 
 
-def test_grace_period_keeps_old_key_disabled_until_resume(tmp_path: Path) -> None:
+def test_grace_period_keeps_old_key_working_until_a_later_run_retires_it(
+        tmp_path: Path) -> None:
+    """Issue 11 finding 4: during the grace period the OLD key keeps working (not
+    disabled); the record holds the pending retirement and its due time; a run before it
+    is due changes nothing (exit 0); once due, ``resume`` disables and deletes it, and a
+    new ``rotate`` first retires the due key, then rotates (one old key at a time)."""
     w = seeded_world()
     original = w.canonical()
     assert original is not None
-    out = rotator(w, tmp_path, grace=3600).start()
-    assert out.exit_code == EXIT_DONE and out.step == "old-disabled" and out.grace_until
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+
+    def at(grace: float = 3600) -> Rotator:
+        r = rotator(w, tmp_path, grace=grace)
+        r.clock = lambda: now[0]
+        return r
+
+    out = at().start()
+    assert out.exit_code == EXIT_DONE and out.step == "promoted", out
+    assert out.grace_until == "2026-01-01T01:00:00Z" and "keeps working until" in out.message
     old = next(k for k in w.keys.values() if k.value == original)
-    assert old.disabled and not old.deleted
-    # a new rotation during the grace period is "try later"
+    assert old.works and w.works(original)  # grace means grace
+    assert w.canonical() != original and w.works(w.canonical() or "")
+    rec = current_record(w)
+    assert rec is not None and rec.retirement_pending
+    # before due: a new rotation is "try later" (75), resume changes nothing, writes nothing
     with pytest.raises(OpsError) as busy:
-        rotator(w, tmp_path, grace=3600).start()
-    assert busy.value.exit_code == 75
-    # resume before the grace period ends changes nothing
-    assert rotator(w, tmp_path).resume().step == "old-disabled"
-    assert not old.deleted
+        at().start()
+    assert busy.value.exit_code == 75 and "keeps working until" in busy.value.message
+    events = w.events
+    early = at().resume()
+    assert early.exit_code == EXIT_DONE and "nothing to do yet" in early.message
+    assert old.works and w.events - events <= 3  # reads only
+    now[0] += timedelta(seconds=3600)
+    done = at().resume()
+    assert done.exit_code == EXIT_DONE and done.state == "done", done
+    assert old.deleted and not w.works(original)
+    assert_settled(w, tmp_path, original)
+    # a second rotation: once ITS retirement is due, a new `rotate` retires it first
+    second = w.canonical()
+    assert at().start().step == "promoted"
+    third = w.canonical()
+    now[0] += timedelta(seconds=7200)
+    fourth = at().start()
+    assert fourth.exit_code == EXIT_DONE and fourth.step == "promoted", fourth
+    assert fourth.message.startswith("finished rotation"), fourth.message
+    assert not w.works(second or "") and w.works(third or "") and w.canonical() != third
+    assert len(w.live()) == 2  # the current key and one old key in its grace period
+
+
+def test_grace_zero_cuts_over_at_once(tmp_path: Path) -> None:
+    w = seeded_world()
+    original = w.canonical()
+    assert original is not None
+    out = rotator(w, tmp_path, grace=0).start()
+    assert out.exit_code == EXIT_DONE and out.state == "done"
+    assert not w.works(original)
+    assert_settled(w, tmp_path, original)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -295,3 +338,23 @@ def test_every_command_closes_its_provider(tmp_path: Path, monkeypatch: pytest.M
     else:
         assert service.rollback(settings, "openrouter", store=store).exit_code == 0
     assert made and all(getattr(p, "closed", 0) == 1 for p in made)
+
+
+def test_an_unidentified_old_key_is_never_reported_disabled_or_deleted(tmp_path: Path) -> None:
+    """Issue 11 Build 2/6: no output or audit line claims a disable or delete that the
+    provider did not confirm. An old key the provider could not identify is left alone
+    and the report says so."""
+    w = seeded_world()
+    original = w.canonical()
+    assert original is not None
+    p = FakeProvider(w)
+    p.identify = lambda value: ""  # type: ignore[method-assign]
+    r = Rotator(p, MemoryStore(w), audit=AuditLog(tmp_path / "a.jsonl"),
+                lock_path=tmp_path / "l", grace_seconds=0)
+    out = r.start()
+    assert out.exit_code == EXIT_DONE and out.state == "done"
+    assert "NOT disabled or deleted" in out.message and "is deleted" not in out.message
+    assert w.works(original)
+    entries = list(AuditLog(tmp_path / "a.jsonl").entries())
+    skipped = [e for e in entries if e["event"] == "rotation.old-unidentified"]
+    assert [e["reason"].split(" ")[0] for e in skipped] == ["old-disabled", "old-deleted"]

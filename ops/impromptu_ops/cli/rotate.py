@@ -1,10 +1,11 @@
 """``impromptu-ops rotate``: crash-safe key rotation for schedulers and people.
 
-Exit codes (the issue's contract, for unattended runs): 0 done (or nothing to do,
-or rotation not supported: the report says when the key expires), 75 another rotation
-holds the lock or the record (try later), 1 failed with the agent still on a working key,
-2 the agent may be without a working key (page someone). A usage error exits 64 so that
-it can never be mistaken for 2.
+Exit codes (the issue's contract, for unattended runs): 0 done (or nothing to do, a
+retirement not due yet, or rotation not supported: the report says when the key
+expires), 75 another rotation holds the lock or the record, or a new rotation waits for
+the previous old key's retirement (try later), 1 failed (or the reload hook failed) with
+the agent still on a working key, 2 the agent may be without a working key (page
+someone). A usage error exits 64 so that it can never be mistaken for 2.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def rotate() -> None:
     """Rotate a key without ever leaving the agent without a working one.
 
     Steps: intent recorded, new key created and stored as pending, verified with a real
-    call, handed over, made current, old key disabled, deleted after the grace period.
+    call, handed over, made current (the reload hook runs), then after the grace period
+    (the old key keeps working meanwhile) a later run disables and deletes the old key.
     Every step is in the audit log and `rotate status`. After a crash: `rotate resume`.
     """
 
@@ -66,20 +68,26 @@ def rotate() -> None:
 def _provider_command(name: str) -> click.Command:
     @click.command(name, help=f"Rotate the {name} key now.")
     @click.option("--grace", callback=_duration, metavar="DURATION",
-                  help="Keep the old key disabled this long before deleting it (24h, 90m, 0). "
-                       "Default: policies/rotation.toml.")
+                  help="Keep the old key WORKING this long after the new one is current; a "
+                       "later run (resume, --if-due) then disables and deletes it (24h, 90m; "
+                       "0 = at once). Default: policies/rotation.toml.")
+    @click.option("--on-rotate", metavar="CMD",
+                  help="Run CMD (no shell; the key is not passed) once the new key is "
+                       "current, so running consumers reload, e.g. 'systemctl reload "
+                       "my-agent'. '' disables the policy's on_rotate.")
     @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
     @click.option("--if-due", is_flag=True,
                   help="Rotate only when the key is older than the policy's max_age_days.")
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per outcome.")
     @pass_app
-    def command(app: App, grace: float | None, dry_run: bool, if_due: bool,
-                as_json: bool, old_key_hash: str | None = None) -> None:
+    def command(app: App, grace: float | None, on_rotate: str | None, dry_run: bool,
+                if_due: bool, as_json: bool, old_key_hash: str | None = None) -> None:
         from impromptu_ops.rotation import service
 
         try:
             outcome = service.rotate(app.settings(), name, grace=grace, dry_run=dry_run,
-                                     if_due=if_due, old_key_hash=old_key_hash)
+                                     if_due=if_due, on_rotate=on_rotate,
+                                     old_key_hash=old_key_hash)
         except OpsError as exc:
             err(f"impromptu-ops: rotate {name}: {exc.diagnostics()}")
             raise click.exceptions.Exit(_mapped(exc)) from None

@@ -6,10 +6,10 @@ child process (a crash is then a real SIGKILL, not an exception a handler could 
 
 - :data:`CRASH_ENV` names a step boundary (``intent``, ``created``, ``pending-written``,
   ``stored``, ``verified``, ``activated``, ``canonical-written``, ``promoted``,
-  ``old-disabled``, ``old-deleted``, ``done``, ``rollback-restored``): on reaching it the
-  process SIGKILLs itself: no ``finally`` block, no flush, no goodbye, exactly what an OOM
-  kill or a power cut does. Crash tests use it to prove that ``rotate resume`` recovers
-  from every boundary.
+  ``retiring``, ``old-disabled``, ``old-deleted``, ``done``, ``rollback-restored``): on
+  reaching it the process SIGKILLs itself: no ``finally`` block, no flush, no goodbye,
+  exactly what an OOM kill or a power cut does. Crash tests use it to prove that
+  ``rotate resume`` recovers from every boundary.
 - :data:`STEP_DIR_ENV` names a folder: at EVERY boundary (before the crash check) the
   process creates ``<folder>/<seq>-<pid>-<boundary>.wait`` and waits until the test has
   checked the world (does the store's current key work?) and removed the file. This is how
@@ -39,7 +39,7 @@ STEP_WAIT_SECONDS: Final = 30.0
 
 BOUNDARIES: Final = (
     "intent", "created", "pending-written", "stored", "verified", "activated",
-    "canonical-written", "promoted", "old-disabled", "old-deleted", "done",
+    "canonical-written", "promoted", "retiring", "old-disabled", "old-deleted", "done",
     "rollback-restored",
 )
 

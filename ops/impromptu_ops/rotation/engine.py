@@ -13,14 +13,23 @@ pending / current / previous labels), with stricter ordering:
 3. ``verified``: the new key answers a real authenticated call.
 4. ``activated``: consumers holding a copy (the platform's BYOK store) get the new key.
 5. ``promoted``: ``NAME`` gets the new key as its newest version; the old one stays as
-   the previous version. Until here the old key was never touched.
-6. ``old-disabled``: the old key is disabled (not deleted); the grace period starts.
-7. ``old-deleted``: after the grace period, the old key is deleted or revoked.
-8. ``done``: the pending copy is removed and orphaned rotation keys are swept.
+   the previous version, and the record notes when its retirement is due
+   (``grace_until`` = now + grace). The reload hook (:mod:`.hook`) runs. The old key was
+   never touched and KEEPS WORKING through the grace period: a run that finds the
+   retirement not yet due stops here (exit 0) and a later run (``rotate resume``,
+   ``rotate --if-due``, a new ``rotate``) goes on once it is due.
+6. ``retiring``: written BEFORE the first disable/delete call on the old key. From here
+   the old key may be revoked at any instant (a killed run's request can still land), so
+   it is never restored: ``rollback`` refuses and the new key stays current.
+7. ``old-disabled``: the old key is disabled (the provider confirmed it).
+8. ``old-deleted``: the old key is deleted or revoked (the provider confirmed it).
+9. ``done``: the pending copy is removed and orphaned rotation keys are swept.
 
 Every step is idempotent or checks before it acts, so ``resume`` simply continues from the
-recorded step; ``rollback`` re-enables and restores the old key before it kills the new
-one. At every instant the newest version of ``NAME`` is a key that works.
+recorded step; ``rollback`` (before ``retiring`` only) checks that the old key still works
+and restores it before it kills the new one. At every instant the newest version of
+``NAME`` is a key that works; a failed run that finds it refused restores a key of the
+rotation that works (:mod:`.salvage`) before it reports.
 
 This module owns the ordering and the recovery rules. It does not know HTTP or Vault: it
 talks to a :class:`~impromptu_ops.rotation.provider.Provider` and a
@@ -30,6 +39,7 @@ talks to a :class:`~impromptu_ops.rotation.provider.Provider` and a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets as pysecrets
@@ -58,7 +68,9 @@ from impromptu_ops.errors import (
     TransportError,
 )
 from impromptu_ops.locks import ProcessLock
+from impromptu_ops.rotation import retire, salvage
 from impromptu_ops.rotation.crash import barrier_point, crash_point
+from impromptu_ops.rotation.hook import run_hook
 from impromptu_ops.rotation.provider import (
     Provider,
     RotationUnsupported,
@@ -143,7 +155,8 @@ class Rotator:
         store: the secret store (record, pending and canonical secrets all live there).
         audit: the hash-chained audit log; every step is appended (ids only).
         lock_path: the local lock file (fast path; the record's CAS is the real arbiter).
-        grace_seconds: how long the old key stays disabled before deletion (new rotations).
+        grace_seconds: how long the old key keeps WORKING after the new one is current,
+            before a later run retires it (new rotations; 0 = in the same run).
         lease_seconds: how long a silent record owner on another host keeps its claim.
         create_attempts: how many fresh keys one run may mint after ambiguous failures.
         clock: the current time (injected for tests).
@@ -153,6 +166,9 @@ class Rotator:
         store_retry_delays: waits before re-writing a key after ``StoreUnavailable``.
         outage_waits: waits for the store to come back (a leader election) before a run
             that lost it mid-step fails; the run then goes on from the recorded step.
+        on_rotate: the reload hook's command line, run after promotion ("" = none); it is
+            copied into the record of a new rotation (``resume`` runs the recorded one).
+        on_rotate_timeout: seconds before the hook is killed.
     """
 
     def __init__(
@@ -171,6 +187,8 @@ class Rotator:
         sleep: Callable[[float], None] = time.sleep,
         store_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
         outage_waits: tuple[float, ...] = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0),
+        on_rotate: str = "",
+        on_rotate_timeout: float = 30.0,
     ) -> None:
         self.provider = provider
         self.records = RecordStore(store)
@@ -185,8 +203,12 @@ class Rotator:
         self.sleep = sleep
         self.store_retry_delays = store_retry_delays
         self.outage_waits = outage_waits
+        self.on_rotate = on_rotate
+        self.on_rotate_timeout = on_rotate_timeout
         self._rec: RotationRecord | None = None
         self._ver = 0
+        self._promoted_now = False  # this run made the new key current
+        self._hook_failed = ""  # this run's reload hook failed: why
 
     # ------------------------------------------------------------------ public entry points
     def start(self, *, dry_run: bool = False) -> Outcome:
@@ -199,7 +221,15 @@ class Rotator:
         with ProcessLock(self.lock_path, f"rotate {self.provider.name}"):
             rec, ver = self.records.load(self.provider.name)
             barrier_point("loaded")  # test-only: two runs meet here, then race to the CAS
+            before = ""
             if rec is not None and rec.active:
+                waiting = self._waiting(rec)
+                if waiting is not None:
+                    if dry_run:
+                        return dataclasses.replace(waiting, message="dry run: " + waiting.message)
+                    raise RotationBusy(retire.busy_message(rec), hint=(
+                        "after that time this command (or `rotate resume`) retires it "
+                        "first; exit 75 means 'try later'"))
                 self._refuse_if_held(rec, starting=True)
                 if dry_run:
                     return self._outcome(EXIT_DONE, "dry run: would resume the unfinished "
@@ -207,7 +237,15 @@ class Rotator:
                 self._rec, self._ver = rec, ver
                 self._claim()
                 self._log("resume", takeover_from=rec.owner)
-                return self._continue()
+                retiring = rec.state == State.RUNNING and at_least(rec.step, Step.PROMOTED)
+                out = self._continue()
+                if not (retiring and out.exit_code == EXIT_DONE
+                        and self.rec.state == State.DONE):
+                    return out
+                # The previous rotation's retirement is finished: now the one asked for.
+                before = out.message + "; then "
+                rec, ver = self.records.load(self.provider.name)
+                self._promoted_now, self._hook_failed = False, ""
             old_value, old_meta, old_ver = self._read_canonical()
             old_id = old_meta.get("key_id") or self.provider.identify(old_value)
             now = self.clock()
@@ -223,6 +261,7 @@ class Rotator:
                 owner=self.owner, started=iso(now), updated=iso(now),
                 old=KeyInfo(old_id, fingerprint(old_value), old_ver),
                 grace_seconds=self.grace_seconds,
+                on_rotate=self.on_rotate, on_rotate_timeout=self.on_rotate_timeout,
             )
             self._ver = ver
             try:
@@ -235,7 +274,8 @@ class Rotator:
                     hint="exit 75 means 'try later'") from None
             self._log("start", old_key_id=old_id, old_fingerprint=self._rec.old.fingerprint)
             self._boundary(Step.INTENT.value)
-            return self._continue(sweep_first=True)
+            out = self._continue(sweep_first=True)
+            return dataclasses.replace(out, message=before + out.message) if before else out
 
     def resume(self, *, force: bool = False) -> Outcome:
         """Continue (or finish rolling back) an interrupted rotation; a no-op when none."""
@@ -243,6 +283,9 @@ class Rotator:
             rec, ver = self.records.load(self.provider.name)
             if rec is None or not rec.active:
                 return self._outcome(EXIT_DONE, "no rotation to resume", rec)
+            waiting = self._waiting(rec)
+            if waiting is not None:
+                return waiting  # nothing to do yet: no record write, no audit line
             if not force:
                 self._refuse_if_held(rec)
             self._rec, self._ver = rec, ver
@@ -260,14 +303,22 @@ class Rotator:
             rec, ver = self.records.load(self.provider.name)
             if rec is None or not rec.active:
                 return self._outcome(EXIT_DONE, "no rotation to roll back", rec)
-            if rec.state == State.RUNNING and at_least(rec.step, Step.OLD_DELETED):
-                raise OpsError(
-                    f"rotation {rec.rotation_id} is past the point of no return: the old key "
-                    "is deleted", hint="run `impromptu-ops rotate resume` to finish it")
             if not force:
                 self._refuse_if_held(rec)
             self._rec, self._ver = rec, ver
             self._claim()
+            if rec.state == State.RUNNING and at_least(rec.step, Step.RETIRING):
+                # The old key's disable/delete may have been sent (a killed run's request
+                # can land later): restoring it could hand the agent a key that dies a
+                # moment later. Forward is the only way; make sure a working key is current.
+                self._log("rollback-refused", reason="the old key's retirement has begun")
+                at_risk, note = self._secure_current()
+                return self._outcome(
+                    EXIT_KEY_AT_RISK if at_risk else EXIT_FAILED_SAFE,
+                    f"cannot roll back rotation {rec.rotation_id}: it is past the point of no "
+                    f"return (the old key's retirement began at step {rec.step}; it may be "
+                    f"disabled or revoked, so it is never restored); {note}; run "
+                    "`impromptu-ops rotate resume` to finish", self.rec)
             try:
                 self._rollback("operator asked")
             except OpsError as exc:
@@ -343,8 +394,7 @@ class Rotator:
             rec = self.rec
             step = next_step(rec.step)
             if step is None:
-                return self._outcome(EXIT_DONE, f"rotated {rec.secret}; the old key is deleted",
-                                     rec)
+                return self._finished(rec)
             if step is Step.STORED:
                 self._create_and_store()
                 continue
@@ -361,20 +411,21 @@ class Rotator:
                 self._advance(step)
             elif step is Step.PROMOTED:
                 self._promote()
-            elif step is Step.OLD_DISABLED:
-                if rec.old.key_id:
-                    p.disable(rec.old.key_id)
-                until = self.clock() + timedelta(seconds=rec.grace_seconds)
-                self._advance(step, grace_until=iso(until))
-            elif step is Step.OLD_DELETED:
-                if rec.grace_until and self.clock() < parse_iso(rec.grace_until):
-                    return self._outcome(
-                        EXIT_DONE, f"rotated {rec.secret}; the old key is disabled and will be "
-                        f"deleted after {rec.grace_until} by `rotate resume` or the next run",
-                        rec)
-                if rec.old.key_id:
-                    p.delete(rec.old.key_id)
+            elif step is Step.RETIRING:
+                if rec.on_rotate and not rec.hook:
+                    self._run_hook()  # consumers reload before the old key can go
+                if not self.rec.retire_due(self.clock()):
+                    return self._with_hook(self._outcome(
+                        EXIT_DONE, retire.grace_message(self.rec, self._promoted_now),
+                        self.rec))
                 self._advance(step)
+            elif step in (Step.OLD_DISABLED, Step.OLD_DELETED):
+                if rec.old.key_id:
+                    (p.disable if step is Step.OLD_DISABLED else p.delete)(rec.old.key_id)
+                else:  # nothing was sent: the audit says so, not "disabled"/"deleted"
+                    self._log("old-unidentified", reason=f"{step.value} skipped: the old key "
+                              "could not be identified at the provider; it still works")
+                self._advance(step, note="" if rec.old.key_id else "old key unidentified")
             else:  # DONE
                 self.records.delete_pending(rec.secret)
                 self._sweep()
@@ -458,7 +509,40 @@ class Rotator:
                 "refusing to overwrite it",
                 hint="check who wrote it, then `rotate rollback` or `rotate resume`")
         self._boundary("canonical-written")
-        self._advance(Step.PROMOTED, new=KeyInfo(rec.new.key_id, rec.new.fingerprint, version))
+        due = self.clock() + timedelta(seconds=rec.grace_seconds)
+        self._advance(Step.PROMOTED, new=KeyInfo(rec.new.key_id, rec.new.fingerprint, version),
+                      grace_until=iso(due))
+        self._promoted_now = True
+
+    # ------------------------------------------------------------------ grace and hook
+    def _waiting(self, rec: RotationRecord) -> Outcome | None:
+        """The answer of a run that finds the old key's retirement not yet due (else None)."""
+        if retire.waiting(rec, self.clock()):
+            return self._outcome(EXIT_DONE, retire.waiting_message(rec), rec)
+        return None
+
+    def _finished(self, rec: RotationRecord) -> Outcome:
+        return self._with_hook(self._outcome(
+            EXIT_DONE, retire.finished_message(rec, self._promoted_now), rec))
+
+    def _run_hook(self) -> None:
+        rec = self.rec
+        result = run_hook(rec.on_rotate, rec.on_rotate_timeout, retire.hook_facts(rec))
+        self._save(rec.evolve(hook=result.as_record()))
+        self._log("hook", command=rec.on_rotate.split(" ", 1)[0][:80],
+                  result=result.as_record())
+        if not result.ok:
+            self._hook_failed = result.detail
+
+    def _with_hook(self, out: Outcome) -> Outcome:
+        """A failed reload hook turns a done run into exit 1 (the key works; consumers may
+        not have reloaded)."""
+        if not self._hook_failed:
+            return out
+        return dataclasses.replace(
+            out, exit_code=max(out.exit_code, EXIT_FAILED_SAFE),
+            message=f"{out.message}; but the reload hook failed ({self._hook_failed}): "
+            "running consumers were not told to reload")
 
     # ------------------------------------------------------------------ rollback
     def _rollback(self, why: str) -> None:
@@ -480,13 +564,14 @@ class Rotator:
             try:
                 p.verify(old_value)  # never restore a key that does not work
             except AuthError as exc:
-                # The old key is gone (e.g. deleted just before a crash): the only way left
-                # is forward. The current key is the new, verified one.
+                # The old key is gone: the only way left is forward. The caller's report
+                # (_failed) checks the current key and, if it is the dead old one, puts the
+                # working new key back (salvage) before it says anything about it.
                 self._save(self.rec.evolve(state=State.RUNNING, error="rollback impossible"))
                 self._log("rollback-impossible", error=exc.diagnostics())
                 raise OpsError(
-                    f"cannot roll back rotation {rec.rotation_id}: the old key no longer works",
-                    hint="the new key is current and works; `rotate resume` finishes") from None
+                    f"cannot roll back rotation {rec.rotation_id}: the old key no longer "
+                    "works", hint="`rotate resume` finishes the rotation") from None
             p.activate(old_value)
             if promoted:
                 self._write_checked(rec.secret, old_value, {"key_id": rec.old.key_id},
@@ -598,13 +683,9 @@ class Rotator:
 
     def _refuse_if_held(self, rec: RotationRecord, *, starting: bool = False) -> None:
         now = self.clock()
-        if (rec.state == State.RUNNING and at_least(rec.step, Step.OLD_DISABLED)
-                and rec.grace_until):
-            if starting and now < parse_iso(rec.grace_until):
-                raise RotationBusy(
-                    f"rotation {rec.rotation_id} of {rec.secret} waits out its grace period "
-                    f"until {rec.grace_until}", hint="exit 75 means 'try later'")
-            return  # nobody works during the grace period: finishing it is anyone's job
+        if (rec.state == State.RUNNING and at_least(rec.step, Step.PROMOTED)
+                and rec.grace_until and rec.retire_due(now)):
+            return  # a due retirement: finishing it is anyone's job (each step is idempotent)
         host, _, rest = rec.owner.partition(":")
         pid_text = rest.partition(":")[0]
         if host == socket.gethostname() and pid_text.isdigit():
@@ -652,25 +733,59 @@ class Rotator:
         with contextlib.suppress(OpsError):  # the record keeps its step; the text is a bonus
             self._save(self.rec.evolve(error=line[:500]))
         self._log("failed", error=line)
-        # By construction the store's current key was verified before it became current and
-        # is never disabled while current; so only POSITIVE evidence (the provider refuses
-        # it, or it is missing) means "page someone". A probe that cannot reach the provider
-        # says nothing new about the key: the run failed safely (1), and says so.
-        verdict = self.probe()
-        at_risk = verdict.startswith("refused")
+        at_risk, note = self._secure_current()
         code = EXIT_KEY_AT_RISK if at_risk else EXIT_FAILED_SAFE
-        if verdict == "ok":
-            note = "the agent still has a working key (checked just now)"
-        elif at_risk:
-            note = f"the agent may be without a working key ({verdict}): page someone"
-        elif not at_least(self.rec.step, Step.PROMOTED):
-            note = ("the agent still has a working key (its own: the rotation stopped before "
-                    f"the cut-over and never touched it; re-checking it now failed: {verdict})")
-        else:
-            note = ("the agent still has a working key (the new key was verified before it "
-                    f"became current; re-checking it now failed: {verdict})")
         return self._outcome(code, f"rotation failed: {line}; {note}; "
                              "run `impromptu-ops rotate resume` to continue", self.rec)
+
+    def _secure_current(self) -> tuple[bool, str]:
+        """Check the store's current key now; if the provider refuses it, store a key of
+        this rotation that works instead. ``(at_risk, what was checked just now)``.
+
+        By construction the current key was verified before it became current and is
+        never disabled while current; so only POSITIVE evidence (a refusal, a missing
+        secret) means "page someone", and only when no other key of the rotation works.
+        A probe that cannot reach the provider says nothing new: not at risk.
+        """
+        verdict = self.probe()
+        if verdict == "ok":
+            return False, "the agent still has a working key (checked just now)"
+        if not verdict.startswith("refused"):
+            before = ("its own key, untouched: the rotation stopped before the cut-over"
+                      if not at_least(self.rec.step, Step.PROMOTED)
+                      else "the new key, verified before it became current")
+            return False, (f"the current key could not be re-checked just now ({verdict}); "
+                           f"it is {before}")
+        rec = self.rec
+        try:
+            cur_fp = ""
+            with contextlib.suppress(SecretNotFound):
+                cur_fp = fingerprint(self.records.read_key(rec.secret)[0])
+            found = salvage.first_working(self.provider,
+                                          salvage.candidates(self.records, rec), skip=cur_fp)
+            if found is None:
+                return True, (f"the agent may be without a working key ({verdict}) and no "
+                              f"other key of rotation {rec.rotation_id} in the store works: "
+                              "page someone")
+            version = self._write_checked(
+                rec.secret, found.value, {"key_id": found.key_id,
+                                          "rotation_id": rec.rotation_id},
+                found.fingerprint, cas=self.records.current_version(rec.secret))
+            if found.which == "new":
+                step = rec.step if at_least(rec.step, Step.VERIFIED) else Step.VERIFIED
+                new = dataclasses.replace(rec.new, version=version) if at_least(
+                    rec.step, Step.PROMOTED) else rec.new
+                self._save(self.rec.evolve(state=State.RUNNING, step=step, new=new))
+            else:
+                self._save(self.rec.evolve(state=State.ROLLING_BACK,
+                                           error="the new key was refused"))
+        except OpsError as exc:
+            return True, (f"the agent may be without a working key ({verdict}); storing a "
+                          f"working one failed ({exc.diagnostics()}): page someone")
+        self._log("salvaged", which=found.which, key_id=found.key_id, reason=verdict)
+        return False, (f"the current key was refused ({verdict}), so the {found.which} key "
+                       f"of rotation {rec.rotation_id}, which works (checked just now), is "
+                       "current again")
 
     def probe(self) -> str:
         """Does the store's current key work now? ``ok``, ``refused: ...`` or ``unknown: ...``."""
@@ -698,7 +813,8 @@ def record_view(rec: RotationRecord) -> dict[str, Any]:
         "old_fingerprint": rec.old.fingerprint, "previous_version": rec.old.version,
         "new_key_id": rec.new.key_id, "new_fingerprint": rec.new.fingerprint,
         "current_version": rec.new.version if at_least(rec.step, Step.PROMOTED) else None,
-        "grace_until": rec.grace_until, "error": rec.error,
+        "grace_until": rec.grace_until, "pending_retirement": retire.pending_retirement(rec),
+        "on_rotate": rec.on_rotate, "hook": rec.hook, "error": rec.error,
     }
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from impromptu_ops.errors import ConfigError
+from impromptu_ops.rotation.hook import parse_command
 
 POLICY_FILE = "rotation.toml"
 PROVIDERS = ("openrouter", "impromptu", "vault-secret-id")
@@ -30,6 +31,8 @@ class KeyPolicy:
     warn_before_expiry_days: float = 14.0
     critical_before_expiry_days: float = 3.0
     grace_hours: float = 24.0
+    on_rotate: str = ""  # the reload hook's command line ("" = none); see rotation.hook
+    on_rotate_timeout_seconds: float = 30.0
 
     @property
     def grace_seconds(self) -> float:
@@ -56,19 +59,26 @@ class RotationPolicy:
 
 
 _FIELDS = {f.name for f in dataclasses.fields(KeyPolicy)}
+_TEXT_FIELDS = {"on_rotate"}
 
 
 def _table(where: str, raw: object, base: KeyPolicy) -> KeyPolicy:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table")
-    values: dict[str, float] = {}
+    values: dict[str, float | str] = {}
     for key, value in raw.items():
         if key not in _FIELDS:
             raise ConfigError(f"{where}: unknown key {key!r}")
+        if key in _TEXT_FIELDS:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}.{key}: must be a string (a command line)")
+            parse_command(value, f"{where}.{key}")  # checked here, run by the engine
+            values[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"{where}.{key}: must be a non-negative number")
         values[key] = float(value)
-    return dataclasses.replace(base, **values)
+    return dataclasses.replace(base, **values)  # type: ignore[arg-type]
 
 
 def parse_rotation_policy(text: str, where: str = POLICY_FILE) -> RotationPolicy:

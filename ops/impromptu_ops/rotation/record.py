@@ -71,9 +71,14 @@ class Step(StrEnum):
     STORED = "stored"  # new key created AND stored under _pending/NAME
     VERIFIED = "verified"  # new key answered a real authenticated call
     ACTIVATED = "activated"  # consumers (the platform's BYOK store) hold the new key
-    PROMOTED = "promoted"  # NAME's newest version is the new key (old = previous version)
-    OLD_DISABLED = "old-disabled"  # old key disabled; grace period running
-    OLD_DELETED = "old-deleted"  # old key deleted / revoked after the grace period
+    PROMOTED = "promoted"  # NAME's newest version is the new key (old = previous version);
+    #                        the old key KEEPS WORKING until ``grace_until`` (its retirement
+    #                        is pending) so that consumers holding a copy can reload
+    RETIRING = "retiring"  # the grace period is over and the old key's retirement began:
+    #                        written BEFORE its disable/delete call, so from here on the old
+    #                        key may be revoked at any instant and is never restored
+    OLD_DISABLED = "old-disabled"  # old key disabled (the provider confirmed it)
+    OLD_DELETED = "old-deleted"  # old key deleted / revoked (the provider confirmed it)
     DONE = "done"  # pending copy removed, orphans swept
 
 
@@ -135,13 +140,25 @@ class RotationRecord:
     old: KeyInfo = field(default_factory=KeyInfo)
     new: KeyInfo = field(default_factory=KeyInfo)
     grace_seconds: float = 0.0
-    grace_until: str = ""
+    grace_until: str = ""  # set at PROMOTED: when the old key's retirement is due
     error: str = ""
     note: str = ""
+    on_rotate: str = ""  # the reload hook's command line (run after promotion), or ""
+    on_rotate_timeout: float = 0.0
+    hook: str = ""  # "" (not run yet), "ok", or "failed: ..." (never re-run once recorded)
 
     @property
     def active(self) -> bool:
         return self.state in (State.RUNNING, State.ROLLING_BACK)
+
+    @property
+    def retirement_pending(self) -> bool:
+        """Promoted, the old key still working, its retirement not begun yet."""
+        return self.state == State.RUNNING and self.step == Step.PROMOTED
+
+    def retire_due(self, now: datetime) -> bool:
+        """Is the old key's grace period over (a record without a due time: at once)?"""
+        return not self.grace_until or now >= parse_iso(self.grace_until)
 
     def evolve(self, **changes: Any) -> RotationRecord:
         return dataclasses.replace(self, **changes)

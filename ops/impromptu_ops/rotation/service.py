@@ -3,7 +3,8 @@
 Chooses the provider, the store (:func:`impromptu_ops.store.factory.open_store`), the audit
 log (``<state_dir>/audit/rotation.jsonl``), the local lock (``<state_dir>/locks/``) and the
 grace period (``--grace``, else an explicitly set ``rotation.grace_seconds``, else
-``policies/rotation.toml``). It owns this wiring only; the rules live in ``engine``.
+``policies/rotation.toml``) and the reload hook (``--on-rotate``, else the policy's
+``on_rotate``). It owns this wiring only; the rules live in ``engine``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from impromptu_ops.rotation.engine import (
     Rotator,
     record_view,
 )
+from impromptu_ops.rotation.hook import parse_command
 from impromptu_ops.rotation.policy import PROVIDERS, load_rotation_policy
 from impromptu_ops.rotation.provider import Provider, RotationUnsupported
 from impromptu_ops.rotation.record import RecordStore
@@ -84,32 +86,42 @@ def grace_for(settings: Settings, provider: str, flag: float | None) -> float:
 
 
 def build_rotator(settings: Settings, provider: str, *, store: SecretStore | None = None,
-                  grace: float | None = None,
+                  grace: float | None = None, on_rotate: str | None = None,
                   provider_factory: Callable[[Settings, str, SecretStore], Provider] | None
                   = None, old_key_hash: str | None = None) -> Rotator:
-    """A :class:`Rotator` for ``provider`` with everything taken from ``settings``."""
+    """A :class:`Rotator` for ``provider`` with everything taken from ``settings``.
+
+    ``on_rotate``: the reload hook's command line (``""``: none; ``None``: the policy's).
+    """
     if store is None:
         from impromptu_ops.store.factory import open_store
 
         store = open_store(settings)
     make = provider_factory or (functools.partial(build_provider, old_key_hash=old_key_hash)
                                 if old_key_hash else build_provider)
+    policy = load_rotation_policy(settings.paths.policies_dir).for_provider(provider)
+    if on_rotate is None:
+        on_rotate = policy.on_rotate
+    parse_command(on_rotate, "--on-rotate")  # a bad command line changes nothing
     return Rotator(
         make(settings, provider, store), store,
         audit=AuditLog(audit_path(settings)), lock_path=lock_path(settings, provider),
         grace_seconds=grace_for(settings, provider, grace),
         lease_seconds=settings.rotation.lease_seconds,
         create_attempts=settings.rotation.create_attempts,
+        on_rotate=on_rotate, on_rotate_timeout=policy.on_rotate_timeout_seconds,
     )
 
 
 def rotate(settings: Settings, provider: str, *, grace: float | None = None,
-           dry_run: bool = False, if_due: bool = False,
+           dry_run: bool = False, if_due: bool = False, on_rotate: str | None = None,
            store: SecretStore | None = None, old_key_hash: str | None = None) -> Outcome:
     """``rotate PROVIDER``: rotate now (or finish an abandoned rotation first).
 
-    With ``if_due``, rotate only when the current key is older than the policy's
-    ``max_age_days`` (by the store's version time).
+    With ``if_due``, first finish an interrupted rotation or a due retirement of an old
+    key (exit 0 with "nothing to do yet" while its grace period runs), then rotate only
+    when the current key is older than the policy's ``max_age_days`` (by the store's
+    version time).
 
     Raises:
         LockBusy, RotationBusy, CasConflict: exit 75.
@@ -120,9 +132,21 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
 
         store = open_store(settings)
     rotator = build_rotator(settings, provider, store=store, grace=grace,
-                            old_key_hash=old_key_hash)
+                            on_rotate=on_rotate, old_key_hash=old_key_hash)
     try:
-        if if_due and due_reason(settings, provider, store) is None:
+        if if_due and not dry_run:
+            first = None
+            rec = RecordStore(store).load(provider)[0]
+            if rec is not None and rec.active:
+                first = rotator.resume()
+                again = RecordStore(store).load(provider)[0]
+                if first.exit_code != EXIT_DONE or (again is not None and again.active):
+                    return first  # still waiting (grace) or failed: say so, rotate nothing
+            if due_reason(settings, provider, store) is None:
+                return first or Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is "
+                                        "not due for rotation (policies/rotation.toml)",
+                                        state="not-due")
+        elif if_due and due_reason(settings, provider, store) is None:
             return Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is not due for "
                            "rotation (policies/rotation.toml)", state="not-due")
         return rotator.start(dry_run=dry_run)
