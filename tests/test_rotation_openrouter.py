@@ -78,7 +78,7 @@ def test_a_key_made_elsewhere_is_identified_and_really_retired(bench: Bench) -> 
     old_hash = bench.openrouter_hash(original)
     proc = bench.cli("rotate", "openrouter", "--grace", "0")
     assert proc.returncode == 0, proc.stderr
-    assert "the old key is deleted" in proc.stdout
+    assert f"the old key {old_hash} is deleted (confirmed by the provider)" in proc.stdout
     assert old_hash not in listed(bench) and bench.openrouter_works(original) is False
     start = [e for e in audit(bench) if e["event"] == "rotation.start"]
     assert [e["old_key_id"] for e in start] == [old_hash]
