@@ -21,7 +21,7 @@ from tests.fixtures_gate import BENIGN_V1, BENIGN_V2, GateEnv, manifest_for
 
 def tarball(dest: Path, mode: str) -> Path:
     manifest = json.dumps(manifest_for("1.1.0", BENIGN_V2)).encode()
-    with tarfile.open(dest, mode) as tar:
+    with tarfile.open(dest, mode) as tar:  # type: ignore[call-overload]  # mode is a str here
         for name, data in [("impromptu.skill.json", manifest),
                            *((p, d) for p, (d, _m) in sorted(BENIGN_V2.items()))]:
             info = tarfile.TarInfo(name)
