@@ -3,7 +3,7 @@
 Pure and linear in the size of the candidate: each rule pattern runs once over each changed
 file's whole text (``re.MULTILINE``; every policy quantifier is bounded, see
 :mod:`.policy`), and a match counts only when it starts on an *added* line (a line that the
-installed version does not have at that place, per ``difflib``). Base64 and hex blobs on
+installed version does not have at that place, per :mod:`.linediff`). Base64 and hex blobs on
 added lines are decoded (up to ``[gate] decode_depth`` levels) and scanned as well, and a
 finding inside one names the line the blob sits on.
 
@@ -20,7 +20,6 @@ import base64
 import binascii
 import bisect
 import dataclasses
-import difflib
 import fnmatch
 import functools
 import re
@@ -29,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from impromptu_ops.gate.linediff import added_lines
 from impromptu_ops.gate.manifest import Manifest, is_prompt_name
 from impromptu_ops.gate.policy import (
     CONTENT_KINDS,
@@ -158,12 +158,7 @@ def _constant(n: int) -> Callable[[int], int]:
 
 
 def _added_lines(old: list[str], new: list[str]) -> frozenset[int]:
-    sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    added: set[int] = set()
-    for tag, _i1, _i2, j1, j2 in sm.get_opcodes():
-        if tag in ("insert", "replace"):
-            added.update(range(j1, j2))
-    return frozenset(added)
+    return added_lines(old, new)
 
 
 class _Evaluator:
