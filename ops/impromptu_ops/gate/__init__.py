@@ -21,4 +21,4 @@ Nothing in this package ever executes a file from an update: no hooks, no script
 step. Files in quarantine are written 0600; only ``apply`` gives them their manifest mode.
 """
 
-GATE_VERSION = "impromptu-ops-gate/1"
+GATE_VERSION = "impromptu-ops-gate/2"

@@ -28,8 +28,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from impromptu_ops.gate import python_code, shell
+from impromptu_ops.gate.capabilities import CommandJudge, Context, Event, code_kind
 from impromptu_ops.gate.linediff import added_lines
-from impromptu_ops.gate.manifest import Manifest, is_prompt_name
+from impromptu_ops.gate.manifest import Manifest, is_prompt_name, version_key
 from impromptu_ops.gate.policy import (
     CONTENT_KINDS,
     MANIFEST_FILE,
@@ -153,6 +155,24 @@ class _Unit:
         return bisect.bisect_right(self.starts, offset) - 1
 
 
+def context_of(policy: Policy) -> Context:
+    """The capability judge's view of the policy's allowlists."""
+    return Context(egress_allow=policy.egress_allow, key_hosts=policy.key_hosts,
+                   persistence_allow=policy.persistence_allow)
+
+
+def code_events(path: str, text: str, ctx: Context) -> list[Event]:
+    """Capability events of a shell or Python file (``[]`` for other files)."""
+    kind = code_kind(path, text)
+    if not kind:
+        return []
+    judge = CommandJudge(ctx)
+    judge.run_shell = lambda t, line, depth: shell.analyse(t, judge, line, depth)
+    judge.run_python = lambda t, line, depth: python_code.analyse(t, judge, line, depth)
+    (shell.analyse if kind == "shell" else python_code.analyse)(text, judge)
+    return judge.events
+
+
 def _constant(n: int) -> Callable[[int], int]:
     return lambda _i: n
 
@@ -235,9 +255,10 @@ class _Evaluator:
         new_text, binary = _text(new)
         old_lines = _text(old)[0].split("\n") if old is not None else []
         added = _added_lines(old_lines, new_text.split("\n"))
-        is_prompt = path in self.prompts
+        is_prompt = path in self.prompts or (not binary and not code_kind(path, new_text))
         units = self.units(path, new_text, added)
         self._cache = {}  # keyed by id(unit): valid only while these units live
+        self._events: list[Event] | None = None
         for rule in self.p.rules:
             if rule.applies_to == "prompt" and not is_prompt:
                 continue
@@ -266,6 +287,45 @@ class _Evaluator:
                 self._domains(rule, units[0])
             elif rule.kind == "new-url":
                 self._urls(rule, units[0])
+            elif rule.kind == "capability" and not binary:
+                self._capability(rule, units[0])
+
+    def _capability(self, rule: Rule, u: _Unit) -> None:
+        if self._events is None:
+            if len(u.text) > self.p.max_code_bytes and code_kind(u.path, u.text):
+                self._events = [Event("unparseable", 0, frozenset({0}),
+                                      f"code file larger than max_code_bytes "
+                                      f"({self.p.max_code_bytes}): too large to read as code")]
+            else:
+                self._events = code_events(u.path, u.text, context_of(self.p))
+        seen: set[tuple[int, str]] = set()
+        for ev in self._events:
+            if ev.cls not in rule.capabilities or (
+                    not ev.lines & u.added and ev.cls != "unparseable"):
+                continue
+            line = min(max(ev.line, 0), len(u.lines) - 1)
+            if (line, ev.message) in seen:
+                continue
+            seen.add((line, ev.message))
+            self.add(rule, u.path, line + 1, f"{rule.summary}: {ev.message}", u.lines[line])
+
+    def run_version(self, candidate: Manifest, installed: Manifest | None) -> None:
+        for rule in self.p.rules:
+            if rule.kind != "version-jump":
+                continue
+            new = version_key(candidate.version)[0][:3]
+            old = version_key(installed.version)[0][:3] if installed else (0, 0, 0)
+            bound = rule.max_jump if installed else rule.max_first
+            for part, (a, b, limit) in enumerate(zip(old, new, bound, strict=True)):
+                if a == b:
+                    continue
+                if b - a > limit:
+                    what = ("major", "minor", "patch")[part]
+                    self.add(rule, MANIFEST_FILE, 0,
+                             f"{rule.summary}: {installed.version if installed else 'nothing'}"
+                             f" -> {candidate.version} jumps the {what} version by {b - a} "
+                             f"(bound {limit})", candidate.version)
+                break
 
     def _line(self, rule: Rule, u: _Unit) -> None:
         for i in sorted(self._lines_matching(("rule", rule.id), u, rule.patterns) & u.added):
@@ -348,15 +408,16 @@ def _order(f: Finding) -> tuple[int, str, int, str]:
     return (SEVERITIES.index(f.severity), f.path, f.line, f.rule)
 
 
-def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = None
-             ) -> list[Finding]:
+def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = None,
+             installed_manifest: Manifest | None = None) -> list[Finding]:
     """Judge the change from ``old`` to ``new``: every finding, deny first.
 
     Args:
         policy: the loaded rules.
         old: the installed tree (``EMPTY`` for a first install).
         new: the candidate tree.
-        manifest: the candidate's manifest (prompt marks, lifecycle keys); optional.
+        manifest: the candidate's manifest (prompt marks, lifecycle keys, version).
+        installed_manifest: the installed version's manifest (for the version-jump rule).
     """
     prompts = manifest.prompt_paths if manifest else frozenset(
         p for p in new if is_prompt_name(p))
@@ -369,6 +430,7 @@ def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = N
         ev.run_file(path, of, nf)
     if manifest is not None:
         ev.run_manifest(manifest.raw)
+        ev.run_version(manifest, installed_manifest)
     return sorted(ev.findings, key=_order)
 
 
