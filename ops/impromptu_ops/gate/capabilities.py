@@ -131,7 +131,8 @@ def join(parts: Iterable[Val], sep: str = "") -> Val:
                frozenset().union(*(p.taints for p in parts)) if parts else frozenset(),
                frozenset().union(*(p.lines for p in parts)) if parts else frozenset(),
                any(p.split for p in parts),
-               bool(parts) and all(p.operator for p in parts))
+               # the host of a URL is decided by its first part: "$API/v1" is the operator's
+               next((p.operator for p in parts if p.text), False))
 
 
 @dataclass(frozen=True)
