@@ -40,6 +40,7 @@ from impromptu_ops.gate.policy import (
     Policy,
     Rule,
 )
+from impromptu_ops.gate.text import Normalised, normalise
 from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
 
 _URL_HOST_RE: Final = re.compile(
@@ -51,6 +52,7 @@ _IPV4_RE: Final = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _DEVTCP_RE: Final = re.compile(r"/dev/(?:tcp|udp)/")
 _B64_RE: Final = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
 _HEX_RE: Final = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|\b(?:[0-9a-fA-F]{2}){12,}\b")
+_SENTENCE_END: Final = re.compile(r"[.!?](?=\s|$)|\n")
 _INVISIBLE: Final = frozenset("\u00ad\u180e\u3164\u115f\u1160\uffa0")
 _HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 
@@ -259,10 +261,14 @@ class _Evaluator:
         units = self.units(path, new_text, added)
         self._cache = {}  # keyed by id(unit): valid only while these units live
         self._events: list[Event] | None = None
+        self._norm: Normalised | None = None
         for rule in self.p.rules:
             if rule.applies_to == "prompt" and not is_prompt:
                 continue
-            if rule.kind == "line" and not (binary and rule.text_only):
+            if rule.kind == "line" and rule.applies_to == "prompt":
+                if not binary:
+                    self._prompt(rule, units[0])
+            elif rule.kind == "line" and not (binary and rule.text_only):
                 for u in units:
                     self._line(rule, u)
             elif rule.kind == "combo":
@@ -289,6 +295,31 @@ class _Evaluator:
                 self._urls(rule, units[0])
             elif rule.kind == "capability" and not binary:
                 self._capability(rule, units[0])
+
+    def _prompt(self, rule: Rule, u: _Unit) -> None:
+        """A prompt rule over the normalised text (NFKC, invisibles dropped, look-alikes
+        folded, lines joined): a match counts when any line it spans is part of the
+        change; ``unless`` is read in the sentence that holds the match."""
+        if self._norm is None:
+            self._norm = normalise(u.text)
+        norm = self._norm
+        hits: dict[int, str] = {}
+        for pat in rule.patterns:
+            for m in pat.finditer(norm.text):
+                first = u.line_of(norm.source_offset(m.start()))
+                last = u.line_of(norm.source_offset(max(m.end() - 1, m.start())))
+                if first in hits or not any(i in u.added for i in range(first, last + 1)):
+                    continue
+                starts = [b.end() for b in _SENTENCE_END.finditer(norm.text, 0, m.start())]
+                begin = starts[-1] if starts else 0
+                after = _SENTENCE_END.search(norm.text, m.end())
+                sentence = norm.text[begin:after.start() if after else len(norm.text)]
+                if any(x.search(sentence) for x in rule.unless):
+                    continue
+                hits[first] = sentence
+        for i in sorted(hits):
+            self.add(rule, u.path, i + 1, rule.summary, hits[i] if i >= len(u.lines) or
+                     hits[i].strip() != u.lines[i].strip() else u.lines[i])
 
     def _capability(self, rule: Rule, u: _Unit) -> None:
         if self._events is None:
