@@ -404,6 +404,10 @@ class CommandJudge:
         taints_in = frozenset().union(*(a.taints for a in argv)) if argv else frozenset()
         lines_in = frozenset().union(*(a.lines for a in argv)) if argv else frozenset()
         raw_name = basename(argv[0].text) if argv else ""
+        if raw_name in ("env", "printenv") and not [
+                a for a in argv[1:] if not a.text.startswith("-") and "=" not in a.text]:
+            self.event("env-dump", line, f"{raw_name} dumps the environment")
+            return Val("⟨env⟩", frozenset({"env", "dynamic"}), lines_in | {line})
         argv = self.unwrap(argv)
         for op, target in writes:
             self.write_to(raw_name or "redirect", target, line, op, stdin=None)

@@ -173,6 +173,8 @@ class PythonAnalyser(ast.NodeVisitor):
     def call(self, node: ast.Call) -> Val:
         fn = self.dotted(node.func)
         line = self.line(node)
+        recv = self.value(node.func.value) if isinstance(node.func, ast.Attribute) and \
+            isinstance(node.func.value, ast.Call) else None
         args = [self.value(a) for a in node.args]
         kw = {k.arg or "**": self.value(k.value) for k in node.keywords}
         everything = join([*args, *kw.values()])
@@ -222,17 +224,20 @@ class PythonAnalyser(ast.NodeVisitor):
             self.judge.event("net-egress", line, "os.dup2 of a socket onto stdio: a reverse "
                              "shell")
         if short in ("write", "writelines", "send", "sendall", "sendto") and everything.keys:
-            target = self.value(node.func.value) if isinstance(node.func, ast.Attribute) \
-                else Val("")
+            target = recv if recv is not None else self.value(node.func.value) \
+                if isinstance(node.func, ast.Attribute) else Val("")
             self.judge.check_keys(fn, [everything], line,
                                   "a socket" if short.startswith("send") else
                                   f"a file ({target.text[:40]})")
         if fn == "print" and (everything.keys or "env" in everything.taints):
             self.judge.check_keys("print", [everything], line, "the output")
+        if fn in ("os.path.expanduser", "os.path.expandvars", "os.path.join", "pathlib.Path",
+                  "Path", "os.path.abspath", "str", "os.fspath") and args:
+            return join(args, "/" if fn == "os.path.join" else "")
         if short in ("encode", "decode", "format", "join", "strip", "replace", "lower",
                      "upper", "b64encode", "hexlify", "quote", "urlencode", "dumps"):
-            base = self.value(node.func.value) if isinstance(node.func, ast.Attribute) \
-                else Val("")
+            base = recv if recv is not None else self.value(node.func.value) \
+                if isinstance(node.func, ast.Attribute) else Val("")
             return join([base, everything])
         out = join([everything, Val("", frozenset({"dynamic"}))])
         return Val(f"⟨{fn}()⟩", out.taints, out.lines)
@@ -250,6 +255,9 @@ class PythonAnalyser(ast.NodeVisitor):
             word = "//" + word
             word = "x:" + word
         what = "looks up" if "gethost" in fn or "getaddrinfo" in fn else "connects to"
+        if "net" in target.taints and target.text == "⟨net⟩":
+            # urlopen(Request(...)): the Request's URL and headers were judged already
+            return Val("⟨net⟩", frozenset({"net", "dynamic"}) | target.taints, target.lines)
         self.judge.check_hosts(fn, [Val(word, target.taints, target.lines,
                                         operator=target.operator)], line, what)
         self.judge.check_keys(fn, [target], line, "a URL or host name")

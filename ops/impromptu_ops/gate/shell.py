@@ -147,7 +147,11 @@ class ShellAnalyser:
         return None
 
     def _line(self, node: Node) -> int:
-        return self.base if self.depth else self.base + node.start_point[0]
+        if self.depth:
+            return self.base
+        text = self._text(node)
+        lead = text[:len(text) - len(text.lstrip())]  # a node may start with the newline
+        return self.base + node.start_point[0] + lead.count("\n")
 
     def _text(self, node: Node) -> str:
         return self.src[node.start_byte:node.end_byte].decode("utf-8", "surrogateescape")
@@ -271,7 +275,10 @@ class ShellAnalyser:
             self.judge.persist(f"{name}={val.text[:60]}", line, val)
         if "+=" in self._text(node)[:len(name) + 2] and name in self.vars:
             val = join([self.vars[name], val])
-        self.vars[name] = Val(val.text, val.taints, val.lines | {line}, False, False)
+        # operator stays true only for text that is an environment variable the operator
+        # sets (``API=${IMPROMPTU_API_URL:-...}``), never for anything computed here
+        self.vars[name] = Val(val.text, val.taints, val.lines | {line}, False,
+                              val.operator and not val.dynamic)
 
     def declaration(self, node: Node) -> Val:
         keyword = self._text(node.children[0]) if node.children else "export"
@@ -316,11 +323,19 @@ class ShellAnalyser:
                     writes = [*writes, (op.strip(), self.word(dest))]
             elif c.type == "herestring_redirect":
                 stdin = join([self.word(x) for x in c.named_children], " ")
-        line = self._line(node)
+        name_node = next((c for c in node.named_children if c.type == "command_name"), node)
+        line = self._line(name_node)
         if not argv:
             for p in prefix:
                 self.assign(p)
             return Val("")
+        name_row = next((c.start_point[0] for c in node.named_children
+                         if c.type == "command_name"), None)
+        for p in [p for p in prefix if name_row is not None and p.end_point[0] < name_row]:
+            # tree-sitter-bash reads "A=1<newline>\\cmd" as one command with a prefix;
+            # bash ends the assignment at the newline: it is a plain assignment
+            self.assign(p)
+        prefix = [p for p in prefix if name_row is None or p.end_point[0] >= name_row]
         for p in prefix:  # VAR=value cmd: only the command sees it, but judge the value
             pv = p.child_by_field_name("value")
             pn = p.child_by_field_name("name")
@@ -418,7 +433,8 @@ class ShellAnalyser:
         text = self._text(node)
         if t in ("word", "number", "special_variable_name", "extglob_pattern", "regex",
                  "test_operator", "file_descriptor"):
-            return Val(re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL).replace("\\\n", ""))
+            return Val(re.sub(r"\\(.)", r"\1", text.replace("\\\n", "").strip(),
+                              flags=re.DOTALL))
         if t == "raw_string":
             return Val(text[1:-1])
         if t == "ansi_c_string":
