@@ -61,6 +61,21 @@ def main() -> None:
         "1 MiB, scattered edits": (b"\n".join(edited), b"\n".join(edited_new)),
         "1 MiB, reversed lines": (b"\n".join(edited), b"\n".join(reversed(edited))),
     }
+    code_cap = policy.max_code_bytes
+    script = (b'R=$(curl -fsS -H "Authorization: Bearer $IMPROMPTU_API_KEY" "$API/agent/x")\n'
+              b'echo "$R" | jq -r .balance\nmkdir -p "$HOME/.impromptu"\n')
+    code_cases = {
+        f"shell read as code ({code_cap} B)": ("x.sh", fill(script, code_cap)),
+        f"Python read as code ({code_cap} B)": ("x.py", fill(
+            b"import os\nx = os.environ.get('HOME')\nprint(x)\n", code_cap)),
+        f"shell over max_code_bytes ({cap} B)": ("x.sh", fill(script, cap)),
+    }
+    print("code reading (tree-sitter / ast) of one new file")
+    for name, (path, data) in code_cases.items():
+        t0 = time.perf_counter()
+        findings = evaluate(policy, EMPTY, Tree({path: TreeFile(data, 0o755)}))
+        print(f"  {name:40s} {time.perf_counter() - t0:6.2f} s  {len(findings)} findings")
+
     print(f"review of a changed {cap}-byte file (diff + policy scan of the change)")
     for name, (old, new) in diffs.items():
         old_tree = Tree({"x.sh": TreeFile(old[:cap], 0o755)})

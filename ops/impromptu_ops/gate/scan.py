@@ -65,7 +65,7 @@ def visible(text: str, limit: int = 160) -> str:
         limit: longer results are cut to this many characters, ending with ``…``.
     """
     out: list[str] = []
-    for ch in text:
+    for ch in text[:limit + 1]:  # each character shows as at least one: the rest is cut
         if ch != "\t" and (unicodedata.category(ch) in _HIDDEN_CATEGORIES or ch in _INVISIBLE):
             out.append(f"<U+{ord(ch):04X}>")
         else:

@@ -539,5 +539,8 @@ def analyse(text: str, judge: CommandJudge, base_line: int = 0, depth: int = 0) 
         judge.event("fetch-exec", base_line, "code nested in code deeper than the gate reads "
                     f"({MAX_DEPTH} levels): refusing to guess what runs")
         return
-    ShellAnalyser(judge, base_line, depth).analyse(text)
+    try:
+        ShellAnalyser(judge, base_line, depth).analyse(text)
+    except RecursionError:
+        judge.event("unparseable", base_line, "shell nested too deep to read (fail closed)")
 
