@@ -18,6 +18,7 @@ import pytest
 from impromptu_ops.cli.main import run
 from impromptu_ops.errors import IntegrityError, PolicyDenied
 from impromptu_ops.gate import gate as gate_module
+from impromptu_ops.gate import scan
 from impromptu_ops.gate.gate import UpdateGate
 from impromptu_ops.settings import load_settings
 from tests.fixtures_gate import BENIGN_V1, BENIGN_V2, GateEnv
@@ -86,7 +87,7 @@ def test_scan_runs_once_per_candidate(gate_env: GateEnv,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     gate_env.install("1.0.0", BENIGN_V1)
     calls: list[int] = []
-    real = gate_module.evaluate
+    real = scan.evaluate
 
     def counting(*a: Any, **kw: Any) -> Any:
         calls.append(1)
