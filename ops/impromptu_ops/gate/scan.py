@@ -156,6 +156,32 @@ class _Unit:
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset) - 1
 
+    @functools.cached_property
+    def changed(self) -> tuple[str, list[int], list[tuple[int, ...]]]:
+        """What the line rules read: each distinct added line once, in order (a file of
+        N copies of one line is read once, not N times). ``(text, line starts, for each
+        line of the text the original indexes it stands for)``."""
+        where: dict[str, list[int]] = {}
+        for i in sorted(self.added):
+            if i < len(self.lines):
+                where.setdefault(self.lines[i], []).append(i)
+        parts = list(where)
+        starts, pos = [], 0
+        for line in parts:
+            starts.append(pos)
+            pos += len(line) + 1
+        return "\n".join(parts), starts, [tuple(where[line]) for line in parts]
+
+    def scan(self, pattern: re.Pattern[str], whole: bool) -> Iterator[int]:
+        """Original line indexes where ``pattern``'s matches start, over the whole text or
+        over :attr:`changed` only."""
+        if whole:
+            yield from (self.line_of(m.start()) for m in pattern.finditer(self.text))
+            return
+        text, starts, origin = self.changed
+        for m in pattern.finditer(text):
+            yield from origin[bisect.bisect_right(starts, m.start()) - 1]
+
 
 def context_of(policy: Policy) -> Context:
     """The capability judge's view of the policy's allowlists."""
@@ -197,7 +223,7 @@ class _Evaluator:
                 self.old_urls.update(m.group(0) for m in _URL_RE.finditer(text))
         self.findings: list[Finding] = []
         self._count: dict[tuple[str, str], int] = {}
-        self._cache: dict[tuple[object, int], frozenset[int]] = {}
+        self._cache: dict[tuple[object, int, bool], frozenset[int]] = {}
 
     def add(self, rule: Rule, path: str, line: int, message: str, excerpt: str = "") -> None:
         key = (rule.id, path)
@@ -208,35 +234,37 @@ class _Evaluator:
 
     # --- matching --------------------------------------------------------------------------
 
-    def _lines_matching(self, key: object, u: _Unit,
-                        patterns: tuple[re.Pattern[str], ...]) -> frozenset[int]:
-        """Indexes of the lines of ``u`` where any pattern's match starts (cached per unit)."""
-        ck = (key, id(u))
+    def _lines_matching(self, key: object, u: _Unit, patterns: tuple[re.Pattern[str], ...],
+                        whole: bool = False) -> frozenset[int]:
+        """Indexes of the lines of ``u`` where any pattern's match starts (cached per unit);
+        only the changed lines are read unless ``whole``."""
+        ck = (key, id(u), whole)
         if ck not in self._cache:
             hit: set[int] = set()
             for pat in patterns:
-                hit.update(u.line_of(m.start()) for m in pat.finditer(u.text))
+                hit.update(u.scan(pat, whole))
             self._cache[ck] = frozenset(hit)
         return self._cache[ck]
 
-    def _untrusted_lines(self, u: _Unit) -> frozenset[int]:
-        ck = ("@untrusted-host", id(u))
+    def _untrusted_lines(self, u: _Unit, whole: bool) -> frozenset[int]:
+        ck = ("@untrusted-host", id(u), whole)
         if ck not in self._cache:
-            hit: set[int] = set()
-            for m in _URL_HOST_RE.finditer(u.text):
-                if not host_trusted(m.group(1), self.p.trusted_domains):
-                    hit.add(u.line_of(m.start()))
-            for m in _IPV4_RE.finditer(u.text):
-                if not m.group(1).startswith("127."):
-                    hit.add(u.line_of(m.start()))
-            hit.update(u.line_of(m.start()) for m in _DEVTCP_RE.finditer(u.text))
-            self._cache[ck] = frozenset(hit)
+            text, starts, origin = (u.text, u.starts, [(i,) for i in range(len(u.lines))]) \
+                if whole else u.changed
+            offsets: list[int] = []
+            offsets += [m.start() for m in _URL_HOST_RE.finditer(text)
+                        if not host_trusted(m.group(1), self.p.trusted_domains)]
+            offsets += [m.start() for m in _IPV4_RE.finditer(text)
+                        if not m.group(1).startswith("127.")]
+            offsets += [m.start() for m in _DEVTCP_RE.finditer(text)]
+            self._cache[ck] = frozenset(
+                i for o in offsets for i in origin[bisect.bisect_right(starts, o) - 1])
         return self._cache[ck]
 
-    def _set_lines(self, name: str, u: _Unit) -> frozenset[int]:
+    def _set_lines(self, name: str, u: _Unit, whole: bool = False) -> frozenset[int]:
         if name == "@untrusted-host":
-            return self._untrusted_lines(u)
-        return self._lines_matching(("set", name), u, self.p.sets[name])
+            return self._untrusted_lines(u, whole)
+        return self._lines_matching(("set", name), u, self.p.sets[name], whole)
 
     # --- per file ----------------------------------------------------------------------------
 
@@ -366,7 +394,11 @@ class _Evaluator:
             self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", line)
 
     def _combo(self, rule: Rule, u: _Unit) -> None:
-        hits = {name: self._set_lines(name, u) for name in rule.all_of}
+        # A finding needs an added line in some set: look at the change first, and read
+        # the whole file (for the window) only when there is one.
+        if not any(self._set_lines(name, u) & u.added for name in rule.all_of):
+            return
+        hits = {name: self._set_lines(name, u, whole=True) for name in rule.all_of}
         n_lines = len(u.lines)
 
         def span(i: int) -> range:
