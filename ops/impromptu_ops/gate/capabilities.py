@@ -70,7 +70,7 @@ KEY_FILES: Final = re.compile(
     r"\.impromptu/env\b|\.aws/credentials|\.netrc\b|\.git-credentials|\.vault-token|"
     r"\.docker/config\.json|\.kube/config|\.config/(gh|hub)/|secrets\.store\b|store\.key\b|"
     r"\.ssh/(id_|.*_key\b)|\bid_(rsa|dsa|ecdsa|ed25519)\b|\.gnupg/|/proc/[^/\s]{1,12}/environ|"
-    r"\.bash_history|\.zsh_history|wallet\.json|keystore")
+    r"\.bash_history|\.zsh_history|wallet\.json|keystore|(^|/)\.(ssh|gnupg|aws)/?$")
 PERSIST_PATHS: Final = re.compile(
     r"(^|/)\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin|"
     r"kshrc|mkshrc|cshrc|tcshrc|inputrc|xprofile|xinitrc|xsessionrc)$|"
@@ -311,6 +311,7 @@ class CommandJudge:
     run_python: Callable[[str, int, int], None] = lambda _t, _l, _d: None
     events: list[Event] = field(default_factory=list)
     fetched_files: dict[str, frozenset[int]] = field(default_factory=dict)
+    aliases: dict[str, list[Val]] = field(default_factory=dict)
     assigned: dict[str, Val] = field(default_factory=dict)
 
     def event(self, cls: str, line: int, message: str, *vals: Val | None) -> None:
@@ -409,6 +410,9 @@ class CommandJudge:
             self.event("env-dump", line, f"{raw_name} dumps the environment")
             return Val("⟨env⟩", frozenset({"env", "dynamic"}), lines_in | {line})
         argv = self.unwrap(argv)
+        if argv and argv[0].text in self.aliases:
+            argv = [*self.aliases[argv[0].text], *argv[1:]]
+            argv = self.unwrap(argv)
         for op, target in writes:
             self.write_to(raw_name or "redirect", target, line, op, stdin=None)
         if not argv:
@@ -419,6 +423,15 @@ class CommandJudge:
         out_taints = set(taints_in | (stdin.taints if stdin else frozenset()))
         out_lines = lines_in | (stdin.lines if stdin else frozenset())
 
+        if name == "alias":
+            for a in args:
+                key, eq, value = a.text.partition("=")
+                if eq:
+                    self.aliases[key] = [Val(w, a.taints, a.lines) for w in value.split()]
+        if argv[0].text.startswith("${") and any(
+                a.taints & {"fetched", "decoded"} for a in [*args, *([stdin] if stdin else [])]):
+            self.event("fetch-exec", line, f"hands fetched or decoded content to "
+                       f"{argv[0].text[:40]}, a command chosen at run time", argv[0])
         if argv[0].dynamic and ("$" in argv[0].text or "⟨" in argv[0].text):
             self.event("fetch-exec", line, f"runs a command computed at run time "
                        f"({argv[0].text[:60]})", argv[0])
@@ -458,14 +471,13 @@ class CommandJudge:
             for t in texts:
                 if self.ctx.is_key(t):
                     out_taints.add(f"key:{t}")
-        elif name == "set" and not [t for t in texts if not t.startswith(("-", "+"))] and (
-                texts in ([], ["-o", "posix"], ["-x"], ["-v"])):
-            if texts in ([], ["-o", "posix"]):
-                self.event("env-dump", line, "set with no arguments dumps every variable")
-                out_taints.add("env")
-            else:
-                self.event("env-dump", line, f"set {' '.join(texts)} traces every command "
-                           "and its expanded variables (keys included) to stderr")
+        elif name == "set" and texts in ([], ["-o", "posix"]):
+            self.event("env-dump", line, "set with no arguments dumps every variable")
+            out_taints.add("env")
+        elif name == "set" and (any(t.startswith("-") and not t.startswith("--") and "x" in t
+                                    for t in texts) or "xtrace" in texts):
+            self.event("env-dump", line, f"set {' '.join(texts)} traces every command with "
+                       "its variables expanded (keys included) to stderr")
         elif name in ("export", "declare", "typeset", "readonly", "local") and (
                 not texts or any(t in ("-p", "-x", "-px", "-xp") for t in texts)) and not any(
                 "=" in t for t in texts):

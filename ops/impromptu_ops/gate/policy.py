@@ -145,6 +145,7 @@ class Policy:
     key_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     persistence_allow: tuple[str, ...] = ()
     max_code_bytes: int = 256 * 1024
+    code_read_seconds: int = 60
 
     def only(self, rule_id: str) -> Policy:
         """The same policy with just one rule (for the policy's own tests)."""
@@ -326,6 +327,8 @@ def load_policy(text: str, name: str = "update-gate.toml") -> Policy:
                                    gate.get("persistence_allow", [])),
         max_code_bytes=_positive(f"policy {name} [gate] max_code_bytes",
                                  gate.get("max_code_bytes", 256 * 1024)),
+        code_read_seconds=_positive(f"policy {name} [gate] code_read_seconds",
+                                    gate.get("code_read_seconds", 60)),
     )
 
 

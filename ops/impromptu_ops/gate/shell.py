@@ -111,6 +111,17 @@ def printf_output(args: list[str]) -> str:
     return "".join(out)
 
 
+def ascii_shape(data: bytes) -> bytes:
+    """``data`` with every non-ASCII byte replaced by ``x``: the same length and, for bash
+    (which splits words on ASCII only), the same structure. tree-sitter-bash 0.25.1 crashes
+    the process on some non-ASCII input (``{`` U+E6259 ``}`` is enough); the parser reads
+    this shape, while every word's text is taken from the original bytes."""
+    return data.translate(_ASCII_SHAPE)
+
+
+_ASCII_SHAPE: Final = bytes(b if b < 0x80 else 0x78 for b in range(256))
+
+
 class ShellAnalyser:
     """Walks one shell text; every command goes to ``judge`` in order."""
 
@@ -125,7 +136,7 @@ class ShellAnalyser:
 
     def analyse(self, text: str) -> None:
         self.src = text.encode("utf-8", "surrogateescape")
-        tree = _parser().parse(self.src)
+        tree = _parser().parse(ascii_shape(self.src))
         root = tree.root_node
         if root.has_error:
             bad = self._first_error(root)
