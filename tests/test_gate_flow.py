@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -261,10 +262,25 @@ _recorders: list[tuple[str, list[str]]] = []  # (watched folder, what happened)
 _hook_installed: list[bool] = []
 
 
+def _reader_fork() -> bool:
+    """The one fork the gate makes: scan._in_child, which reads a file as code (parser
+    isolation) and leaves with os._exit; it never executes or imports the file."""
+    from impromptu_ops.gate import scan
+
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code is scan._in_child.__code__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _recorders:
         return
     root, seen = _recorders[-1]
+    if event == "os.fork" and _reader_fork():
+        return
     if event in SPAWN_EVENTS:
         seen.append(f"{event}: {str(args)[:200]}")
     elif event == "compile" and len(args) > 1 and str(args[1]).startswith(root):

@@ -13,8 +13,10 @@ the hash-chained :class:`~impromptu_ops.audit.AuditLog`) and makes every decisio
   writes a new version folder and switches ``current`` with one rename.
 - ``rollback`` switches back to a kept version.
 
-Nothing here executes a file of the skill, at any step: there is no code path that spawns a
-process or imports anything from an update.
+Nothing here executes a file of the skill, at any step: there is no code path that runs or
+imports anything from an update. The one process the gate starts is a fork of itself that
+reads a file as code (:func:`.scan.code_events`, so that a parser crash cannot take the gate
+down); it never execs.
 """
 
 from __future__ import annotations
