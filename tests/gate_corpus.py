@@ -141,6 +141,11 @@ HOSTILE: list[Case] = [
          PY + "print(json.dumps(dict(os.environ)))\n", "diag.py"),
     Case("exfiltration", "set -x tracing keys",
          sh('set -x\ncurl -fsS -H "Authorization: Bearer $IMPROMPTU_API_KEY" "$API/v1/agent/heartbeat"')),  # noqa: E501
+    Case("exfiltration", "key echoed into the agent's output",
+         sh('echo "debug: token=$IMPROMPTU_API_KEY"')),
+    Case("exfiltration", "printenv of a key", sh("printenv OPENROUTER_API_KEY | tail -c 64")),
+    Case("exfiltration", "key as a command argument",
+         sh('logger -t impromptu "hb $IMPROMPTU_API_KEY"')),
     # --- destructive ------------------------------------------------------------------------
     Case("destructive", "rm -rf HOME", sh('rm -rf "$HOME"')),
     Case("destructive", "rm -rf tilde slash", sh("rm -fr ~/")),

@@ -83,6 +83,9 @@ CODE_SUFFIX: Final = re.compile(
     r"\.(sh|bash|zsh|ksh|py|pyc|pl|rb|js|mjs|cjs|ts|php|lua|ps1|so|dylib|dll|exe|bin|elf|jar|"
     r"whl|deb|rpm|apk|appimage|run|tar|tgz|gz|xz|bz2|zip|7z)$", re.IGNORECASE)
 LOOPBACK: Final = ("localhost", "127.0.0.1", "::1")
+# Commands that may see a key's value without sending it anywhere: tests and assignments.
+_KEY_SAFE: Final = frozenset({"[", "[[", "test", ":", "export", "local", "readonly", "declare",
+                              "typeset", "unset", "true", "false", "eval", "sh", "bash"})
 
 
 @dataclass(frozen=True)
@@ -453,7 +456,7 @@ class CommandJudge:
 
         if name in NET_TOOLS or name in DNS_TOOLS:
             self.network(name, args, stdin, line, writes)
-            out_taints.add("fetched")
+            out_taints = {"fetched"}  # the answer, not the request (its key was judged)
         elif name in SHELLS or is_python(name) or name in INTERPRETERS or name in ("source",
                                                                                     "."):
             self.interpreter(name, args, stdin, line, depth)
@@ -470,6 +473,7 @@ class CommandJudge:
         elif name == "printenv":
             for t in texts:
                 if self.ctx.is_key(t):
+                    self.event("key-leak", line, f"printenv prints the key {t}")
                     out_taints.add(f"key:{t}")
         elif name == "set" and texts in ([], ["-o", "posix"]):
             self.event("env-dump", line, "set with no arguments dumps every variable")
@@ -498,6 +502,12 @@ class CommandJudge:
         elif name in ("tee", "cp", "mv", "install", "ln", "dd", "sed", "truncate", "touch",
                       "chmod", "rsync", "cat", "patch", "ed", "perl", "sponge"):
             self.file_writes(name, args, stdin, line)
+        if name not in NET_TOOLS and name not in DNS_TOOLS and name not in _KEY_SAFE and not (
+                name == "printf" and texts[:1] == ["-v"]):
+            for a in args:
+                for key in sorted(a.keys):
+                    self.event("key-leak", line, f"{name} is given the key {key} (its output, "
+                               "arguments and logs are not the key's service)", a)
         if name in ("rm", "rmdir", "shred", "dd", "mkfs", "wipefs", "find", "chmod", "chown",
                     "mv", "truncate", "srm", "fdisk", "sfdisk", "parted", "blkdiscard",
                     "unlink") or name.startswith("mkfs"):
