@@ -123,3 +123,22 @@ def test_a_parser_crash_or_hang_is_a_finding_not_the_gates_death(
         monkeypatch.setattr(shell, "analyse", broken)
         events = code_events("x.sh", "echo hi\n", CTX, timeout=timeout)
         assert [e.cls for e in events] == ["unparseable"]
+
+
+def test_host_spellings_that_hide_another_host_are_not_allowed() -> None:
+    for url in ("http://127.attacker.example/x", "https://impromptusocial.ai@drop.example/",
+                "https://drop.example\\@impromptusocial.ai/", "https://impromptusocial.ai.drop.example/",
+                "http://3232235777/"):
+        assert "net-egress" in classes(f'curl -s "{url}"'), url
+    for url in ("http://127.0.0.1:8080/x", "http://localhost:3000/", "http://[::1]/",
+                "https://api.impromptusocial.ai/v1"):
+        assert classes(f'curl -s "{url}"') == set(), url
+
+
+def test_persistence_is_a_deny_unless_allowlisted() -> None:
+    line = 'echo "*/30 * * * * impromptu-ops heartbeat" | crontab -'
+    assert "persistence" in classes(line)
+    allowed = Context(egress_allow=CTX.egress_allow, persistence_allow=("crontab -",))
+    assert {e.cls for e in code_events("x.sh", line, allowed)} == set()
+    assert "persistence" in {e.cls for e in code_events(
+        "x.sh", "echo x >> ~/.bashrc", allowed)}

@@ -103,8 +103,14 @@ class Context:
 
     def host_allowed(self, host: str, allowed: Iterable[str] | None = None) -> bool:
         host = host.lower().strip("[]").rstrip(".")
-        if host in LOOPBACK or host.startswith("127."):
-            return True
+        if not re.fullmatch(r"[a-z0-9.:-]{1,253}", host):
+            return False  # userinfo tricks, backslashes, spaces: not a host we can vouch for
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return True
+        except ValueError:
+            if host == "localhost":
+                return True
         domains = self.egress_allow if allowed is None else tuple(allowed)
         return any(host == d or host.endswith("." + d) for d in domains)
 
@@ -181,6 +187,8 @@ def hosts_of(word: str) -> list[str]:
             netloc = parts.netloc.rsplit("@", 1)[-1]
         except ValueError:
             return [word]
+        if "\\" in parts.netloc or parts.netloc.count("@") > 1:
+            return [parts.netloc]  # parsers disagree on where such a host ends: not allowed
         host = netloc.rsplit(":", 1)[0] if not netloc.startswith("[") else netloc.split("]")[0]
         return [host.strip("[]")] if host else [word]
     w = word.rsplit("@", 1)[-1]
