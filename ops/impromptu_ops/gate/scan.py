@@ -356,13 +356,13 @@ class _Evaluator:
         units = self.units(path, new_text, added)
         self._cache = {}  # keyed by id(unit): valid only while these units live
         self._events: list[Event] | None = None
-        self._norm: Normalised | None = None
+        self._norms: dict[int, Normalised] = {}
         for rule in self.p.rules:
             if rule.applies_to == "prompt" and not is_prompt:
                 continue
             if rule.kind == "line" and rule.applies_to == "prompt":
-                if not binary:
-                    self._prompt(rule, units[0])
+                for u in units if not binary else ():
+                    self._prompt(rule, u)
             elif rule.kind == "line" and not (binary and rule.text_only):
                 for u in units:
                     self._line(rule, u)
@@ -395,9 +395,9 @@ class _Evaluator:
         """A prompt rule over the normalised text (NFKC, invisibles dropped, look-alikes
         folded, lines joined): a match counts when any line it spans is part of the
         change; ``unless`` is read in the sentence that holds the match."""
-        if self._norm is None:
-            self._norm = normalise(u.text)
-        norm = self._norm
+        norm = self._norms.get(id(u))
+        if norm is None:
+            norm = self._norms[id(u)] = normalise(u.text)
         hits: dict[int, str] = {}
         for pat in rule.patterns:
             for m in pat.finditer(norm.text):
@@ -413,8 +413,9 @@ class _Evaluator:
                     continue
                 hits[first] = sentence
         for i in sorted(hits):
-            self.add(rule, u.path, i + 1, rule.summary, hits[i] if i >= len(u.lines) or
-                     hits[i].strip() != u.lines[i].strip() else u.lines[i])
+            self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}",
+                     hits[i] if i >= len(u.lines) or hits[i].strip() != u.lines[i].strip()
+                     else u.lines[i])
 
     def _capability(self, rule: Rule, u: _Unit) -> None:
         if self._events is None:
