@@ -21,6 +21,8 @@ kind                matches
 ``version-jump``    the candidate's version is further ahead of the installed one than
                     ``max_jump = [major, minor, patch]`` (the first differing part counts;
                     a first install is measured from 0.0.0 against ``max_first``)
+``long-line``       an added line longer than ``[gate] max_line_chars`` (rules read only that
+                    much of it, so the scan stays fast; the rest cannot be reviewed)
 ``capability``      what code does, read as code (:mod:`.capabilities`): a shell or Python
                     file's commands classified by capability; ``capabilities`` names the
                     classes of finding the rule reports
@@ -63,7 +65,7 @@ _sre: Any = importlib.import_module("re._parser")
 SEVERITIES: Final = ("deny", "warn")
 KINDS: Final = (
     "line", "combo", "path", "new-file", "new-executable", "binary", "new-domain", "new-url",
-    "manifest-key", "version-jump", "capability",
+    "manifest-key", "version-jump", "capability", "long-line",
 )
 CONTENT_KINDS: Final = frozenset({"line", "combo"})
 MANIFEST_FILE: Final = "impromptu.skill.json"
@@ -75,7 +77,7 @@ _RULE_KEYS: Final = frozenset({
 })
 _EXAMPLE_KEYS: Final = frozenset({
     "match", "path", "text", "hex", "old", "mode", "old_mode", "manifest", "version",
-    "old_version",
+    "old_version", "repeat",
 })
 @dataclass(frozen=True)
 class Finding:
@@ -146,6 +148,7 @@ class Policy:
     persistence_allow: tuple[str, ...] = ()
     max_code_bytes: int = 256 * 1024
     code_read_seconds: int = 60
+    max_line_chars: int = 16384
 
     def only(self, rule_id: str) -> Policy:
         """The same policy with just one rule (for the policy's own tests)."""
@@ -233,7 +236,7 @@ def _example(where: str, raw: object) -> Example:
     return Example(
         match=bool(raw["match"]),
         path=str(raw.get("path", "install.sh")),
-        text=str(raw.get("text", "")),
+        text=str(raw.get("text", "")) * int(raw.get("repeat", 1)),
         data=bytes.fromhex(str(raw["hex"])) if "hex" in raw else None,
         old=None if raw.get("old") is None else str(raw["old"]),
         mode=_mode(where, raw.get("mode", "0644")),
@@ -329,6 +332,8 @@ def load_policy(text: str, name: str = "update-gate.toml") -> Policy:
                                  gate.get("max_code_bytes", 256 * 1024)),
         code_read_seconds=_positive(f"policy {name} [gate] code_read_seconds",
                                     gate.get("code_read_seconds", 60)),
+        max_line_chars=_positive(f"policy {name} [gate] max_line_chars",
+                                 gate.get("max_line_chars", 16384)),
     )
 
 

@@ -353,6 +353,13 @@ class _Evaluator:
         old_lines = _text(old)[0].split("\n") if old is not None else []
         added = _added_lines(old_lines, new_text.split("\n"))
         is_prompt = path in self.prompts or (not binary and not code_kind(path, new_text))
+        limit = self.p.max_line_chars
+        lines = new_text.split("\n")
+        long_lines = [i for i in sorted(added) if len(lines[i]) > limit]
+        if long_lines:
+            # A line nobody can review: a finding, and the rules read its first part only,
+            # so that one 1 MiB line cannot make every bounded regex crawl.
+            new_text = "\n".join(x[:limit] for x in lines)
         units = self.units(path, new_text, added)
         self._cache = {}  # keyed by id(unit): valid only while these units live
         self._events: list[Event] | None = None
@@ -390,6 +397,11 @@ class _Evaluator:
                 self._urls(rule, units[0])
             elif rule.kind == "capability" and not binary:
                 self._capability(rule, units[0])
+            elif rule.kind == "long-line" and long_lines:
+                self.add(rule, path, long_lines[0] + 1,
+                         f"{rule.summary}: {len(long_lines)} added line(s) longer than "
+                         f"{limit} characters (the longest: "
+                         f"{max(len(lines[i]) for i in long_lines)})")
 
     def _prompt(self, rule: Rule, u: _Unit) -> None:
         """A prompt rule over the normalised text (NFKC, invisibles dropped, look-alikes
