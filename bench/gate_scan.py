@@ -3,8 +3,8 @@
 Prints seconds per case for a candidate file at ``settings.gate.max_file_bytes`` (1 MiB by
 default): ordinary short lines, one huge line full of near-misses for the nested patterns,
 a huge base64 blob (decoded and rescanned), and a file of many findings. The scan must stay
-linear: every policy quantifier is bounded (checked at load) and long lines are scanned in
-overlapping windows.
+linear: every policy quantifier is bounded (checked at load), and a line over
+``[gate] max_line_chars`` is a finding that rules read only up to that length.
 
 Then the diff against an installed version, the part that used to be quadratic: N
 identical installed lines against a candidate alternating two lines, at the file cap; a

@@ -1,11 +1,18 @@
 """Evaluating the policy over a change: (installed tree, candidate tree, manifest) -> findings.
 
-Pure and linear in the size of the candidate: each rule pattern runs once over each changed
-file's whole text (``re.MULTILINE``; every policy quantifier is bounded, see
-:mod:`.policy`), and a match counts only when it starts on an *added* line (a line that the
-installed version does not have at that place, per :mod:`.linediff`). Base64 and hex blobs on
-added lines are decoded (up to ``[gate] decode_depth`` levels) and scanned as well, and a
-finding inside one names the line the blob sits on.
+Linear in the size of the candidate. A match counts only when it starts on an *added* line
+(a line the installed version does not have at that place, per :mod:`.linediff`):
+
+- ``line`` rules read each distinct added line once (``re.MULTILINE``; every policy
+  quantifier is bounded, see :mod:`.policy`); ``combo`` rules read the whole file only when
+  the change touches one of their sets; an added line over ``[gate] max_line_chars`` is a
+  finding of its own and is read up to that length;
+- prompt rules read a normalised text (:mod:`.text`) of every file that is not code;
+- ``capability`` rules read shell and Python as code (:func:`code_events`: :mod:`.shell`,
+  :mod:`.python_code`, :mod:`.capabilities`), in a forked child so that a parser crash is
+  a finding and not the end of the gate;
+- base64 and hex blobs on added lines are decoded (up to ``[gate] decode_depth`` levels)
+  and read again; a finding inside one names the line the blob sits on.
 
 :func:`visible` shows every control, format, bidi and invisible character as ``<U+XXXX>``:
 excerpts and the rendered diff use it, so a reviewer sees what is really there.
