@@ -24,7 +24,8 @@ The package is a pure core with one I/O shell, after python-tuf's ``ngclient``:
   quarantine, approvals, atomic apply, rollback, the hash-chained audit log.
 
 Nothing in this package ever executes a file from an update: no hooks, no scripts, at any
-step (the code reader parses files as text, in a forked child that never execs). Files in quarantine are written 0600; only ``apply`` gives them their manifest mode.
+step (the code reader parses files as text, in a forked child that never execs). Files in
+quarantine are written 0600; only ``apply`` gives them their manifest mode.
 """
 
 GATE_VERSION = "impromptu-ops-gate/2"
