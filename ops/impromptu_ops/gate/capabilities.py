@@ -443,6 +443,9 @@ class CommandJudge:
                 a.taints & {"fetched", "decoded"} for a in [*args, *([stdin] if stdin else [])]):
             self.event("fetch-exec", line, f"hands fetched or decoded content to "
                        f"{argv[0].text[:40]}, a command chosen at run time", argv[0])
+        if "$" in argv[0].text or "⟨" in argv[0].text:
+            # a command we cannot name: still judge where its URL arguments point
+            self.check_hosts(argv[0].text[:40], [a for a in args if "://" in a.text], line)
         if argv[0].dynamic and ("$" in argv[0].text or "⟨" in argv[0].text):
             self.event("fetch-exec", line, f"runs a command computed at run time "
                        f"({argv[0].text[:60]})", argv[0])
@@ -690,7 +693,8 @@ class CommandJudge:
             elif path in self.fetched_files:
                 self.event("fetch-exec", line, f"{name} runs the downloaded file {path[:60]}",
                            script, Val("", lines=self.fetched_files[path]))
-            elif script.text in ("/dev/stdin", "/proc/self/fd/0", "-") and stdin is not None:
+            elif script.text in ("/dev/stdin", "/proc/self/fd/0", "/dev/fd/0", "-") and \
+                    stdin is not None:
                 self._stdin_exec(name, stdin, line, depth, shell, py)
             return
         if stdin is not None:

@@ -74,6 +74,10 @@ class PythonAnalyser(ast.NodeVisitor):
             return f"{self.dotted(node.value)}.{node.attr}"
         if isinstance(node, ast.Call):
             fn = self.dotted(node.func)
+            if fn in ("getattr", "builtins.getattr") and len(node.args) >= 2:
+                attr = self.value(node.args[1])
+                if not attr.dynamic:
+                    return f"{self.dotted(node.args[0])}.{attr.text}"
             if fn in ("__import__", "importlib.import_module") and node.args:
                 mod = node.args[0]
                 if isinstance(mod, ast.Constant) and isinstance(mod.value, str):
@@ -141,6 +145,12 @@ class PythonAnalyser(ast.NodeVisitor):
         return Val(f"${{{name}}}", operator=True)
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        if isinstance(node.value, (ast.Attribute, ast.Call, ast.Name)):
+            called = self.dotted(node.value)  # f = os.system, f = getattr(os, "popen")
+            if "." in called and "()" not in called and "?" not in called:
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        self.aliases[t.id] = called
         val = self.value(node.value)
         val = Val(val.text, val.taints, val.lines | {self.line(node)}, operator=val.operator)
         for target in node.targets:
@@ -179,6 +189,12 @@ class PythonAnalyser(ast.NodeVisitor):
         kw = {k.arg or "**": self.value(k.value) for k in node.keywords}
         everything = join([*args, *kw.values()])
         short = fn.rsplit(".", 1)[-1]
+        if fn in ("getattr", "builtins.getattr") and len(node.args) >= 2 and \
+                args[1].dynamic and self.dotted(node.args[0]).split(".")[0] in (
+                    "os", "subprocess", "builtins", "pty", "socket", "importlib", "sys"):
+            self.judge.event("fetch-exec", line, "getattr with a computed name on a module "
+                             "that runs commands: the gate cannot tell what is called")
+            return Val("⟨getattr⟩", frozenset({"dynamic"}))
         if fn in ("os.environ.get", "os.getenv", "os.environb.get") and args:
             return self._env(args[0].text)
         if fn in ("dict", "str", "repr", "json.dumps", "list", "print") and any(
@@ -215,7 +231,7 @@ class PythonAnalyser(ast.NodeVisitor):
                 self.judge.event("env-dump", line, f"opens the key-bearing file {path[:60]}",
                                  args[0])
                 return Val("⟨keyfile⟩", frozenset({"env"}), frozenset({line}))
-            return Val(f"⟨file:{path[:40]}⟩", args[0].taints, args[0].lines)
+            return Val(f"⟨file:{path[:40]}⟩", args[0].taints | {"dynamic"}, args[0].lines)
         if fn in ("shutil.rmtree", "os.removedirs") and args:
             p = home_path(args[0].text).rstrip("/") or "/"
             if p in ("/", "~") or p.count("/") <= 1 or "⟨" in p:

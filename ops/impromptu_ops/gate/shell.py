@@ -320,9 +320,11 @@ class ShellAnalyser:
             field = c.type
             val = self.word(c.named_children[0] if field == "command_name" and
                             c.named_children else c)
-            if val.split and re.search(r"\s", val.text):
+            ifs = self.vars["IFS"].text if "IFS" in self.vars else ""
+            seps = "[\\s" + re.escape(ifs) + "]" if ifs else r"\s"
+            if val.split and re.search(seps, val.text):
                 argv += [Val(w, val.taints, val.lines, False, val.operator)
-                         for w in val.text.split()]
+                         for w in re.split(seps + "+", val.text) if w]
             else:
                 argv.append(val)
         for c in node.named_children:
@@ -424,11 +426,11 @@ class ShellAnalyser:
 
     def var(self, name: str, quoted: bool = False) -> Val:
         if name in _IFS_NAMES:
-            return Val(" ", split=not quoted)
+            return Val(self.vars["IFS"].text[:1] if "IFS" in self.vars and
+                       self.vars["IFS"].text else " ", split=not quoted)
         if name in self.vars:
             v = self.vars[name]
-            return Val(v.text, v.taints, v.lines, split=not quoted and bool(
-                re.search(r"\s", v.text)), operator=v.operator)
+            return Val(v.text, v.taints, v.lines, split=not quoted, operator=v.operator)
         outer = self.judge.assigned.get(name)
         if outer is not None:
             return outer
@@ -510,11 +512,19 @@ class ShellAnalyser:
         if body.startswith("${#"):
             return Val("0", frozenset(), base.lines)
         rest = [c for c in kids if c is not name_node]
+        if body.startswith("${!"):  # indirect: the variable named by this one's value
+            return self.var(base.text, quoted) if re.fullmatch(r"\w{1,64}", base.text) else \
+                Val(body, frozenset({"dynamic"}) | base.taints, base.lines)
         if ops and ops[0] in (":-", "-", ":=", "="):
             if base.text.startswith("${") and base.operator:
+                # Unset in this file: judge what runs when the operator has not set it
+                # either (the default); an empty default leaves the operator's value.
                 default = join(self.word(c, True) for c in rest) if rest else Val("")
-                return Val(base.text, base.taints | default.taints, base.lines,
-                           operator=True)
+                if default.text:
+                    return Val(default.text, default.taints | base.taints,
+                               default.lines | base.lines, split=not quoted,
+                               operator=default.operator)
+                return Val(base.text, base.taints, base.lines, operator=True)
             return base
         if ops and ops[0] == ":" and base.keys:
             nums = re.findall(r"-?\d{1,6}", body[len(name) + 3:])
