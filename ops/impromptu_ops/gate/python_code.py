@@ -79,9 +79,9 @@ class PythonAnalyser(ast.NodeVisitor):
                 if not attr.dynamic:
                     return f"{self.dotted(node.args[0])}.{attr.text}"
             if fn in ("__import__", "importlib.import_module") and node.args:
-                mod = node.args[0]
-                if isinstance(mod, ast.Constant) and isinstance(mod.value, str):
-                    return mod.value
+                mod = self.value(node.args[0])
+                if not mod.dynamic:
+                    return mod.text
             return fn + "()"
         if isinstance(node, ast.Subscript):
             return self.dotted(node.value) + "[]"
