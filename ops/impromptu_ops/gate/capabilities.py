@@ -973,6 +973,6 @@ class CommandJudge:
                     "update")) or (is_python(name) and "pip" in texts[:2]):
             self.event("code-fetch", line, f"{name} {' '.join(texts)[:60]}: installs code "
                        "from a registry or URL", val)
-        elif name in verbs and words[:1] and words[0] in verbs[name]:
+        elif name in verbs and any(w in verbs[name] for w in words[:3]):
             self.event("code-fetch", line, f"{name} {' '.join(texts)[:60]}: fetches code",
                        val)

@@ -247,6 +247,17 @@ class PythonAnalyser(ast.NodeVisitor):
                                   f"a file ({target.text[:40]})")
         if fn == "print" and (everything.keys or "env" in everything.taints):
             self.judge.check_keys("print", [everything], line, "the output")
+        if recv is not None and short in ("expanduser", "resolve", "absolute", "joinpath",
+                                          "with_name", "with_suffix"):
+            return join([recv, *args], "/" if short == "joinpath" else "")
+        if fn.endswith("Path.home") or fn.endswith("Path.home()"):
+            return Val("~")
+        if recv is not None and short in ("open", "write_text", "write_bytes", "touch",
+                                          "symlink_to", "rename", "replace"):
+            mode = args[0].text if args and short == "open" else "w"
+            path = home_path(recv.text)
+            if any(c in mode for c in "wax+") and PERSIST_PATHS.search(path):
+                self.judge.persist(f"{short}({path[:60]})", line, recv)
         if fn in ("os.path.expanduser", "os.path.expandvars", "os.path.join", "pathlib.Path",
                   "Path", "os.path.abspath", "str", "os.fspath") and args:
             return join(args, "/" if fn == "os.path.join" else "")

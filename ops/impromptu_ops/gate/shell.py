@@ -259,7 +259,9 @@ class ShellAnalyser:
                     dest = r.named_children[-1]
                 if dest is not None and dest.type != "file_descriptor":
                     writes.append((op.strip(), self.word(dest)))
-        if body is None:
+        if body is None:  # "> ~/.bashrc" alone truncates: still a write
+            for op, target in writes:
+                self.judge.write_to("redirect", target, self._line(node), op, heredoc)
             return Val("")
         if body.type == "command":
             out = self.command(body, heredoc if heredoc is not None else stdin, writes)
