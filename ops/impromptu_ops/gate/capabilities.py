@@ -133,6 +133,12 @@ class Val:
     def dynamic(self) -> bool:
         return bool(self.taints & {"fetched", "decoded", "dynamic"})
 
+    @property
+    def untrusted(self) -> bool:
+        """Came from the network, a decoder or the environment: running it is running
+        something nobody reviewed. (Merely computed, like ``$(dirname "$0")``, is not.)"""
+        return bool(self.taints & {"fetched", "decoded", "env"})
+
 
 def join(parts: Iterable[Val], sep: str = "") -> Val:
     parts = list(parts)
@@ -473,7 +479,7 @@ class CommandJudge:
         if "$" in argv[0].text or "⟨" in argv[0].text:
             # a command we cannot name: still judge where its URL arguments point
             self.check_hosts(argv[0].text[:40], [a for a in args if "://" in a.text], line)
-        if argv[0].dynamic and ("$" in argv[0].text or "⟨" in argv[0].text):
+        if argv[0].untrusted and ("$" in argv[0].text or "⟨" in argv[0].text):
             self.event("fetch-exec", line, f"runs a command computed at run time "
                        f"({argv[0].text[:60]})", argv[0])
         path = argv[0].text.removeprefix("./")
@@ -482,8 +488,9 @@ class CommandJudge:
                        Val("", lines=self.fetched_files[path]))
 
         for a in args:
-            if KEY_FILES.search(home_path(a.text)) and name not in ("mkdir", "test", "[",
-                                                                      "chmod", "rm", "touch"):
+            if KEY_FILES.search(home_path(a.text)) and name not in (
+                    "mkdir", "test", "[", "[[", "chmod", "chown", "chgrp", "rm", "touch", "cd",
+                    "ls", "stat", "echo", "printf", "rmdir"):
                 self.event("env-dump", line, f"{name} reads a key-bearing file "
                            f"({a.text[:60]})", a)
                 out_taints.add("env")
@@ -500,8 +507,9 @@ class CommandJudge:
             self.interpreter(name, args, stdin, line, depth)
         elif name == "eval":
             code = join(args, " ")
-            if code.dynamic or "env" in code.taints:
-                self.event("fetch-exec", line, "eval of text computed at run time "
+            if code.untrusted:
+                self.event("fetch-exec", line, "eval of text fetched, decoded or read from "
+                           "the environment at run time "
                            f"({code.text[:60]})", code)
             else:
                 self.nested("shell", code, line, depth)
@@ -516,8 +524,9 @@ class CommandJudge:
         elif name == "set" and texts in ([], ["-o", "posix"]):
             self.event("env-dump", line, "set with no arguments dumps every variable")
             out_taints.add("env")
-        elif name == "set" and (any(t.startswith("-") and not t.startswith("--") and "x" in t
-                                    for t in texts) or "xtrace" in texts):
+        elif name == "set" and (any(re.fullmatch(r"-[a-zA-Z]{1,12}", t) and "x" in t
+                                    for t in texts[:texts.index("--") if "--" in texts
+                                                   else len(texts)]) or "xtrace" in texts):
             self.event("env-dump", line, f"set {' '.join(texts)} traces every command with "
                        "its variables expanded (keys included) to stderr")
         elif name in ("export", "declare", "typeset", "readonly", "local") and (
@@ -612,7 +621,7 @@ class CommandJudge:
                                for e in self.events[first:]]
 
     def _judge_written(self, content: Val, path: str, line: int, depth: int) -> None:
-        if content.dynamic or "env" in content.taints:
+        if content.untrusted:
             self.event("fetch-exec", line, f"runs {path[:60]}, written from content fetched "
                        "or computed at run time", content)
         elif path.endswith(".py") or (content.text.startswith("#!") and "python" in
@@ -758,8 +767,9 @@ class CommandJudge:
             script = args[i]
             break
         if code is not None:
-            if code.dynamic or "env" in code.taints:
-                self.event("fetch-exec", line, f"{name} runs code computed at run time "
+            if code.untrusted:
+                self.event("fetch-exec", line, f"{name} runs code fetched or decoded at run "
+                           "time "
                            f"({code.text[:60]})", code)
             elif shell:
                 self.nested("shell", code, line, depth)
@@ -770,7 +780,7 @@ class CommandJudge:
             return
         if script is not None:
             path = script.text.removeprefix("./")
-            if script.dynamic or "fetched" in script.taints:
+            if script.untrusted:
                 self.event("fetch-exec", line, f"{name} runs content computed or fetched at "
                            f"run time ({script.text[:60]})", script)
             elif path in self.fetched_files:
@@ -788,7 +798,7 @@ class CommandJudge:
 
     def _stdin_exec(self, name: str, stdin: Val, line: int, depth: int, shell: bool,
                     py: bool) -> None:
-        if stdin.dynamic or "env" in stdin.taints:
+        if stdin.untrusted:
             self.event("fetch-exec", line, f"pipes content fetched, decoded or computed at run "
                        f"time into {name}", stdin)
         elif shell:
@@ -933,18 +943,20 @@ class CommandJudge:
                 or "--no-preserve-root" in longs):
             return
         for t in targets:
-            if self._dangerous(t) or "--no-preserve-root" in longs:
+            if self._dangerous(t, recursive) or "--no-preserve-root" in longs:
                 self.event("destructive", line, f"{name} {' '.join(texts)[:60]}: removes or "
                            f"overwrites {t.text[:40] or 'everything'}", t)
                 return
 
-    def _dangerous(self, target: Val) -> bool:
+    def _dangerous(self, target: Val, recursive: bool = True) -> bool:
+        if not target.text:
+            return False  # rm "" removes nothing
         p = home_path(target.text).rstrip("/") or "/"
         if "tmp" in target.taints:
             return False
         if p in ("/", "~", ".", "..", "*", "/*", "~/*", "~/.*", ".*", "./*", "../*"):
             return True
-        if re.fullmatch(r"(\$\{?\w{1,64}\}?|⟨[^⟩]{0,40}⟩)(/\*?|/\.\*)?", p):
+        if recursive and re.fullmatch(r"(\$\{?\w{1,64}\}?|⟨[^⟩]{0,40}⟩)(/\*?|/\.\*)?", p):
             return True  # a bare variable: empty or wrong, it removes / or the caller's files
         parts = [x for x in p.split("/") if x]
         if p.startswith("/") and len(parts) <= 1:
@@ -969,8 +981,8 @@ class CommandJudge:
         if name in ("npx", "bunx", "cpan", "cpanm") or (
                 name in ("pip", "pip3", "pipx", "conda", "mamba", "gem", "brew", "apt",
                          "apt-get", "yum", "dnf", "apk") and words[:1] and words[0] in (
-                    "install", "add", "download", "run", "upgrade", "inject", "reinstall",
-                    "update")) or (is_python(name) and "pip" in texts[:2]):
+                    "install", "add", "download", "run", "upgrade", "inject", "reinstall"
+                )) or (is_python(name) and "pip" in texts[:2]):
             self.event("code-fetch", line, f"{name} {' '.join(texts)[:60]}: installs code "
                        "from a registry or URL", val)
         elif name in verbs and any(w in verbs[name] for w in words[:3]):

@@ -28,9 +28,10 @@ from typing import Final
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
-from impromptu_ops.gate.capabilities import CommandJudge, Val, basename, join
+from impromptu_ops.gate.capabilities import CommandJudge, Event, Val, basename, join
 
 MAX_DEPTH: Final = 4
+_MAX_CALLS: Final = 200  # function calls read per file; later calls are judged as commands
 _IFS_NAMES: Final = frozenset({"IFS"})
 _SIMPLE_ESC: Final = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b",
                       "E": "\x1b", "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"',
@@ -130,6 +131,9 @@ class ShellAnalyser:
         self.base = base_line
         self.depth = depth
         self.vars: dict[str, Val] = {}
+        self.functions: dict[str, Node] = {}
+        self.calls = 0  # function bodies read again at a call (bounded)
+        self.call_depth = 0
         self.src = b""
 
     # --- entry ---------------------------------------------------------------------------
@@ -198,7 +202,15 @@ class ShellAnalyser:
             return Val("")
         if t == "function_definition":
             body = node.child_by_field_name("body")
+            fname = node.child_by_field_name("name")
             if body is not None:
+                if fname is not None:
+                    self.functions[self._text(fname)] = body
+                    me = re.escape(self._text(fname))
+                    if re.search(rf"(^|[\s;{{(]){me}\s{{0,20}}(\|\s{{0,20}}{me}(?![\w-])|&)",
+                                 self._text(body)):
+                        self.judge.event("destructive", self._line(node), "a function that "
+                                         "starts copies of itself: a fork bomb")
                 self.stmt(body, None)
             return Val("")
         if t == "negated_command":
@@ -372,6 +384,8 @@ class ShellAnalyser:
             if pv is not None:
                 self.word(pv)
         name = basename(argv[0].text)
+        if name in self.functions and self.calls < _MAX_CALLS and self.call_depth < 8:
+            return self._call(name, argv[1:], stdin, writes, line)
         literal = self._literal_output(name, argv, stdin)
         out = self.judge.run(argv, line, stdin, writes, self.depth)
         content = literal if name in ("echo", "printf") else (
@@ -390,6 +404,31 @@ class ShellAnalyser:
             return Val(literal.text, literal.taints, literal.lines | out.lines, False, False)
         if name in ("echo", "printf", "cat") and not literal:
             return Val(out.text, out.taints | join(argv[1:]).taints, out.lines)
+        return out
+
+    def _call(self, name: str, args: list[Val], stdin: Val | None,
+              writes: list[tuple[str, Val]], line: int) -> Val:
+        """A call of a function defined in this file: its body is read again with ``$1``,
+        ``$@``... bound to the arguments, and what it does belongs to this line too."""
+        self.calls += 1
+        saved = dict(self.vars)
+        for i, a in enumerate(args, start=1):
+            self.vars[str(i)] = Val(a.text, a.taints, a.lines | {line})
+        every = join(args, " ")
+        self.vars["@"] = self.vars["*"] = Val(every.text, every.taints, every.lines | {line})
+        first = len(self.judge.events)
+        self.call_depth += 1
+        try:
+            out = self.stmt(self.functions[name], stdin)
+        finally:
+            self.call_depth -= 1
+            self.vars = {**saved, **{k: v for k, v in self.vars.items()
+                                     if k not in saved and not k.isdigit() and k not in "@*"}}
+        self.judge.events[first:] = [
+            Event(e.cls, e.line, e.lines | {line}, e.message)
+            for e in self.judge.events[first:]]
+        for op, target in writes:
+            self.judge.write_to(name, target, line, op, out)
         return out
 
     def _literal_output(self, name: str, argv: list[Val], stdin: Val | None) -> Val | None:
@@ -499,7 +538,7 @@ class ShellAnalyser:
                 if node.named_children else Val(text)
         if t == "simple_expansion":
             names = list(node.named_children)
-            if names and names[0].type == "variable_name":
+            if names and names[0].type in ("variable_name", "special_variable_name"):
                 return self.var(self._text(names[0]), quoted)
             return Val(text, frozenset({"dynamic"}))
         if t == "expansion":
