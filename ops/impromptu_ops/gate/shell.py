@@ -134,6 +134,7 @@ class ShellAnalyser:
         self.functions: dict[str, Node] = {}
         self.calls = 0  # function bodies read again at a call (bounded)
         self.call_depth = 0
+        self.call_bytes = 0  # bytes of bodies re-read: at most four times the file
         self.src = b""
 
     # --- entry ---------------------------------------------------------------------------
@@ -384,7 +385,10 @@ class ShellAnalyser:
             if pv is not None:
                 self.word(pv)
         name = basename(argv[0].text)
-        if name in self.functions and self.calls < _MAX_CALLS and self.call_depth < 8:
+        body = self.functions.get(name)
+        if body is not None and self.calls < _MAX_CALLS and self.call_depth < 8 and (
+                self.call_bytes + body.end_byte - body.start_byte <= 4 * len(self.src) + 4096):
+            self.call_bytes += body.end_byte - body.start_byte
             return self._call(name, argv[1:], stdin, writes, line)
         literal = self._literal_output(name, argv, stdin)
         out = self.judge.run(argv, line, stdin, writes, self.depth)
