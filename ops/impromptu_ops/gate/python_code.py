@@ -205,6 +205,13 @@ class PythonAnalyser(ast.NodeVisitor):
             return Val("⟨environ⟩", frozenset({"env"}), frozenset({line}))
         kind = _NET_CALLS.get(fn) or ("addr" if short == "connect" and (
             self.dotted(node.func).split(".")[0] in self.sockets or "socket" in fn) else None)
+        if kind is None and short in ("get", "post", "put", "patch", "delete", "head",
+                                      "options", "request", "stream", "urlopen", "fetch",
+                                      "open", "connect", "ws_connect") and (
+                (args and "://" in args[0].text) or (len(args) > 1 and "://" in args[1].text)
+                or "://" in kw.get("url", Val("")).text):
+            # a client object (requests.Session(), httpx.Client(), aiohttp) given a URL
+            kind = "url" if args and "://" in args[0].text else "url2"
         if kind is not None:
             return self.network(fn, kind, node, args, kw, line)
         if fn in ("exec", "eval", "compile", "builtins.exec", "builtins.eval") and args:
