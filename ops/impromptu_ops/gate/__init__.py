@@ -10,7 +10,13 @@ The package is a pure core with one I/O shell, after python-tuf's ``ngclient``:
   a local folder, a tarball (strict member checks). Only reads; never runs anything.
 - :mod:`.policy`    the rules of ``policies/update-gate.toml`` (data): parsed, checked (pure).
 - :mod:`.scan`      their evaluation over (installed tree, candidate tree, manifest) ->
-  findings, linear in the candidate's size (pure).
+  findings, linear in the candidate's size (pure but for one forked reader per code file).
+- :mod:`.shell`, :mod:`.python_code`  shell (tree-sitter-bash) and Python (``ast``) read as
+  code: words normalised, variable flows followed, commands handed to
+- :mod:`.capabilities`  the judge of what a command can do (egress, key use, environment
+  dumps, fetch+exec, persistence, destruction, code fetching) against the policy's lists.
+- :mod:`.text`      prompt text normalised (NFKC, invisibles, look-alikes, joined lines).
+- :mod:`.linediff`  a near-linear line diff with a hard work budget (pure).
 - :mod:`.diff`      the unified diff and its summary (pure).
 - :mod:`.digest`    the review digest over installed tree, candidate tree, rendered diff,
   policy files and gate version (pure).
@@ -18,7 +24,8 @@ The package is a pure core with one I/O shell, after python-tuf's ``ngclient``:
   quarantine, approvals, atomic apply, rollback, the hash-chained audit log.
 
 Nothing in this package ever executes a file from an update: no hooks, no scripts, at any
-step. Files in quarantine are written 0600; only ``apply`` gives them their manifest mode.
+step (the code reader parses files as text, in a forked child that never execs). Files in
+quarantine are written 0600; only ``apply`` gives them their manifest mode.
 """
 
-GATE_VERSION = "impromptu-ops-gate/1"
+GATE_VERSION = "impromptu-ops-gate/2"

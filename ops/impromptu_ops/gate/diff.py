@@ -15,10 +15,10 @@ This module does not decide anything (see :mod:`.policy`) and does no I/O.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Final
 
+from impromptu_ops.gate.linediff import unified_diff
 from impromptu_ops.gate.scan import visible
 from impromptu_ops.gate.tree import Tree, TreeFile
 
@@ -115,11 +115,11 @@ def _file_diff(path: str, of: TreeFile | None, nf: TreeFile | None) -> list[str]
         nsz = f"{len(nf.data)} bytes sha256 {nf.sha256[:16]}" if nf else "nothing"
         out.append(f"Binary files differ: {osz} -> {nsz}")
         return out
-    out += list(difflib.unified_diff(
+    out += list(unified_diff(
         a, b,
         fromfile="/dev/null" if of is None else f"a/{shown}",
         tofile="/dev/null" if nf is None else f"b/{shown}",
-        n=CONTEXT_LINES, lineterm="",
+        n=CONTEXT_LINES,
     ))
     if of is not None and nf is not None and len(out) and not any(
         line.startswith("@@") for line in out

@@ -8,7 +8,13 @@ that moment. It covers, in one canonical encoding:
 - the rendered diff (what the reviewer was shown);
 - the policy files (name and SHA-256 of each): relaxing a rule after review voids it;
 - the gate version (a gate with other checks is another reviewer);
-- whether a downgrade was explicitly allowed at fetch.
+- whether a downgrade was explicitly allowed at fetch;
+- the findings (the verdict the reviewer was shown), so that a verdict stored with the
+  candidate at fetch and reused by approve and apply is bound to the same digest.
+
+:func:`verdict_key` names the inputs of the scan (everything above except the diff and the
+findings, which it produces): approve and apply reuse the stored verdict only when it
+matches, so the scan of a candidate runs once, at fetch.
 
 Canonical encoding: a JSON object with sorted keys, no whitespace, UTF-8, prefixed by a
 domain-separation line, so that the digest cannot be confused with any other hash we take.
@@ -18,12 +24,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 from impromptu_ops.gate.tree import Tree
 
-DOMAIN: Final = b"impromptu-ops/update-gate/review-digest/v1\n"
+DOMAIN: Final = b"impromptu-ops/update-gate/review-digest/v2\n"
+VERDICT_DOMAIN: Final = b"impromptu-ops/update-gate/verdict-key/v1\n"
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def verdict_key(
+    *,
+    installed: Tree,
+    candidate: Tree,
+    manifest_bytes: bytes,
+    policy_files: Sequence[tuple[str, bytes]],
+    gate_version: str,
+    allow_downgrade: bool,
+) -> str:
+    """The hex SHA-256 over the inputs of a scan: a stored verdict is valid for these only."""
+    body = {
+        "allowDowngrade": allow_downgrade,
+        "candidate": candidate.listing(),
+        "gate": gate_version,
+        "installed": installed.listing(),
+        "manifest": hashlib.sha256(manifest_bytes).hexdigest(),
+        "policies": sorted([name, hashlib.sha256(data).hexdigest()]
+                           for name, data in policy_files),
+    }
+    return hashlib.sha256(VERDICT_DOMAIN + _canonical(body)).hexdigest()
 
 
 def review_digest(
@@ -35,9 +69,11 @@ def review_digest(
     policy_files: Sequence[tuple[str, bytes]],
     gate_version: str,
     allow_downgrade: bool,
+    findings: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The hex SHA-256 over the canonical encoding of every input of a review."""
     body = {
+        "findings": hashlib.sha256(_canonical({"f": list(findings)})).hexdigest(),
         "allowDowngrade": allow_downgrade,
         "candidate": candidate.listing(),
         "diff": hashlib.sha256(diff_text.encode("utf-8")).hexdigest(),
@@ -47,5 +83,4 @@ def review_digest(
         "policies": sorted([name, hashlib.sha256(data).hexdigest()]
                            for name, data in policy_files),
     }
-    encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(DOMAIN + encoded.encode("utf-8")).hexdigest()
+    return hashlib.sha256(DOMAIN + _canonical(body)).hexdigest()

@@ -246,6 +246,17 @@ class SkillFolder:
         return Candidate(cid, raw, manifest, tree, _read_json(qdir / "fetch.json",
                                                               "candidate record"))
 
+    def verdict(self, cid: str) -> dict[str, Any] | None:
+        """The scan verdict stored with candidate ``cid`` at fetch, or ``None`` (absent or
+        unreadable: the caller scans again)."""
+        try:
+            return _read_json(self.root / "quarantine" / cid / "verdict.json", "verdict")
+        except IntegrityError:
+            return None
+
+    def save_verdict(self, cid: str, record: dict[str, Any]) -> None:
+        write_json(self.root / "quarantine" / cid / "verdict.json", record)
+
     def drop_candidate(self, cid: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.root / "candidate").unlink()

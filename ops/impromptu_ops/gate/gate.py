@@ -13,8 +13,10 @@ the hash-chained :class:`~impromptu_ops.audit.AuditLog`) and makes every decisio
   writes a new version folder and switches ``current`` with one rename.
 - ``rollback`` switches back to a kept version.
 
-Nothing here executes a file of the skill, at any step: there is no code path that spawns a
-process or imports anything from an update.
+Nothing here executes a file of the skill, at any step: there is no code path that runs or
+imports anything from an update. The one process the gate starts is a fork of itself that
+reads a file as code (:func:`.scan.code_events`, so that a parser crash cannot take the gate
+down); it never execs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from impromptu_ops.audit import AuditLog, ChainReport
 from impromptu_ops.errors import ConfigError, InputError, IntegrityError, OpsError, PolicyDenied
 from impromptu_ops.gate import GATE_VERSION
 from impromptu_ops.gate.diff import Summary, render_diff, summarize
-from impromptu_ops.gate.digest import review_digest
+from impromptu_ops.gate.digest import review_digest, verdict_key
 from impromptu_ops.gate.folder import Candidate, Installed, SkillFolder
 from impromptu_ops.gate.manifest import Manifest, is_newer
 from impromptu_ops.gate.policy import Finding, Policy, deny_rules, load_policy
@@ -182,6 +184,17 @@ class UpdateGate:
                      "use `update rollback`, or fetch again with --allow-downgrade (logged)",
             )
 
+    def _check_published(self, manifest: Manifest) -> None:
+        """Refuse a release dated in the future (a freeze attack: installed once, it makes
+        every genuine release look older and so blocks it)."""
+        skew = self.settings.gate.max_clock_skew
+        if (manifest.published_at - self._clock()).total_seconds() > skew:
+            raise IntegrityError(
+                f"candidate publishedAt {_iso(manifest.published_at)} is in the future "
+                f"(now {_iso(self._clock())}, allowed clock skew {skew:g} s): refusing a "
+                "release that would block every genuine one as older",
+                hint="check this machine's clock; a release dated ahead is a freeze attack")
+
     # --- fetch -------------------------------------------------------------------------------
 
     def source(self, spec: str | None) -> Source:
@@ -211,6 +224,7 @@ class UpdateGate:
                 fetched = src.fetch(self.caps, self.settings.gate.max_manifest_bytes)
                 tree = verify_blobs(fetched.manifest, fetched.blobs, self.caps)
                 self._verify_signature(fetched.manifest)
+                self._check_published(fetched.manifest)
                 self._check_order(fetched.manifest, self.folder.installed(), allow_downgrade)
             except OpsError as exc:
                 self.audit.append("fetch-refused", origin=src.origin,
@@ -246,18 +260,42 @@ class UpdateGate:
         self._check_order(cand.manifest, inst, allow)
         old = inst.tree if inst else EMPTY
         policy, policy_files = self.policy()
-        diff_text = render_diff(old, cand.tree)
-        findings = tuple(evaluate(policy, old, cand.tree, cand.manifest))
+        key = verdict_key(installed=old, candidate=cand.tree,
+                          manifest_bytes=cand.manifest_bytes, policy_files=policy_files,
+                          gate_version=FULL_GATE_VERSION, allow_downgrade=allow)
+        stored = self._stored_verdict(cand.cid, key)
+        if stored is not None:
+            diff_text, findings = stored
+        else:
+            # The scan runs once per candidate (at fetch) and is stored bound to the exact
+            # inputs; approve and apply rescan only if the installed tree, the policy or the
+            # gate changed since (then the digest changes too).
+            diff_text = render_diff(old, cand.tree)
+            findings = tuple(evaluate(policy, old, cand.tree, cand.manifest,
+                                      installed_manifest=inst.manifest if inst else None))
+            self.folder.save_verdict(cand.cid, {
+                "key": key, "diff": diff_text, "findings": [f.as_dict() for f in findings]})
         digest = review_digest(
             installed=old, candidate=cand.tree, manifest_bytes=cand.manifest_bytes,
             diff_text=diff_text, policy_files=policy_files, gate_version=FULL_GATE_VERSION,
-            allow_downgrade=allow,
+            allow_downgrade=allow, findings=[f.as_dict() for f in findings],
         )
         summary = summarize(old, cand.tree, inst.version if inst else None,
                             cand.manifest.version)
         rev = Review(digest, summary, findings, diff_text, str(cand.meta.get("origin", "?")),
                      signature, allow, cand.cid)
         return rev, cand, inst
+
+    def _stored_verdict(self, cid: str, key: str) -> tuple[str, tuple[Finding, ...]] | None:
+        """The diff and findings stored with the candidate for exactly these inputs."""
+        saved = self.folder.verdict(cid)
+        if saved is None or saved.get("key") != key or not isinstance(saved.get("diff"), str):
+            return None
+        try:
+            findings = tuple(Finding(**f) for f in saved.get("findings", []))
+        except TypeError:
+            return None
+        return saved["diff"], findings
 
     def approve(self, *, digest: str | None, overrides: Sequence[str] = (),
                 confirm: Callable[[Review], bool] | None = None) -> dict[str, Any]:

@@ -18,6 +18,14 @@ kind                matches
 ``new-domain``      a URL host on an added line that appears nowhere in the installed tree
 ``new-url``         a URL on an added line, on a known host, that the installed tree lacks
 ``manifest-key``    a key in the manifest (top level or nested) such as a lifecycle hook
+``version-jump``    the candidate's version is further ahead of the installed one than
+                    ``max_jump = [major, minor, patch]`` (the first differing part counts;
+                    a first install is measured from 0.0.0 against ``max_first``)
+``long-line``       an added line longer than ``[gate] max_line_chars`` (rules read only that
+                    much of it, so the scan stays fast; the rest cannot be reviewed)
+``capability``      what code does, read as code (:mod:`.capabilities`): a shell or Python
+                    file's commands classified by capability; ``capabilities`` names the
+                    classes of finding the rule reports
 ==================  =========================================================================
 
 Rules are evaluated on the change itself: lines that exist unchanged in the installed
@@ -57,17 +65,19 @@ _sre: Any = importlib.import_module("re._parser")
 SEVERITIES: Final = ("deny", "warn")
 KINDS: Final = (
     "line", "combo", "path", "new-file", "new-executable", "binary", "new-domain", "new-url",
-    "manifest-key",
+    "manifest-key", "version-jump", "capability", "long-line",
 )
 CONTENT_KINDS: Final = frozenset({"line", "combo"})
 MANIFEST_FILE: Final = "impromptu.skill.json"
 
 _RULE_KEYS: Final = frozenset({
     "id", "severity", "kind", "summary", "applies_to", "patterns", "unless", "globs",
-    "all_of", "window", "keys", "text_only", "example",
+    "all_of", "window", "keys", "text_only", "example", "max_jump", "max_first",
+    "capabilities",
 })
 _EXAMPLE_KEYS: Final = frozenset({
-    "match", "path", "text", "hex", "old", "mode", "old_mode", "manifest",
+    "match", "path", "text", "hex", "old", "mode", "old_mode", "manifest", "version",
+    "old_version", "repeat",
 })
 @dataclass(frozen=True)
 class Finding:
@@ -100,6 +110,8 @@ class Example:
     mode: int = 0o644
     old_mode: int | None = None
     manifest: Mapping[str, Any] | None = None
+    version: str = "1.1.0"
+    old_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,9 @@ class Rule:
     keys: frozenset[str] = frozenset()
     text_only: bool = False
     examples: tuple[Example, ...] = ()
+    max_jump: tuple[int, int, int] = (0, 0, 0)
+    max_first: tuple[int, int, int] = (0, 0, 0)
+    capabilities: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,12 @@ class Policy:
     decode_depth: int = 2
     max_findings_per_rule: int = 20
     sha256: str = ""
+    egress_allow: tuple[str, ...] = ()
+    key_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    persistence_allow: tuple[str, ...] = ()
+    max_code_bytes: int = 256 * 1024
+    code_read_seconds: int = 60
+    max_line_chars: int = 16384
 
     def only(self, rule_id: str) -> Policy:
         """The same policy with just one rule (for the policy's own tests)."""
@@ -181,6 +202,25 @@ def _regexes(where: str, raw: object) -> tuple[re.Pattern[str], ...]:
     return tuple(out)
 
 
+def _triple(where: str, raw: object) -> tuple[int, int, int]:
+    if (not isinstance(raw, list) or len(raw) != 3
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in raw)):
+        raise ConfigError(f"{where}: expected [major, minor, patch], each a whole number >= 0")
+    return (raw[0], raw[1], raw[2])
+
+
+def _capabilities(where: str, raw: object) -> frozenset[str]:
+    from impromptu_ops.gate.capabilities import CLASSES  # the vocabulary lives with the code
+
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ConfigError(f"{where}: expected a list of capability classes")
+    unknown = sorted(set(raw) - set(CLASSES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown capability classes {unknown}; known: "
+                          f"{sorted(CLASSES)}")
+    return frozenset(raw)
+
+
 def _mode(where: str, raw: object) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
@@ -196,12 +236,14 @@ def _example(where: str, raw: object) -> Example:
     return Example(
         match=bool(raw["match"]),
         path=str(raw.get("path", "install.sh")),
-        text=str(raw.get("text", "")),
+        text=str(raw.get("text", "")) * int(raw.get("repeat", 1)),
         data=bytes.fromhex(str(raw["hex"])) if "hex" in raw else None,
         old=None if raw.get("old") is None else str(raw["old"]),
         mode=_mode(where, raw.get("mode", "0644")),
         old_mode=None if raw.get("old_mode") is None else _mode(where, raw["old_mode"]),
         manifest=manifest if isinstance(manifest, dict) else None,
+        version=str(raw.get("version", "1.1.0")),
+        old_version=None if raw.get("old_version") is None else str(raw["old_version"]),
     )
 
 
@@ -238,11 +280,16 @@ def _rule(i: int, raw: object, sets: Mapping[str, object]) -> Rule:
         keys=frozenset(str(k).casefold() for k in raw.get("keys", ())),
         text_only=bool(raw.get("text_only", False)),
         examples=tuple(_example(f"{where} example", e) for e in raw.get("example", ())),
+        max_jump=_triple(f"{where}.max_jump", raw.get("max_jump", [0, 0, 0])),
+        max_first=_triple(f"{where}.max_first", raw.get("max_first", [0, 0, 0])),
+        capabilities=_capabilities(f"{where}.capabilities", raw.get("capabilities", [])),
     )
     needs = {"line": rule.patterns, "combo": rule.all_of, "path": rule.globs,
-             "manifest-key": rule.keys}
+             "manifest-key": rule.keys, "capability": rule.capabilities,
+             "version-jump": any(rule.max_jump) and any(rule.max_first)}
     if kind in needs and not needs[str(kind)]:
-        raise ConfigError(f"{where}: kind {kind} needs its patterns/all_of/globs/keys")
+        raise ConfigError(f"{where}: kind {kind} needs its patterns/all_of/globs/keys/"
+                          "capabilities/max_jump and max_first")
     return rule
 
 
@@ -273,7 +320,39 @@ def load_policy(text: str, name: str = "update-gate.toml") -> Policy:
         decode_depth=int(gate.get("decode_depth", 2)),
         max_findings_per_rule=int(gate.get("max_findings_per_rule", 20)),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        egress_allow=_strings(f"policy {name} [gate] egress_allow",
+                              gate.get("egress_allow", gate.get("trusted_domains", [])),
+                              lower=True),
+        key_hosts={str(k): _strings(f"policy {name} [gate.key_hosts] {k}", v, lower=True)
+                   for k, v in _table(f"policy {name} [gate.key_hosts]",
+                                      gate.get("key_hosts", {})).items()},
+        persistence_allow=_strings(f"policy {name} [gate] persistence_allow",
+                                   gate.get("persistence_allow", [])),
+        max_code_bytes=_positive(f"policy {name} [gate] max_code_bytes",
+                                 gate.get("max_code_bytes", 256 * 1024)),
+        code_read_seconds=_positive(f"policy {name} [gate] code_read_seconds",
+                                    gate.get("code_read_seconds", 60)),
+        max_line_chars=_positive(f"policy {name} [gate] max_line_chars",
+                                 gate.get("max_line_chars", 16384)),
     )
+
+
+def _strings(where: str, raw: object, lower: bool = False) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(f"{where}: expected a list of strings")
+    return tuple(x.lower() if lower else x for x in raw)
+
+
+def _table(where: str, raw: object) -> dict[str, object]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    return raw
+
+
+def _positive(where: str, raw: object) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw <= 0:
+        raise ConfigError(f"{where}: expected a positive whole number")
+    return raw
 
 
 # --- evaluation -----------------------------------------------------------------------------

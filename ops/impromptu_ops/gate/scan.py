@@ -1,11 +1,18 @@
 """Evaluating the policy over a change: (installed tree, candidate tree, manifest) -> findings.
 
-Pure and linear in the size of the candidate: each rule pattern runs once over each changed
-file's whole text (``re.MULTILINE``; every policy quantifier is bounded, see
-:mod:`.policy`), and a match counts only when it starts on an *added* line (a line that the
-installed version does not have at that place, per ``difflib``). Base64 and hex blobs on
-added lines are decoded (up to ``[gate] decode_depth`` levels) and scanned as well, and a
-finding inside one names the line the blob sits on.
+Linear in the size of the candidate. A match counts only when it starts on an *added* line
+(a line the installed version does not have at that place, per :mod:`.linediff`):
+
+- ``line`` rules read each distinct added line once (``re.MULTILINE``; every policy
+  quantifier is bounded, see :mod:`.policy`); ``combo`` rules read the whole file only when
+  the change touches one of their sets; an added line over ``[gate] max_line_chars`` is a
+  finding of its own and is read up to that length;
+- prompt rules read a normalised text (:mod:`.text`) of every file that is not code;
+- ``capability`` rules read shell and Python as code (:func:`code_events`: :mod:`.shell`,
+  :mod:`.python_code`, :mod:`.capabilities`), in a forked child so that a parser crash is
+  a finding and not the end of the gate;
+- base64 and hex blobs on added lines are decoded (up to ``[gate] decode_depth`` levels)
+  and read again; a finding inside one names the line the blob sits on.
 
 :func:`visible` shows every control, format, bidi and invisible character as ``<U+XXXX>``:
 excerpts and the rendered diff use it, so a reviewer sees what is really there.
@@ -20,16 +27,24 @@ import base64
 import binascii
 import bisect
 import dataclasses
-import difflib
+import faulthandler
 import fnmatch
 import functools
+import json
+import os
 import re
+import select
+import signal
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from impromptu_ops.gate.manifest import Manifest, is_prompt_name
+from impromptu_ops.gate import python_code, shell
+from impromptu_ops.gate.capabilities import CommandJudge, Context, Event, code_kind
+from impromptu_ops.gate.linediff import added_lines
+from impromptu_ops.gate.manifest import Manifest, is_prompt_name, version_key
 from impromptu_ops.gate.policy import (
     CONTENT_KINDS,
     MANIFEST_FILE,
@@ -38,6 +53,7 @@ from impromptu_ops.gate.policy import (
     Policy,
     Rule,
 )
+from impromptu_ops.gate.text import Normalised, normalise
 from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
 
 _URL_HOST_RE: Final = re.compile(
@@ -49,6 +65,7 @@ _IPV4_RE: Final = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _DEVTCP_RE: Final = re.compile(r"/dev/(?:tcp|udp)/")
 _B64_RE: Final = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
 _HEX_RE: Final = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|\b(?:[0-9a-fA-F]{2}){12,}\b")
+_SENTENCE_END: Final = re.compile(r"[.!?](?=\s|$)|\n")
 _INVISIBLE: Final = frozenset("\u00ad\u180e\u3164\u115f\u1160\uffa0")
 _HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 
@@ -61,7 +78,7 @@ def visible(text: str, limit: int = 160) -> str:
         limit: longer results are cut to this many characters, ending with ``…``.
     """
     out: list[str] = []
-    for ch in text:
+    for ch in text[:limit + 1]:  # each character shows as at least one: the rest is cut
         if ch != "\t" and (unicodedata.category(ch) in _HIDDEN_CATEGORIES or ch in _INVISIBLE):
             out.append(f"<U+{ord(ch):04X}>")
         else:
@@ -152,18 +169,118 @@ class _Unit:
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset) - 1
 
+    @functools.cached_property
+    def changed(self) -> tuple[str, list[int], list[tuple[int, ...]]]:
+        """What the line rules read: each distinct added line once, in order (a file of
+        N copies of one line is read once, not N times). ``(text, line starts, for each
+        line of the text the original indexes it stands for)``."""
+        where: dict[str, list[int]] = {}
+        for i in sorted(self.added):
+            if i < len(self.lines):
+                where.setdefault(self.lines[i], []).append(i)
+        parts = list(where)
+        starts, pos = [], 0
+        for line in parts:
+            starts.append(pos)
+            pos += len(line) + 1
+        return "\n".join(parts), starts, [tuple(where[line]) for line in parts]
+
+    def scan(self, pattern: re.Pattern[str], whole: bool) -> Iterator[int]:
+        """Original line indexes where ``pattern``'s matches start, over the whole text or
+        over :attr:`changed` only."""
+        if whole:
+            yield from (self.line_of(m.start()) for m in pattern.finditer(self.text))
+            return
+        text, starts, origin = self.changed
+        for m in pattern.finditer(text):
+            yield from origin[bisect.bisect_right(starts, m.start()) - 1]
+
+
+def context_of(policy: Policy) -> Context:
+    """The capability judge's view of the policy's allowlists."""
+    return Context(egress_allow=policy.egress_allow, key_hosts=policy.key_hosts,
+                   persistence_allow=policy.persistence_allow)
+
+
+def code_events(path: str, text: str, ctx: Context, *, timeout: float = 60.0) -> list[Event]:
+    """Capability events of a shell or Python file (``[]`` for other files).
+
+    The reading runs in a forked child (where ``fork`` exists): the parsers are C code fed
+    hostile input, and a crash or a hang there must become a finding (``unparseable``,
+    fail closed), not the death of the gate. ``timeout`` bounds the child's work.
+    """
+    kind = code_kind(path, text)
+    if not kind:
+        return []
+    if not hasattr(os, "fork"):  # pragma: no cover - every platform we support forks
+        return _read_code(kind, text, ctx)
+    events = _in_child(lambda: _read_code(kind, text, ctx), timeout)
+    if events is None:
+        return [Event("unparseable", 0, frozenset({0}),
+                      "reading this file as code crashed or timed out: the gate cannot "
+                      "tell what it runs (fail closed)")]
+    return events
+
+
+def _read_code(kind: str, text: str, ctx: Context) -> list[Event]:
+    judge = CommandJudge(ctx)
+    judge.run_shell = lambda t, line, depth: shell.analyse(t, judge, line, depth)
+    judge.run_python = lambda t, line, depth: python_code.analyse(t, judge, line, depth)
+    (shell.analyse if kind == "shell" else python_code.analyse)(text, judge)
+    return judge.events
+
+
+def _in_child(work: Callable[[], list[Event]], timeout: float) -> list[Event] | None:
+    """``work()`` run in a forked child; ``None`` if it crashed, failed or ran too long."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: do the work, send JSON, leave without running any cleanup
+        code = 1
+        try:
+            os.close(rfd)
+            faulthandler.disable()  # a crash here is reported by the parent, in one line
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            body = json.dumps([[e.cls, e.line, sorted(e.lines), e.message]
+                               for e in work()]).encode("utf-8")
+            view = memoryview(body)
+            while view:
+                view = view[os.write(wfd, view):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([rfd], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(rfd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(rfd)
+        _pid, status = os.waitpid(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        return None
+    try:
+        rows = json.loads(b"".join(chunks))
+        return [Event(str(c), int(line), frozenset(int(x) for x in lines), str(m))
+                for c, line, lines, m in rows]
+    except (ValueError, TypeError):
+        return None
+
 
 def _constant(n: int) -> Callable[[int], int]:
     return lambda _i: n
 
 
 def _added_lines(old: list[str], new: list[str]) -> frozenset[int]:
-    sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    added: set[int] = set()
-    for tag, _i1, _i2, j1, j2 in sm.get_opcodes():
-        if tag in ("insert", "replace"):
-            added.update(range(j1, j2))
-    return frozenset(added)
+    return added_lines(old, new)
 
 
 class _Evaluator:
@@ -180,7 +297,7 @@ class _Evaluator:
                 self.old_urls.update(m.group(0) for m in _URL_RE.finditer(text))
         self.findings: list[Finding] = []
         self._count: dict[tuple[str, str], int] = {}
-        self._cache: dict[tuple[object, int], frozenset[int]] = {}
+        self._cache: dict[tuple[object, int, bool], frozenset[int]] = {}
 
     def add(self, rule: Rule, path: str, line: int, message: str, excerpt: str = "") -> None:
         key = (rule.id, path)
@@ -191,35 +308,37 @@ class _Evaluator:
 
     # --- matching --------------------------------------------------------------------------
 
-    def _lines_matching(self, key: object, u: _Unit,
-                        patterns: tuple[re.Pattern[str], ...]) -> frozenset[int]:
-        """Indexes of the lines of ``u`` where any pattern's match starts (cached per unit)."""
-        ck = (key, id(u))
+    def _lines_matching(self, key: object, u: _Unit, patterns: tuple[re.Pattern[str], ...],
+                        whole: bool = False) -> frozenset[int]:
+        """Indexes of the lines of ``u`` where any pattern's match starts (cached per unit);
+        only the changed lines are read unless ``whole``."""
+        ck = (key, id(u), whole)
         if ck not in self._cache:
             hit: set[int] = set()
             for pat in patterns:
-                hit.update(u.line_of(m.start()) for m in pat.finditer(u.text))
+                hit.update(u.scan(pat, whole))
             self._cache[ck] = frozenset(hit)
         return self._cache[ck]
 
-    def _untrusted_lines(self, u: _Unit) -> frozenset[int]:
-        ck = ("@untrusted-host", id(u))
+    def _untrusted_lines(self, u: _Unit, whole: bool) -> frozenset[int]:
+        ck = ("@untrusted-host", id(u), whole)
         if ck not in self._cache:
-            hit: set[int] = set()
-            for m in _URL_HOST_RE.finditer(u.text):
-                if not host_trusted(m.group(1), self.p.trusted_domains):
-                    hit.add(u.line_of(m.start()))
-            for m in _IPV4_RE.finditer(u.text):
-                if not m.group(1).startswith("127."):
-                    hit.add(u.line_of(m.start()))
-            hit.update(u.line_of(m.start()) for m in _DEVTCP_RE.finditer(u.text))
-            self._cache[ck] = frozenset(hit)
+            text, starts, origin = (u.text, u.starts, [(i,) for i in range(len(u.lines))]) \
+                if whole else u.changed
+            offsets: list[int] = []
+            offsets += [m.start() for m in _URL_HOST_RE.finditer(text)
+                        if not host_trusted(m.group(1), self.p.trusted_domains)]
+            offsets += [m.start() for m in _IPV4_RE.finditer(text)
+                        if not m.group(1).startswith("127.")]
+            offsets += [m.start() for m in _DEVTCP_RE.finditer(text)]
+            self._cache[ck] = frozenset(
+                i for o in offsets for i in origin[bisect.bisect_right(starts, o) - 1])
         return self._cache[ck]
 
-    def _set_lines(self, name: str, u: _Unit) -> frozenset[int]:
+    def _set_lines(self, name: str, u: _Unit, whole: bool = False) -> frozenset[int]:
         if name == "@untrusted-host":
-            return self._untrusted_lines(u)
-        return self._lines_matching(("set", name), u, self.p.sets[name])
+            return self._untrusted_lines(u, whole)
+        return self._lines_matching(("set", name), u, self.p.sets[name], whole)
 
     # --- per file ----------------------------------------------------------------------------
 
@@ -240,13 +359,25 @@ class _Evaluator:
         new_text, binary = _text(new)
         old_lines = _text(old)[0].split("\n") if old is not None else []
         added = _added_lines(old_lines, new_text.split("\n"))
-        is_prompt = path in self.prompts
+        is_prompt = path in self.prompts or (not binary and not code_kind(path, new_text))
+        limit = self.p.max_line_chars
+        lines = new_text.split("\n")
+        long_lines = [i for i in sorted(added) if len(lines[i]) > limit]
+        if long_lines:
+            # A line nobody can review: a finding, and the rules read its first part only,
+            # so that one 1 MiB line cannot make every bounded regex crawl.
+            new_text = "\n".join(x[:limit] for x in lines)
         units = self.units(path, new_text, added)
         self._cache = {}  # keyed by id(unit): valid only while these units live
+        self._events: list[Event] | None = None
+        self._norms: dict[int, Normalised] = {}
         for rule in self.p.rules:
             if rule.applies_to == "prompt" and not is_prompt:
                 continue
-            if rule.kind == "line" and not (binary and rule.text_only):
+            if rule.kind == "line" and rule.applies_to == "prompt":
+                for u in units if not binary else ():
+                    self._prompt(rule, u)
+            elif rule.kind == "line" and not (binary and rule.text_only):
                 for u in units:
                     self._line(rule, u)
             elif rule.kind == "combo":
@@ -271,6 +402,77 @@ class _Evaluator:
                 self._domains(rule, units[0])
             elif rule.kind == "new-url":
                 self._urls(rule, units[0])
+            elif rule.kind == "capability" and not binary:
+                self._capability(rule, units[0])
+            elif rule.kind == "long-line" and long_lines:
+                self.add(rule, path, long_lines[0] + 1,
+                         f"{rule.summary}: {len(long_lines)} added line(s) longer than "
+                         f"{limit} characters (the longest: "
+                         f"{max(len(lines[i]) for i in long_lines)})")
+
+    def _prompt(self, rule: Rule, u: _Unit) -> None:
+        """A prompt rule over the normalised text (NFKC, invisibles dropped, look-alikes
+        folded, lines joined): a match counts when any line it spans is part of the
+        change; ``unless`` is read in the sentence that holds the match."""
+        norm = self._norms.get(id(u))
+        if norm is None:
+            norm = self._norms[id(u)] = normalise(u.text)
+        hits: dict[int, str] = {}
+        for pat in rule.patterns:
+            for m in pat.finditer(norm.text):
+                first = u.line_of(norm.source_offset(m.start()))
+                last = u.line_of(norm.source_offset(max(m.end() - 1, m.start())))
+                if first in hits or not any(i in u.added for i in range(first, last + 1)):
+                    continue
+                starts = [b.end() for b in _SENTENCE_END.finditer(norm.text, 0, m.start())]
+                begin = starts[-1] if starts else 0
+                after = _SENTENCE_END.search(norm.text, m.end())
+                sentence = norm.text[begin:after.start() if after else len(norm.text)]
+                if any(x.search(sentence) for x in rule.unless):
+                    continue
+                hits[first] = sentence
+        for i in sorted(hits):
+            self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}",
+                     hits[i] if i >= len(u.lines) or hits[i].strip() != u.lines[i].strip()
+                     else u.lines[i])
+
+    def _capability(self, rule: Rule, u: _Unit) -> None:
+        if self._events is None:
+            if len(u.text) > self.p.max_code_bytes and code_kind(u.path, u.text):
+                self._events = [Event("unparseable", 0, frozenset({0}),
+                                      f"code file larger than max_code_bytes "
+                                      f"({self.p.max_code_bytes}): too large to read as code")]
+            else:
+                self._events = code_events(u.path, u.text, context_of(self.p),
+                                           timeout=self.p.code_read_seconds)
+        seen: set[tuple[int, str]] = set()
+        for ev in self._events:
+            if ev.cls not in rule.capabilities or (
+                    not ev.lines & u.added and ev.cls != "unparseable"):
+                continue
+            line = min(max(ev.line, 0), len(u.lines) - 1)
+            if (line, ev.message) in seen:
+                continue
+            seen.add((line, ev.message))
+            self.add(rule, u.path, line + 1, f"{rule.summary}: {ev.message}", u.lines[line])
+
+    def run_version(self, candidate: Manifest, installed: Manifest | None) -> None:
+        for rule in self.p.rules:
+            if rule.kind != "version-jump":
+                continue
+            new = version_key(candidate.version)[0][:3]
+            old = version_key(installed.version)[0][:3] if installed else (0, 0, 0)
+            bound = rule.max_jump if installed else rule.max_first
+            for part, (a, b, limit) in enumerate(zip(old, new, bound, strict=True)):
+                if a == b:
+                    continue
+                if b - a > limit:
+                    what = ("major", "minor", "patch")[part]
+                    self.add(rule, MANIFEST_FILE, 0,
+                             f"{rule.summary}: {installed.version if installed else 'nothing'}"
+                             f" -> {candidate.version} jumps the {what} version by {b - a} "
+                             f"(bound {limit})", candidate.version)
+                break
 
     def _line(self, rule: Rule, u: _Unit) -> None:
         for i in sorted(self._lines_matching(("rule", rule.id), u, rule.patterns) & u.added):
@@ -280,7 +482,11 @@ class _Evaluator:
             self.add(rule, u.path, u.report_line(i), f"{rule.summary}{u.via}", line)
 
     def _combo(self, rule: Rule, u: _Unit) -> None:
-        hits = {name: self._set_lines(name, u) for name in rule.all_of}
+        # A finding needs an added line in some set: look at the change first, and read
+        # the whole file (for the window) only when there is one.
+        if not any(self._set_lines(name, u) & u.added for name in rule.all_of):
+            return
+        hits = {name: self._set_lines(name, u, whole=True) for name in rule.all_of}
         n_lines = len(u.lines)
 
         def span(i: int) -> range:
@@ -353,15 +559,16 @@ def _order(f: Finding) -> tuple[int, str, int, str]:
     return (SEVERITIES.index(f.severity), f.path, f.line, f.rule)
 
 
-def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = None
-             ) -> list[Finding]:
+def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = None,
+             installed_manifest: Manifest | None = None) -> list[Finding]:
     """Judge the change from ``old`` to ``new``: every finding, deny first.
 
     Args:
         policy: the loaded rules.
         old: the installed tree (``EMPTY`` for a first install).
         new: the candidate tree.
-        manifest: the candidate's manifest (prompt marks, lifecycle keys); optional.
+        manifest: the candidate's manifest (prompt marks, lifecycle keys, version).
+        installed_manifest: the installed version's manifest (for the version-jump rule).
     """
     prompts = manifest.prompt_paths if manifest else frozenset(
         p for p in new if is_prompt_name(p))
@@ -374,6 +581,7 @@ def evaluate(policy: Policy, old: Tree, new: Tree, manifest: Manifest | None = N
         ev.run_file(path, of, nf)
     if manifest is not None:
         ev.run_manifest(manifest.raw)
+        ev.run_version(manifest, installed_manifest)
     return sorted(ev.findings, key=_order)
 
 

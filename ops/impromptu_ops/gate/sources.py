@@ -19,9 +19,11 @@ Hash, size and signature checks belong to the caller (:class:`~.gate.UpdateGate`
 
 from __future__ import annotations
 
+import lzma
 import tarfile
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -156,6 +158,13 @@ class TarballSource:
                 }
         except tarfile.TarError as exc:
             raise IntegrityError(f"{self.path}: not a readable tar archive ({exc})") from None
+        except (EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+            # gzip/lzma raise EOFError on an archive that ends early; left alone it would
+            # reach click, which reads EOFError as "aborted" (exit 130) and logs nothing.
+            why = "it ends early (truncated)" if isinstance(exc, EOFError) else str(exc)[:120]
+            raise IntegrityError(
+                f"{self.path}: malformed archive: {why}",
+                hint="download the release again; nothing was installed") from None
         return Fetched(self.origin, raw, manifest, blobs)
 
     def _read(self, tar: tarfile.TarFile, member: tarfile.TarInfo, cap: int) -> bytes:
