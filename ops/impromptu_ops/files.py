@@ -53,7 +53,7 @@ def _why(exc: OSError) -> str:
 
 
 def read_optional(path: Path, *, what: str, limit: int, error: type[OpsError] = InputError,
-                  nofollow: bool = False) -> bytes | None:
+                  nofollow: bool = False, head: bool = False) -> bytes | None:
     """The bytes of the regular file ``path``, or ``None`` when it does not exist.
 
     Args:
@@ -63,10 +63,21 @@ def read_optional(path: Path, *, what: str, limit: int, error: type[OpsError] = 
         error: the error class to raise (its exit code is the caller's contract).
         nofollow: refuse a symbolic link as the last path component (state files we
             created ourselves; not a config file, which dotfile managers symlink).
+        head: read only the first ``limit`` bytes of a larger file instead of refusing it.
 
     Raises:
         OpsError: of class ``error``: not a regular file, unreadable, or too large.
     """
+    got = read_with_stat(path, what=what, limit=limit, error=error, nofollow=nofollow,
+                         head=head)
+    return None if got is None else got[0]
+
+
+def read_with_stat(path: Path, *, what: str, limit: int, error: type[OpsError] = InputError,
+                   nofollow: bool = False, head: bool = False
+                   ) -> tuple[bytes, os.stat_result] | None:
+    """:func:`read_optional`, with the ``fstat`` of the descriptor that was read (for mode
+    and owner checks that must apply to the very file read)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC | (_NOFOLLOW if nofollow else 0)
     try:
         fd = os.open(path, flags)
@@ -75,14 +86,14 @@ def read_optional(path: Path, *, what: str, limit: int, error: type[OpsError] = 
     except OSError as exc:
         if exc.errno == errno.ELOOP and nofollow:
             raise error(f"{what} {path} is a symbolic link; refusing to follow it") from None
-        if exc.errno == errno.ENOTDIR:  # a parent is a file: as good as missing, but say so
+        if exc.errno == errno.ENOTDIR:  # a parent is a file
             raise error(f"{what} {path}: a parent of it is not a folder") from None
         raise error(f"cannot open {what} {path}: {_why(exc)}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise error(f"{what} {path} is {_kind(st.st_mode)}, not a regular file")
-        if st.st_size > limit:
+        if st.st_size > limit and not head:
             raise error(f"{what} {path} is too large ({st.st_size} bytes; the limit is "
                         f"{limit})")
         chunks: list[bytes] = []
@@ -97,9 +108,12 @@ def read_optional(path: Path, *, what: str, limit: int, error: type[OpsError] = 
         raise error(f"cannot read {what} {path}: {_why(exc)}") from None
     finally:
         os.close(fd)
-    if total > limit:  # it grew while we read it
-        raise error(f"{what} {path} is too large (over {limit} bytes)")
-    return b"".join(chunks)
+    data = b"".join(chunks)
+    if total > limit:
+        if head:
+            return data[:limit], st
+        raise error(f"{what} {path} is too large (over {limit} bytes)")  # it grew meanwhile
+    return data, st
 
 
 def read_regular(path: Path, *, what: str, limit: int, error: type[OpsError] = InputError,
