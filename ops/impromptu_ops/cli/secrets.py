@@ -87,13 +87,14 @@ def read_stdin_value(stdin: Any) -> str:
             NUL or a line break cannot be put into an environment or a header safely).
     """
     source = getattr(stdin, "buffer", None)
-    data = source.read(MAX_STDIN + 1) if source is not None else stdin.read(MAX_STDIN + 1)
+    data: bytes | str = (source.read(MAX_STDIN + 1) if source is not None
+                         else stdin.read(MAX_STDIN + 1))
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     if len(data) > MAX_STDIN:
         raise InputError(f"the value on stdin is too large (over {MAX_STDIN} bytes)")
     try:
-        text = data.decode("utf-8")
+        text: str = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"the value on stdin is not UTF-8 text (byte {exc.start}); "
                          "nothing was stored") from None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import urllib.request
 
+from impromptu_ops.secret import clip
+
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 5.0
 
@@ -26,7 +28,7 @@ def ping(base: str, suffix: str, body: str = "", timeout: float = PING_TIMEOUT) 
         log.warning("ping URL is not http(s); ping skipped")
         return False
     req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        ping_url(base, suffix), data=body.encode()[:10_000], method="POST",
+        ping_url(base, suffix), data=clip(body, 10_000).encode(), method="POST",
         headers={"User-Agent": "impromptu-ops"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only

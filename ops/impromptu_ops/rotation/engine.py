@@ -78,7 +78,7 @@ from impromptu_ops.rotation.record import (
     next_step,
     parse_iso,
 )
-from impromptu_ops.secret import Secret
+from impromptu_ops.secret import Secret, clip
 from impromptu_ops.store.base import SecretStore
 
 log = logging.getLogger(__name__)
@@ -465,7 +465,7 @@ class Rotator:
         """Make the old key current and working again, then kill every new key."""
         rec, p = self.rec, self.provider
         if rec.state != State.ROLLING_BACK:
-            self._save(rec.evolve(state=State.ROLLING_BACK, error=why[:500]))
+            self._save(rec.evolve(state=State.ROLLING_BACK, error=clip(why, 500)))
             self._log("rollback", reason=why)
         rec = self.rec
         cur, _meta, cur_ver = self._read_canonical()
@@ -650,7 +650,7 @@ class Rotator:
     def _failed(self, exc: OpsError) -> Outcome:
         line = exc.diagnostics()
         with contextlib.suppress(OpsError):  # the record keeps its step; the text is a bonus
-            self._save(self.rec.evolve(error=line[:500]))
+            self._save(self.rec.evolve(error=clip(line, 500)))
         self._log("failed", error=line)
         # By construction the store's current key was verified before it became current and
         # is never disabled while current; so only POSITIVE evidence (the provider refuses

@@ -31,6 +31,7 @@ from impromptu_ops import atomic
 from impromptu_ops.errors import ConfigError, OpsError
 from impromptu_ops.schedule import generate, validate
 from impromptu_ops.schedule.spec import JOB_NAME, SCHEDULERS, ScheduleSpec, build_spec
+from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
 
 UNIT_MODE = 0o644
@@ -195,7 +196,7 @@ def _install_crontab(line: str) -> None:
     put = subprocess.run([crontab, "-"], input=new, capture_output=True, text=True,
                          check=False, timeout=30)
     if put.returncode != 0:
-        raise ConfigError(f"crontab refused the new table: {put.stderr.strip()[:200]}")
+        raise ConfigError(f"crontab refused the new table: {clip(put.stderr.strip(), 200)}")
 
 
 def apply(plan: InstallPlan) -> list[str]:
