@@ -30,6 +30,11 @@ from typing import Any
 
 from impromptu_ops.errors import InputError, LocalIOError, OpsError
 
+# Size caps of the small files we read (a larger one is refused, never cut): policies and
+# templates, and our own state files. Callers with a format of their own pass their own.
+MAX_POLICY_BYTES = 1024 * 1024
+MAX_STATE_BYTES = 16 * 1024 * 1024
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -117,9 +122,10 @@ def read_with_stat(path: Path, *, what: str, limit: int, error: type[OpsError] =
 
 
 def read_regular(path: Path, *, what: str, limit: int, error: type[OpsError] = InputError,
-                 nofollow: bool = False) -> bytes:
+                 nofollow: bool = False, head: bool = False) -> bytes:
     """Like :func:`read_optional`, but a missing file is an error too."""
-    data = read_optional(path, what=what, limit=limit, error=error, nofollow=nofollow)
+    data = read_optional(path, what=what, limit=limit, error=error, nofollow=nofollow,
+                         head=head)
     if data is None:
         raise error(f"{what} {path} does not exist")
     return data
