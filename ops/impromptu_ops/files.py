@@ -127,7 +127,7 @@ def read_regular(path: Path, *, what: str, limit: int, error: type[OpsError] = I
     data = read_optional(path, what=what, limit=limit, error=error, nofollow=nofollow,
                          head=head)
     if data is None:
-        raise error(f"{what} {path} does not exist")
+        raise error(f"cannot read {what} {path}: it does not exist")
     return data
 
 

@@ -288,7 +288,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "pow.memory_budget_mib": (1, 1 << 20),
     "pow.max_rounds": (1, 100_000),
     "pow.calibration_seconds": (0.01, 600),
-    "store.max_versions": (1, 10_000),
+    "store.max_versions": (0, 10_000),  # 0: keep every version (as Vault KV v2 does)
     "store.vault_min_versions_kept": (1, 10_000),
     "store.scrypt_n": (2**10, 2**24),
     "chain.chain_id": (1, 2**53),
@@ -370,11 +370,12 @@ def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
             return None
         return _coerce(key, args[0], raw, src)
     shown = "****" if hint is Secret else repr(raw)[:60]
-    where = f"setting {key} (from {src})"
+    where = f"setting {key}"
+    origin_note = f" (from {src})"
     from_text = isinstance(raw, str) and not src.startswith("file")
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"{where}: cannot use {shown}: {why}")
+        return ConfigError(f"{where}: cannot use {shown}: {why}{origin_note}")
 
     if hint is bool:
         if isinstance(raw, bool):
@@ -414,12 +415,12 @@ def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
                 raise bad("must be a finite number")
         low, high, exclusive = _bounds(key, hint)
         if value < low or (exclusive and value <= low):
-            raise ConfigError(f"{where}: must be {'positive' if exclusive else f'at least {low:g}'}"
-                              f", got {shown}")
+            floor = "positive" if exclusive or (hint is int and low == 1) else f"at least {low:g}"
+            raise ConfigError(f"{where}: must be {floor}, got {shown}{origin_note}")
         if value > high:
-            raise ConfigError(f"{where}: must be at most {high:g}, got {shown}")
+            raise ConfigError(f"{where}: must be at most {high:g}, got {shown}{origin_note}")
         if key in CHECKS and not CHECKS[key][0](value):
-            raise ConfigError(f"{where}: must be {CHECKS[key][1]}, got {shown}")
+            raise ConfigError(f"{where}: must be {CHECKS[key][1]}, got {shown}{origin_note}")
         return value
     if hint is Secret:
         if isinstance(raw, Secret):
@@ -446,15 +447,15 @@ def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
             return path
         if key in CHOICES and raw not in CHOICES[key]:
             raise ConfigError(f"{where}: {shown} is not one of "
-                              + ", ".join(repr(c) for c in CHOICES[key]))
+                              + ", ".join(repr(c) for c in CHOICES[key]) + origin_note)
         if raw and _URL_NAME.search(key):
             why = check_url(raw)
             if why is not None:
                 # a URL may carry a credential in its path: show only what mask_url keeps
                 raise ConfigError(f"{where}: {mask_url(raw, path=True)!r} is not a usable "
-                                  f"URL: {why}")
+                                  f"URL: {why}{origin_note}")
         return raw
-    raise ConfigError(f"{where}: unsupported setting type {hint}")
+    raise ConfigError(f"{where}: unsupported setting type {hint}{origin_note}")
 
 
 def supported(hint: Any) -> bool:
