@@ -21,7 +21,8 @@ from impromptu_ops.gate.policy import deny_rules
 
 
 @click.command("screen")
-@click.argument("source", type=click.Path(path_type=Path, allow_dash=True))
+@click.argument("source", type=click.Path(path_type=Path, allow_dash=True, exists=True,
+                                          dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print {findings, deny} as JSON.")
 @pass_app
 def screen(app: App, source: Path, as_json: bool) -> None:
