@@ -253,13 +253,12 @@ def import_cmd(app: App, from_env: bool, from_file: Path | None, force: bool,
         out(f"stored {name} version {version}")
     for name in report.unchanged:
         out(f"unchanged {name} (the store already has this value)")
-    for name, why in report.refused:
-        err(f"refused {name}: {why}")
     if from_file is not None and report.stored:
         err(f"note: {from_file} still holds the values: "
             f"run `impromptu-ops secrets scan --fix {from_file}` to remove them")
-    if report.refused:
-        raise InputError(f"{len(report.refused)} value(s) refused")
+    if report.refused:  # one line on stderr, naming each refusal
+        raise InputError(f"{len(report.refused)} value(s) refused: "
+                         + "; ".join(f"{name}: {why}" for name, why in report.refused))
 
 
 @secrets.command("scan")
