@@ -206,3 +206,18 @@ def test_a_notification_field_echoing_the_key(agent: Agent, capsys: pytest.Captu
     state = json.loads((load_settings().paths.state_dir / "heartbeat.json").read_text())
     if field == "id":
         assert all(i.startswith("sha256:") for i in state["seenNotificationIds"]), state
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("command", [("health", "--format", "json"), ("api", "status"),
+                                     ("health", "--format", "nagios")])
+def test_other_commands_reading_an_echoing_platform(
+        agent: Agent, capsys: pytest.CaptureFixture[str], command: tuple[str, ...],
+        form: str) -> None:
+    """Every endpoint (path ``/api/``) echoes the key in every string member."""
+    agent.fault(path="/api/", kind="echo-key", echo=form, field="*", times=None)
+    capsys.readouterr()
+    code = run(list(command))
+    got = capsys.readouterr()
+    assert code in (0, 1, 2, 3, 65, 69, 75, 77), code
+    assert shows(got.out + got.err, agent.api_key) == []
