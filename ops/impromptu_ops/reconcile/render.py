@@ -26,7 +26,6 @@ from impromptu_ops import atomic, contract
 from impromptu_ops.chain.erc20 import format_units
 from impromptu_ops.errors import InputError
 from impromptu_ops.reconcile.model import Report
-from impromptu_ops.secret import REDACTOR
 
 FORMATS = ("table", "json", "csv", "html")
 TOTALS_LINES = 6  # the explanation's first part: earned ... = pending (see match.reconcile)
@@ -257,8 +256,7 @@ def write_report(report: Report, fmt: str, path: Path) -> None:
     """
     check_output(path)
     try:
-        # a report is output like any other: no key (held or key-shaped) in any form
-        atomic.write_text(path, REDACTOR.redact(render(report, fmt)))
+        atomic.write_text(path, render(report, fmt))
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
 
