@@ -45,7 +45,10 @@ _CUT_KEY = re.compile(r"impr_sk_[A-Za-z0-9_-]{4,}|sk-or-v1-[A-Za-z0-9]{4,}"
                       r"|\bhv[sbr]\.[A-Za-z0-9_-]{8,}")
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-_PCT_TOKEN = re.compile(r"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
+# Words, then those holding a %XX: a single pattern with % in the middle would backtrack
+# quadratically over a long word with a % near its end (a hostile body could send one).
+_WORD = re.compile(r"[^\s\"'<>]+")
+_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
 _PREFIX_LEN = 12  # a held value's first 12 characters, then anything: a cut copy of it
 _MIN_CORE = 12  # shortest base64 core of a held value worth matching
 
@@ -147,8 +150,9 @@ class Redactor:
                 spans.append(m.span())
         text = self._mask_spans(text, spans)
         if "%" in text:
-            spans = [m.span() for m in _PCT_TOKEN.finditer(text)
-                     if self._hides_secret(unquote_plus(m.group(0)), held)]
+            spans = [m.span() for m in _WORD.finditer(text)
+                     if _PCT.search(m.group(0))
+                     and self._hides_secret(unquote_plus(m.group(0)), held)]
             text = self._mask_spans(text, spans)
         return text
 
