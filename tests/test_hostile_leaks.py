@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from impromptu_ops.chain.rpc import RpcError
 from impromptu_ops.cli.main import run
 from impromptu_ops.jobs.state import HeartbeatState, fresh_notifications, from_json, safe_id
+from impromptu_ops.platform.errorbody import parse_error_body
 from impromptu_ops.secret import REDACTOR, Secret, clip
 from impromptu_ops.settings import load_settings
 from impromptu_ops.store.vault_errors import VaultHTTPError
@@ -221,3 +222,20 @@ def test_other_commands_reading_an_echoing_platform(
     got = capsys.readouterr()
     assert code in (0, 1, 2, 3, 65, 69, 75, 77), code
     assert shows(got.out + got.err, agent.api_key) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=st.text(alphabet=KEY_CHARS, min_size=40, max_size=40),
+       pad=st.integers(min_value=150, max_value=230))
+def test_a_platform_error_message_is_redacted_before_it_is_cut(body: str, pad: int) -> None:
+    """The platform's error text was cut to 200 characters, then redacted: a key starting
+    near the cut left ``impr_sk_`` plus 10-12 characters, no longer key-shaped, on stderr."""
+    key = "impr_sk_" + body
+    message = "x" * pad + " " + key + " was refused"
+    doc = {"error": {"code": "UNAUTHORIZED", "message": message}}
+    parsed = parse_error_body(json.dumps(doc).encode())
+    assert parsed.message is not None
+    assert not [p for p in pieces(key, 5, skip=8) if p in parsed.message], parsed.message
+    raw = parse_error_body(("<html>" + message).encode())  # not JSON: the snippet
+    assert raw.snippet is not None
+    assert not [p for p in pieces(key, 5, skip=8) if p in raw.snippet], raw.snippet
