@@ -356,3 +356,12 @@ def test_rotate_on_a_full_disk_fails_safe_not_70(sandbox: SandboxServer, tmp_pat
         assert "No space left" in got.stdout + got.stderr
         assert bench.current(IMPROMPTU) == original
         assert bench.impromptu_works(original) is True
+
+
+def test_config_show_lists_agent_values_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    config_file().write_text(
+        "[agents.bob.jobs]\nping_url = 'https://hc.example.test/ping/tok'\n"
+        "[agents.bob.store]\nvault_token = 'hvs.bobstokenbobstokenbobstoken'\n")
+    code, out, _ = cli(capsys, "config", "show")
+    assert code == 0 and "agents.bob.jobs.ping_url" in out and "agents.bob.store.vault_token" in out
+    assert "/ping/tok" not in out and "bobstoken" not in out

@@ -642,4 +642,13 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
     rows.append(("(derived) store backend", settings.store_backend, "derived"))
     rows.append(("(derived) local store", str(settings.local_store_path), "derived"))
     rows.append(("(derived) skill dir", str(settings.skill_dir), "derived"))
+    for name, agent in settings.agents.items():  # only what its [agents.NAME] table changed
+        for key, source in agent.sources.items():
+            if "[agents." in source:
+                section, fname = key.split(".", 1)
+                value = getattr(getattr(agent, section), fname)
+                shown = "****" if isinstance(value, Secret) else str(value)
+                if isinstance(value, str) and ("://" in value or key in CREDENTIAL_URLS):
+                    shown = mask_url(value, path=key in CREDENTIAL_URLS)
+                rows.append((f"agents.{name}.{key}", shown, source))
     return rows
