@@ -43,8 +43,9 @@ from impromptu_ops.store.local import LocalStore
 KEY = "impr_sk_" + "Fz" * 20
 GENERAL = frozenset({0, 1, 2, 65, 69, 74, 75, 77, 78})
 NAGIOS = frozenset({0, 1, 2, 3})
+ROTATE = frozenset({0, 1, 2, 64, 75})  # rotate's own contract (see cli/rotate.py)
 CASE_SECONDS = 15
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -190,6 +191,9 @@ READERS: tuple[tuple[tuple[str, ...], frozenset[int], bool], ...] = (
     (("secrets", "get", "impromptu-api-key"), GENERAL, True),
     (("heartbeat",), GENERAL, False),  # its [FAIL] line is on stdout (the original's)
     (("health", "--format", "nagios", "--check", "heartbeat"), NAGIOS, False),
+    (("update", "status"), GENERAL, True),
+    (("update", "log"), GENERAL, True),
+    (("rotate", "status"), ROTATE, True),
 )
 
 
@@ -211,16 +215,20 @@ def test_hostile_config_file(store: Store, reader: tuple[tuple[str, ...], frozen
 
 
 @FUZZ
-@given(reader=st.sampled_from(READERS), which=st.sampled_from(["heartbeat.json", "counter"]),
+@given(reader=st.sampled_from(READERS),
+       which=st.sampled_from(["heartbeat.json", "counter", "gate-audit", "rotation-audit"]),
        kind=st.sampled_from(KINDS), data=hostile_bytes)
 def test_hostile_state_files(store: Store, reader: tuple[tuple[str, ...], frozenset[int], bool],
                              which: str, kind: str, data: bytes) -> None:
-    """Our own files, replaced by someone else: the heartbeat's state, the store's counter."""
+    """Our own files, replaced by someone else: the heartbeat's state, the store's counter,
+    the update gate's and the rotations' audit logs."""
     s = load_settings()
     if which == "counter":
         path = next(p for p in store.files if p.name.endswith(".generation"))
     else:
-        path = s.paths.state_dir / "heartbeat.json"
+        path = {"heartbeat.json": s.paths.state_dir / "heartbeat.json",
+                "gate-audit": s.skill_dir / "audit.jsonl",
+                "rotation-audit": s.paths.state_dir / "audit" / "rotation.jsonl"}[which]
         path.parent.mkdir(parents=True, exist_ok=True)
     saved = path.read_bytes() if path.is_file() else None
     with contextlib.suppress(FileNotFoundError):
@@ -254,7 +262,7 @@ env_values = st.one_of(
 
 @FUZZ
 @given(name=st.sampled_from(ENV_NAMES), value=env_values,
-       reader=st.sampled_from(READERS[:3]))
+       reader=st.sampled_from(READERS[:3] + READERS[5:]))
 def test_hostile_settings_from_the_environment(
         store: Store, name: str, value: str,
         reader: tuple[tuple[str, ...], frozenset[int], bool]) -> None:

@@ -112,6 +112,7 @@ def test_bad_settings_name_the_key_and_the_file(text: str, needles: list[str]) -
     ({"XDG_DATA_HOME": "relative/data"}, "env XDG_DATA_HOME"),
     ({"XDG_STATE_HOME": "state"}, "env XDG_STATE_HOME"),
     ({"VAULT_ADDR": "http://[::1"}, "env VAULT_ADDR"),
+    ({"IMPROMPTU_STORE_LOCAL_KEY_FILE": "/"}, "names a folder"),  # was exit 70 (fuzz found)
 ])
 def test_bad_env_names_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
                                     needle: str) -> None:
@@ -365,3 +366,19 @@ def test_config_show_lists_agent_values_masked(capsys: pytest.CaptureFixture[str
     code, out, _ = cli(capsys, "config", "show")
     assert code == 0 and "agents.bob.jobs.ping_url" in out and "agents.bob.store.vault_token" in out
     assert "/ping/tok" not in out and "bobstoken" not in out
+
+
+@pytest.mark.parametrize("log", ["gate", "rotation"])
+def test_a_huge_audit_log_is_refused_not_read(capsys: pytest.CaptureFixture[str],
+                                              log: str) -> None:
+    """A 3 GiB sparse file of zeros is one endless line: it was read until memory ran out
+    (found by the fuzz test)."""
+    s = load_settings()
+    path = (s.skill_dir / "audit.jsonl" if log == "gate"
+            else s.paths.state_dir / "audit" / "rotation.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.truncate(3 * 1024 * 1024 * 1024)
+    code, _, err = cli(capsys, *(("update", "log") if log == "gate" else ("rotate", "status")))
+    assert one_line(err) and "implausibly large" in err
+    assert code == (65 if log == "gate" else 1)

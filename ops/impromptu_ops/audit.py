@@ -30,6 +30,10 @@ from impromptu_ops.errors import IntegrityError
 from impromptu_ops.secret import REDACTOR
 
 GENESIS = "0" * 64
+# Far beyond any real log (an entry is a few hundred bytes); a larger file, or a longer
+# line, is damage or an attack (a 3 GiB sparse file of zeros is one endless line).
+MAX_LOG_BYTES = 256 * 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024
 
 
 def _canonical(obj: Mapping[str, Any]) -> bytes:
@@ -63,8 +67,25 @@ class ChainReport:
 
 
 def _require_regular(fd: int, path: Path) -> None:
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         raise IntegrityError(f"audit log {path} is not a regular file")
+    if st.st_size > MAX_LOG_BYTES:
+        raise IntegrityError(f"audit log {path} is implausibly large ({st.st_size} bytes)",
+                             hint="keep it as evidence and start a new log beside it")
+
+
+def _lines(fh: Any, path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` for each line, refusing a line longer than any entry."""
+    lineno = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise IntegrityError(f"audit log {path} line {lineno} is implausibly long")
+        yield lineno, raw
 
 
 class AuditLog:
@@ -90,7 +111,7 @@ class AuditLog:
             prev, seq = GENESIS, 0
             with open(os.dup(fd), "rb") as fh:  # the very file we locked, from its start
                 fh.seek(0)
-                for lineno, raw in enumerate(fh, start=1):
+                for lineno, raw in _lines(fh, self.path):
                     if raw.strip():
                         try:
                             last = json.loads(raw)
@@ -134,7 +155,7 @@ class AuditLog:
         if reader is None:
             return
         with reader as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in _lines(fh, self.path):
                 if raw.strip():
                     try:
                         yield json.loads(raw)
@@ -149,7 +170,7 @@ class AuditLog:
         if reader is None:
             return
         with reader as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in _lines(fh, self.path):
                 if not raw.strip():
                     continue
                 try:

@@ -313,6 +313,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pow.backend": ("auto", "libsodium", "cryptography", "argon2-cffi"),
 }
 
+# A path field whose name ends like this is a file, not a folder (``/`` has no file name).
+_FILE_NAME = re.compile(r"(_file|_path|_cert)$")
+
 # A string field whose name ends like this is a URL: empty (unset) or http(s) with a host.
 _URL_NAME = re.compile(r"(_url|_addr)$")
 
@@ -444,6 +447,8 @@ def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
                 if src != "flag":
                     raise bad("a relative path (use an absolute path; ~ is allowed)")
                 path = path.absolute()  # a flag is relative to the operator's folder
+            if _FILE_NAME.search(key) and path.name in ("", ".", ".."):
+                raise bad("names a folder, and a file is needed here")
             return path
         if key in CHOICES and raw not in CHOICES[key]:
             raise ConfigError(f"{where}: {shown} is not one of "
