@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -158,6 +159,29 @@ hostile_bytes = st.one_of(
                      b"export OPENROUTER_API_KEY=sk-or-v1-" + b"a" * 9 + b"\n"]),
 )
 
+SETTING_KEYS = sorted((section, f.name) for section, cls in SECTIONS.items()
+                      for f in dataclasses.fields(cls))
+toml_values = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.text(max_size=40).map(json.dumps),
+    st.sampled_from(["true", "false", "[]", "[1, 'a']", "{}", "{ a = 1 }", "1979-05-27",
+                     "07:32:00", "'relative'", "'/'", "'~'", "'http://[::1'", "''",
+                     "'/dev/zero'", "1e309", "-0.0", "0", "nan", "inf", "-inf"]),
+)
+
+
+@st.composite
+def toml_documents(draw: st.DrawFn) -> bytes:
+    """A syntactically valid config whose values have hostile types and ranges."""
+    lines: list[str] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        section, name = draw(st.sampled_from(SETTING_KEYS))
+        prefix = draw(st.sampled_from(["", "", "agents.a1."]))
+        lines.append(f"[{prefix}{section}]\n{name} = {draw(toml_values)}")
+    return "\n".join(lines).encode()
+
+
 # Commands that take a file argument; {F} is the hostile file. None of them may write to
 # the store when the file is not a valid input.
 FILE_COMMANDS: tuple[tuple[str, ...], ...] = (
@@ -198,7 +222,8 @@ READERS: tuple[tuple[tuple[str, ...], frozenset[int], bool], ...] = (
 
 
 @FUZZ
-@given(reader=st.sampled_from(READERS), kind=st.sampled_from(KINDS), data=hostile_bytes)
+@given(reader=st.sampled_from(READERS), kind=st.sampled_from(KINDS),
+       data=st.one_of(hostile_bytes, toml_documents()))
 def test_hostile_config_file(store: Store, reader: tuple[tuple[str, ...], frozenset[int], bool],
                              kind: str, data: bytes) -> None:
     config = Path(os.environ["XDG_CONFIG_HOME"]) / "impromptu-ops" / "config.toml"
