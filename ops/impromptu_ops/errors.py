@@ -214,8 +214,9 @@ class LocalIOError(OpsError, OSError):
     exit_code = 74
 
     def __init__(self, message: str, *, errno: int | None = None, path: str | None = None,
-                 hint: str | None = None) -> None:
-        OSError.__init__(self, errno, message, path)
+                 reason: str | None = None, hint: str | None = None) -> None:
+        # strerror keeps the OS's own words, for callers that add the path themselves
+        OSError.__init__(self, errno, reason or message, path)
         self.message = message
         self.hint = hint
 

@@ -185,4 +185,4 @@ def os_failure(exc: OSError, path: Path | str | None, doing: str) -> LocalIOErro
     elif exc.errno == errno.EROFS:
         hint = "the file system is read-only"
     return LocalIOError(f"cannot {doing} {where}: {_why(exc)}", errno=exc.errno,
-                        path=str(where), hint=hint)
+                        path=str(where), reason=_why(exc), hint=hint)
