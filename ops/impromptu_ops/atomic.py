@@ -4,6 +4,10 @@ A job killed at any instant leaves either the old file or the new one, never a m
 write to a temp file in the same folder, fsync it, ``os.replace`` it over the target, then
 fsync the folder so the rename itself is durable. State files are 0600 in folders 0700.
 
+A failed write (disk full, read-only file system, permissions) leaves the old file in place
+and raises :class:`~impromptu_ops.errors.LocalIOError` (exit 74, still an ``OSError``) naming
+the target path, never a bare ``OSError`` from a temporary file's name.
+
 This module owns the write discipline; it knows nothing of what is written.
 """
 
@@ -17,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from impromptu_ops.errors import ConfigError
+from impromptu_ops.errors import ConfigError, LocalIOError
+from impromptu_ops.files import os_failure
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -48,7 +53,20 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_bytes(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
-    """Atomically replace ``path`` with ``data`` (temp file, fsync, rename, fsync dir)."""
+    """Atomically replace ``path`` with ``data`` (temp file, fsync, rename, fsync dir).
+
+    Raises:
+        LocalIOError: the folder or the file could not be written (the old file stays).
+    """
+    try:
+        _write_bytes(path, data, mode)
+    except LocalIOError:
+        raise
+    except OSError as exc:
+        raise os_failure(exc, path, "write") from None
+
+
+def _write_bytes(path: Path, data: bytes, mode: int) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,10 @@ from impromptu_ops.errors import IntegrityError
 from impromptu_ops.secret import REDACTOR
 
 GENESIS = "0" * 64
+# Far beyond any real log (an entry is a few hundred bytes); a larger file, or a longer
+# line, is damage or an attack (a 3 GiB sparse file of zeros is one endless line).
+MAX_LOG_BYTES = 256 * 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024
 
 
 def _canonical(obj: Mapping[str, Any]) -> bytes:
@@ -61,6 +66,28 @@ class ChainReport:
     reason: str = ""
 
 
+def _require_regular(fd: int, path: Path) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise IntegrityError(f"audit log {path} is not a regular file")
+    if st.st_size > MAX_LOG_BYTES:
+        raise IntegrityError(f"audit log {path} is implausibly large ({st.st_size} bytes)",
+                             hint="keep it as evidence and start a new log beside it")
+
+
+def _lines(fh: Any, path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` for each line, refusing a line longer than any entry."""
+    lineno = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise IntegrityError(f"audit log {path} line {lineno} is implausibly long")
+        yield lineno, raw
+
+
 class AuditLog:
     """One hash-chained log file.
 
@@ -76,15 +103,25 @@ class AuditLog:
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one event; returns the entry as written."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK
+                     | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
+            _require_regular(fd, self.path)
             fcntl.flock(fd, fcntl.LOCK_EX)
             prev, seq = GENESIS, 0
-            with open(self.path, "rb") as fh:
-                for raw in fh:
+            with open(os.dup(fd), "rb") as fh:  # the very file we locked, from its start
+                fh.seek(0)
+                for lineno, raw in _lines(fh, self.path):
                     if raw.strip():
-                        last = json.loads(raw)
-                        prev, seq = str(last["hash"]), int(last["seq"]) + 1
+                        try:
+                            last = json.loads(raw)
+                            prev, seq = str(last["hash"]), int(last["seq"]) + 1
+                        except (ValueError, KeyError, TypeError, RecursionError):
+                            raise IntegrityError(
+                                f"audit log {self.path} line {lineno} is not an entry; "
+                                "refusing to extend a damaged log",
+                                hint="run `update log --verify` and keep the file as evidence",
+                            ) from None
             entry: dict[str, Any] = {
                 "seq": seq,
                 "ts": self._clock().astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -99,26 +136,47 @@ class AuditLog:
         finally:
             os.close(fd)
 
+    def _reader(self) -> Any:
+        """The log opened for reading without blocking (``None`` when there is none)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        try:
+            _require_regular(fd, self.path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return open(fd, "rb")
+
     def entries(self) -> Iterator[dict[str, Any]]:
         """Yield the entries in order (no verification; see :func:`verify`)."""
-        if not self.path.exists():
+        reader = self._reader()
+        if reader is None:
             return
-        with self.path.open("rb") as fh:
-            for raw in fh:
+        with reader as fh:
+            for lineno, raw in _lines(fh, self.path):
                 if raw.strip():
-                    yield json.loads(raw)
+                    try:
+                        yield json.loads(raw)
+                    except (ValueError, RecursionError):
+                        raise IntegrityError(f"audit log {self.path} line {lineno} is not "
+                                             "JSON", hint="run `update log --verify`") from None
 
     def lines(self) -> Iterator[tuple[int, Any]]:
         """Yield ``(line number, parsed value)`` for each non-blank line; the value is
         ``ValueError`` when the line is not JSON (so listings can show it, not stop)."""
-        if not self.path.exists():
+        reader = self._reader()
+        if reader is None:
             return
-        with self.path.open("rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
+        with reader as fh:
+            for lineno, raw in _lines(fh, self.path):
                 if not raw.strip():
                     continue
                 try:
                     yield lineno, json.loads(raw)
+                except RecursionError:
+                    yield lineno, ValueError("nested too deeply")
                 except ValueError as exc:
                     yield lineno, exc
 

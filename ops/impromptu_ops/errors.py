@@ -24,6 +24,8 @@ retry) from "the network failed" (:class:`TransportError`: retry under a deadlin
     │   ├── RegistrationRefused       1   POW_* / PAYMENT_*
     │   ├── KeyManagementRefused      1   KEY_LIMIT / LAST_KEY
     │   └── ServerError              69   INTERNAL and other 5xx
+    ├── LocalIOError                 74   a local file could not be written or read (disk
+    │                                      full, read-only, permissions); also an OSError
     ├── StoreError                   74   the secret store refused or failed
     │   ├── StoreUnavailable         69   sealed, standby, uninitialised, unreachable
     │   ├── CasConflict              75   someone else wrote first
@@ -199,6 +201,27 @@ class ServerError(PlatformError):
     """INTERNAL or another 5xx."""
 
     exit_code = 69
+
+
+class LocalIOError(OpsError, OSError):
+    """A local file or folder could not be written or read: disk full, quota, read-only
+    file system, permissions. The message names the path.
+
+    It is also an ``OSError`` (with ``errno`` and ``filename``), so that code which already
+    treats a failed write of a side file as a warning (``except OSError``) keeps doing so.
+    """
+
+    exit_code = 74
+
+    def __init__(self, message: str, *, errno: int | None = None, path: str | None = None,
+                 reason: str | None = None, hint: str | None = None) -> None:
+        # strerror keeps the OS's own words, for callers that add the path themselves
+        OSError.__init__(self, errno, reason or message, path)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StoreError(OpsError):

@@ -12,6 +12,7 @@ check-and-set on its record in the store for that.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -52,8 +53,11 @@ class ProcessLock:
                 f"another {self.what} run holds {self.path}{who}; skipped",
                 hint="this is normal when runs overlap; exit 75 means 'try later'",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # The pid is a note for a person (who holds it?), not the lock: the flock is. A
+        # full disk must not turn into a failed run before the work even starts.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from impromptu_ops import atomic, contract
-from impromptu_ops.errors import CasConflict, SecretNotFound
+from impromptu_ops import atomic, contract, files
+from impromptu_ops.errors import CasConflict, OpsError, SecretNotFound
 from impromptu_ops.secret import MASK, Secret, mask
 from impromptu_ops.store.base import SecretStore
 
@@ -178,11 +178,8 @@ class ScanReport:
 
 def _read(path: Path) -> str | None:
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
+        data = files.read_regular(path, what="file", limit=MAX_FILE_BYTES)
+    except OpsError:  # a FIFO, a device, too large, unreadable: skipped, never a hang
         return None
     if b"\0" in data[:4096]:
         return None  # binary
@@ -255,11 +252,15 @@ def fix(store: SecretStore, report: ScanReport, now: datetime | None = None) -> 
     for path, findings in by_file.items():
         real = path.resolve()
         try:
-            original = real.read_bytes()
-            mode = stat.S_IMODE(real.stat().st_mode)
-        except OSError as exc:
-            result.left += [(f, f"cannot read the file: {exc.strerror}") for f in findings]
+            got = files.read_with_stat(real, what="file", limit=MAX_FILE_BYTES)
+        except OpsError as exc:
+            result.left += [(f, exc.message) for f in findings]
             continue
+        if got is None:
+            result.left += [(f, "the file is gone") for f in findings]
+            continue
+        original, st = got
+        mode = stat.S_IMODE(st.st_mode)
         moved: list[Finding] = []
         for f in findings:
             assert f.name is not None
@@ -282,7 +283,11 @@ def fix(store: SecretStore, report: ScanReport, now: datetime | None = None) -> 
         result.backups.append((real, backup))
         text = original.decode("utf-8", errors="replace")
         new = rewrite(text, moved, f"{now:%Y-%m-%d}; backup {backup}")
-        if real.read_bytes() != original:
+        try:
+            unchanged = files.read_optional(real, what="file", limit=MAX_FILE_BYTES) == original
+        except OpsError:
+            unchanged = False
+        if not unchanged:
             result.left += [(f, "the file changed while we worked; run the fix again")
                             for f in moved]
             continue

@@ -10,24 +10,31 @@ from ``[section] field = ...`` in the config file; a few well-known names have a
 (``IMPROMPTU_API_URL``, ``VAULT_ADDR``, ``VAULT_TOKEN``...). Unknown config keys are an
 error, so a typo cannot silently fall back to a default.
 
+The schema is the section dataclasses themselves: each field's type decides how a value is
+read and checked (numbers finite and in range, paths absolute, URLs parsed, no control
+characters), with :data:`RANGES`, :data:`CHOICES` and :data:`CHECKS` for what a type cannot
+say. A bad value is a :class:`ConfigError` (exit 78) naming the key and its source (flag,
+env var, config file). ``[agents.NAME.<section>]`` tables give one agent its own values.
+
 This module parses and validates; it performs no network I/O and creates no folders.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import sys
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
-from impromptu_ops import contract
+from impromptu_ops import contract, files
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.secret import Secret
 
@@ -35,14 +42,27 @@ MiB = 1024 * 1024
 
 
 def _xdg(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
+    """``$VAR/impromptu-ops``, or ``$HOME/<fallback>/impromptu-ops`` when VAR is unset.
+
+    Raises:
+        ConfigError: VAR (or HOME) is a relative path. The XDG Base Directory
+            Specification says "all paths set in these environment variables must be
+            absolute"; a relative one would scatter state over whatever folder cron
+            starts in, so it is refused rather than silently ignored.
+    """
     env = os.environ if env is None else env
+    for name in (var, "HOME"):
+        value = env.get(name) or ""
+        if value and not Path(value).is_absolute():
+            raise ConfigError(f"env {name}: {value[:60]!r} is a relative path",
+                              hint=f"set {name} to an absolute path (the XDG spec requires it)")
+        if value and _CONTROL.search(value):
+            raise ConfigError(f"env {name}: contains control characters")
     home = Path(env["HOME"]) if env.get("HOME") else Path.home()
     base = env.get(var) or str(home / fallback)
     return Path(base) / "impromptu-ops"
 
 
-# The XDG variable behind each folder of PathSettings (read from the env given to
-# load_settings, not only from os.environ, so that a caller can describe another home).
 XDG_DEFAULTS = {
     "config_dir": ("XDG_CONFIG_HOME", ".config"),
     "data_dir": ("XDG_DATA_HOME", ".local/share"),
@@ -174,6 +194,8 @@ class JobSettings:
     ping_timeout: float = 5.0
     ping_body_bytes: int = 10_000  # the tail of the job's output sent with /fail
     metrics_file: Path | None = None
+    # the longest pause (RATE_003, BUDG_001) a run honours; a later skipUntil is not trusted
+    max_pause_seconds: float = 48 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -210,6 +232,9 @@ class Settings:
     rotation: RotationSettings = field(default_factory=RotationSettings)
     exec: ExecSettings = field(default_factory=ExecSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # ``[agents.NAME.<section>]`` tables of the config file: the effective settings of each
+    # named agent (its table over the file, under env and flags), validated like the rest.
+    agents: Mapping[str, Settings] = field(default_factory=dict, compare=False)
 
     # Derived locations: one place decides where each file lives.
     @property
@@ -238,7 +263,7 @@ class Settings:
 SECTIONS: dict[str, type[Any]] = {
     f.name: f.default_factory  # type: ignore[misc]
     for f in dataclasses.fields(Settings)
-    if f.name != "sources"
+    if f.name not in ("sources", "agents")
 }
 
 ENV_ALIASES: dict[str, str] = {
@@ -266,77 +291,303 @@ def config_path(env: Mapping[str, str]) -> Path:
     return Path(base) / "impromptu-ops" / "config.toml"
 
 
-def _coerce(key: str, hint: Any, raw: Any) -> Any:
+# -- the schema ---------------------------------------------------------------------------
+# Types come from the section dataclasses: a field added there is type-checked here with no
+# further work. Numbers get a default range by kind and name, refined by RANGES; strings are
+# checked by CHOICES and by name (``*_url``/``*_addr`` must parse as http(s) URLs).
+
+MAX_CONFIG_BYTES = 1 * MiB
+MAX_SECONDS = 366 * 24 * 3600.0  # no duration, timeout or deadline of ours exceeds a year
+MAX_INT = 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+# Inclusive (low, high) bounds where the default for the kind does not fit.
+RANGES: dict[str, tuple[float, float]] = {
+    "platform.max_retries": (0, 100),
+    "platform.max_response_bytes": (1024, 1 << 30),
+    "pow.workers": (0, 1024),
+    "pow.max_difficulty_bits": (1, 64),
+    "pow.max_memory_mib": (1, 1 << 20),
+    "pow.memory_budget_mib": (1, 1 << 20),
+    "pow.max_rounds": (1, 100_000),
+    "pow.calibration_seconds": (0.01, 600),
+    "store.max_versions": (0, 10_000),  # 0: keep every version (as Vault KV v2 does)
+    "store.vault_min_versions_kept": (1, 10_000),
+    "store.scrypt_n": (2**10, 2**24),
+    "chain.chain_id": (1, 2**53),
+    "chain.decimals": (0, 77),  # 10**77 < 2**256
+    "chain.confirmations": (0, 100_000),
+    "chain.max_block_range": (1, 10_000_000),
+    "chain.rate_limit_retries": (0, 100),
+    "chain.registration_fee": (0, 2**256 - 1),
+    "chain.max_response_bytes": (1024, 1 << 32),
+    "gate.pager_lines": (1, 100_000),
+    "gate.max_files": (1, 1_000_000),
+    "rotation.create_attempts": (1, 100),
+    # merged from the branches that added these sections/fields (exec, pings, gate, chain)
+    "exec.poll_seconds": (0.05, 3600),
+    "exec.drain_seconds": (0, 600),
+    "exec.quiet_seconds": (0.01, 600),
+    "jobs.ping_attempts": (1, 20),
+    "jobs.ping_backoff": (0, 3600),
+    "gate.max_clock_skew": (0, 7 * 24 * 3600),
+    "chain.display_decimals": (0, 77),
+}
+
+# Numbers that are limits must be positive (zero would disable or break the thing limited):
+# a name that says "limit" makes the lower bound exclusive unless RANGES says otherwise.
+_POSITIVE_NAME = re.compile(r"^max_|_timeout$|deadline$|_bytes$|_mib$|_cap$|_base$|^lease_")
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "platform.path_prefix": tuple(contract.PATH_PREFIXES),
+    "store.backend": ("", "local", "vault"),
+    "pow.backend": ("auto", "libsodium", "cryptography", "argon2-cffi"),
+}
+
+# A path field whose name ends like this is a file, not a folder (``/`` has no file name).
+_FILE_NAME = re.compile(r"(_file|_path|_cert)$")
+
+# A string field whose name ends like this is a URL: empty (unset) or http(s) with a host.
+_URL_NAME = re.compile(r"(_url|_addr)$")
+
+# Extra checks that a range cannot express: key -> (predicate, what it must be).
+CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "store.scrypt_n": (lambda n: n & (n - 1) == 0, "a power of two"),
+}
+
+
+def _kind_name(raw: Any) -> str:
+    return "a table" if isinstance(raw, dict) else "a list" if isinstance(raw, list) \
+        else type(raw).__name__
+
+
+def _bounds(key: str, hint: Any) -> tuple[float, float, bool]:
+    """(low, high, low_exclusive) for the number setting ``key``."""
+    if key in RANGES:
+        low, high = RANGES[key]
+        return low, high, False
+    positive = bool(_POSITIVE_NAME.search(key.split(".", 1)[1]))
+    high = MAX_SECONDS if hint is float else float(MAX_INT)
+    return 0.0, high, positive
+
+
+def check_url(url: str) -> str | None:
+    """Why ``url`` is not a usable http(s) URL, or ``None`` when it is."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "not an http(s) URL"
+    if not parts.hostname:
+        return "no host"
+    if any(c.isspace() for c in url):
+        return "contains white space"
+    return None
+
+
+def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
+    """``raw`` from ``src`` as the type ``hint`` of setting ``key``, checked against the
+    schema.
+
+    Strings from a flag or the environment are parsed; values from the TOML file must
+    already have the right TOML type (``5`` is not a path, ``"5"`` is not a number).
+
+    Raises:
+        ConfigError: naming the key and its source; a secret's value is never shown.
+    """
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if raw is None or raw == "":
             return None
-        return _coerce(key, args[0], raw)
-    try:
-        if hint is bool:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
+        return _coerce(key, args[0], raw, src)
+    shown = "****" if hint is Secret else repr(raw)[:60]
+    where = f"setting {key}"
+    origin_note = f" (from {src})"
+    from_text = isinstance(raw, str) and not src.startswith("file")
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{where}: cannot use {shown}: {why}{origin_note}")
+
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_text:
+            text = raw.strip().lower()
             if text in ("1", "true", "yes", "on"):
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"not a boolean: {raw!r}")
+        raise bad("expected true or false")
+    if hint in (int, float):
+        value: float
+        if isinstance(raw, bool):
+            raise bad("expected a number, got a boolean")
         if hint is int:
-            if isinstance(raw, bool):
-                raise ValueError("not an integer")
-            return int(raw)
-        if hint is float:
-            if isinstance(raw, bool):
-                raise ValueError("not a number")
-            return float(raw)
+            if isinstance(raw, int):
+                value = raw
+            elif from_text:
+                try:
+                    value = int(raw.strip(), 10)
+                except ValueError:
+                    raise bad("expected a whole number") from None
+            else:
+                raise bad(f"expected a whole number, got {_kind_name(raw)}")
+        else:
+            if isinstance(raw, int | float):
+                value = float(raw)
+            elif from_text:
+                try:
+                    value = float(raw.strip())
+                except ValueError:
+                    raise bad("expected a number") from None
+            else:
+                raise bad(f"expected a number, got {_kind_name(raw)}")
+            if not math.isfinite(value):
+                raise bad("must be a finite number")
+        low, high, exclusive = _bounds(key, hint)
+        if value < low or (exclusive and value <= low):
+            floor = "positive" if exclusive or (hint is int and low == 1) else f"at least {low:g}"
+            raise ConfigError(f"{where}: must be {floor}, got {shown}{origin_note}")
+        if value > high:
+            raise ConfigError(f"{where}: must be at most {high:g}, got {shown}{origin_note}")
+        if key in CHECKS and not CHECKS[key][0](value):
+            raise ConfigError(f"{where}: must be {CHECKS[key][1]}, got {shown}{origin_note}")
+        return value
+    if hint is Secret:
+        if isinstance(raw, Secret):
+            return raw
+        if not isinstance(raw, str):
+            raise bad(f"expected a string, got {_kind_name(raw)}")
+        if _CONTROL.search(raw):
+            raise bad("contains control characters")
+        return Secret(raw, key)
+    if hint in (str, Path):
+        if hint is Path and isinstance(raw, PurePath):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            raise bad(f"expected a {'path' if hint is Path else 'string'}, "
+                      f"got {_kind_name(raw)}")
+        if _CONTROL.search(raw):
+            raise bad("contains control characters")
         if hint is Path:
-            return Path(str(raw)).expanduser()
-        if hint is Secret:
-            return raw if isinstance(raw, Secret) else Secret(str(raw), key)
-        if hint is str:
-            if not isinstance(raw, str | int | float):
-                raise ValueError("not a string")
-            return str(raw)
-    except (TypeError, ValueError) as exc:
-        shown = "****" if hint is Secret else repr(raw)[:60]
-        raise ConfigError(f"setting {key}: cannot use {shown} ({exc})") from None
-    raise ConfigError(f"setting {key}: unsupported type {hint}")  # pragma: no cover
+            path = Path(raw).expanduser()
+            if not path.is_absolute():
+                if src != "flag":
+                    raise bad("a relative path (use an absolute path; ~ is allowed)")
+                path = path.absolute()  # a flag is relative to the operator's folder
+            if _FILE_NAME.search(key) and path.name in ("", ".", ".."):
+                raise bad("names a folder, and a file is needed here")
+            return path
+        if key in CHOICES and raw not in CHOICES[key]:
+            raise ConfigError(f"{where}: {shown} is not one of "
+                              + ", ".join(repr(c) for c in CHOICES[key]) + origin_note)
+        if raw and _URL_NAME.search(key):
+            why = check_url(raw)
+            if why is not None:
+                # a URL may carry a credential in its path: show only what mask_url keeps
+                raise ConfigError(f"{where}: {mask_url(raw, path=True)!r} is not a usable "
+                                  f"URL: {why}{origin_note}")
+        return raw
+    raise ConfigError(f"{where}: unsupported setting type {hint}{origin_note}")
+
+
+def supported(hint: Any) -> bool:
+    """Whether :func:`_coerce` can read a field of type ``hint`` (a test checks every one)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return len(args) == 1 and supported(args[0])
+    return hint in (bool, int, float, str, Path, Secret)
 
 
 def _validate(s: Settings) -> None:
-    if s.platform.path_prefix not in contract.PATH_PREFIXES:
-        raise ConfigError(
-            f"setting platform.path_prefix: {s.platform.path_prefix!r} is not one of "
-            + ", ".join(contract.PATH_PREFIXES)
-        )
-    if not s.platform.api_url.startswith(("http://", "https://")):
-        raise ConfigError(f"setting platform.api_url: {s.platform.api_url!r} is not an http(s) URL")
-    if s.store.backend not in ("", "local", "vault"):
-        raise ConfigError(f"setting store.backend: {s.store.backend!r} is not local or vault")
+    """Rules across fields (each field alone is checked by :func:`_coerce`)."""
     if s.store_backend == "vault" and not s.store.vault_addr:
         raise ConfigError("store.backend is vault but no Vault address is set",
                           hint="set VAULT_ADDR or [store] vault_addr in the config file")
-    for key, value in (
-        ("platform.deadline", s.platform.deadline),
-        ("platform.connect_timeout", s.platform.connect_timeout),
-        ("platform.read_timeout", s.platform.read_timeout),
-        ("platform.max_response_bytes", s.platform.max_response_bytes),
-        ("pow.memory_budget_mib", s.pow.memory_budget_mib),
-        ("pow.max_memory_mib", s.pow.max_memory_mib),
-        ("pow.max_difficulty_bits", s.pow.max_difficulty_bits),
-        ("pow.max_rounds", s.pow.max_rounds),
-        ("pow.calibration_seconds", s.pow.calibration_seconds),
-        ("exec.poll_seconds", s.exec.poll_seconds),
-        ("exec.stop_timeout", s.exec.stop_timeout),
-        ("exec.drain_seconds", s.exec.drain_seconds),
-        ("exec.quiet_seconds", s.exec.quiet_seconds),
-    ):
-        if value <= 0:
-            raise ConfigError(f"setting {key}: must be positive, got {value}")
-    if s.platform.max_retries < 0 or s.pow.workers < 0:
-        raise ConfigError("settings platform.max_retries and pow.workers must not be negative")
+    if s.platform.backoff_base > s.platform.backoff_cap:
+        raise ConfigError("setting platform.backoff_base must not exceed platform.backoff_cap")
+    if s.pow.max_memory_mib > s.pow.memory_budget_mib:
+        raise ConfigError("setting pow.max_memory_mib must not exceed pow.memory_budget_mib")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The parsed config file (``{}`` when it does not exist)."""
+    data = files.read_optional(path, what="config file", limit=MAX_CONFIG_BYTES,
+                               error=ConfigError)
+    if data is None:
+        return {}
+    text = files.decode_text(data, what=f"config file {path}", error=ConfigError)
+    return files.parse_toml(text, what=f"config file {path}", error=ConfigError)
+
+
+def _section_values(doc: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    """``{"section.field": value}`` from a document of ``[section]`` tables."""
+    values: dict[str, Any] = {}
+    for section, table in doc.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{where}: unknown section [{prefix}{section}]")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{prefix}{section}] must be a table, "
+                              f"got {_kind_name(table)}")
+        names = {f.name for f in dataclasses.fields(SECTIONS[section])}
+        for name, value in table.items():
+            if name not in names:
+                raise ConfigError(f"{where}: unknown key {prefix}{section}.{name}")
+            values[f"{section}.{name}"] = value
+    return values
+
+
+def _agent_tables(doc: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: [agents] must hold one table per agent, "
+                          "e.g. [agents.alice.store]")
+    tables: dict[str, dict[str, Any]] = {}
+    for name, sub in doc.items():
+        if not AGENT_NAME.match(name):
+            raise ConfigError(f"{where}: agent name {name[:40]!r} in [agents] is not a plain "
+                              "name (letters, digits, - and _)")
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{where}: [agents.{name}] must be a table of sections, "
+                              f"got {_kind_name(sub)}")
+        values = _section_values(sub, where, prefix=f"agents.{name}.")
+        if values.get("store.agent", name) != name:
+            raise ConfigError(f"{where}: agents.{name}.store.agent must be {name!r} or unset")
+        tables[name] = values
+    return tables
+
+
+def _build(overrides: Mapping[str, Any], env: Mapping[str, str],
+           file_values: Mapping[str, Any], file_src: str) -> tuple[dict[str, Any],
+                                                                   dict[str, str]]:
+    sources: dict[str, str] = {}
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            key = f"{section}.{f.name}"
+            raw: Any = None
+            src = ""
+            if overrides.get(key) is not None:
+                raw, src = overrides[key], "flag"
+            elif env.get(env_name(key)) not in (None, ""):
+                raw, src = env[env_name(key)], f"env {env_name(key)}"
+            elif key in ENV_ALIASES and env.get(ENV_ALIASES[key]) not in (None, ""):
+                raw, src = env[ENV_ALIASES[key]], f"env {ENV_ALIASES[key]}"
+            elif key in file_values:
+                raw, src = file_values[key], file_src
+            if src:
+                kwargs[f.name] = _coerce(key, hints[f.name], raw, src)
+                sources[key] = src
+            elif section == "paths" and f.name in XDG_DEFAULTS:
+                kwargs[f.name] = _xdg(*XDG_DEFAULTS[f.name], env)
+        built[section] = cls(**kwargs)
+    return built, sources
 
 
 def load_settings(
@@ -350,55 +601,35 @@ def load_settings(
         overrides: ``{"section.field": value}`` from command-line flags; ``None`` values
             are ignored (a flag that was not given).
         env: the environment (default: ``os.environ``).
-        config_file: the TOML file (default: :func:`config_path`). A missing file is fine.
+        config_file: the TOML file (default: :func:`config_path`). A missing file is fine;
+            one that is not a regular file (a folder, a FIFO) is refused without blocking.
 
     Returns:
-        The frozen settings, with ``sources`` naming where each non-default value came from.
+        The frozen settings, with ``sources`` naming where each non-default value came from,
+        and ``agents`` holding the settings of each ``[agents.NAME]`` table.
 
     Raises:
-        ConfigError: unreadable or invalid config file, unknown keys, bad values.
+        ConfigError: unreadable or invalid config file, unknown keys, a value of the wrong
+            type or out of range: the message names the key and its source.
     """
     env = os.environ if env is None else env
+    overrides = overrides or {}
     path = config_file or config_path(env)
-    file_values: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
-        for section, table in data.items():
-            if section not in SECTIONS or not isinstance(table, dict):
-                raise ConfigError(f"config file {path}: unknown section [{section}]")
-            names = {f.name for f in dataclasses.fields(SECTIONS[section])}
-            for name, value in table.items():
-                if name not in names:
-                    raise ConfigError(f"config file {path}: unknown key {section}.{name}")
-                file_values[f"{section}.{name}"] = value
-
-    sources: dict[str, str] = {}
-    built: dict[str, Any] = {}
-    for section, cls in SECTIONS.items():
-        hints = typing.get_type_hints(cls)
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            key = f"{section}.{f.name}"
-            raw: Any = None
-            src = ""
-            if overrides and overrides.get(key) is not None:
-                raw, src = overrides[key], "flag"
-            elif env.get(env_name(key)) not in (None, ""):
-                raw, src = env[env_name(key)], f"env {env_name(key)}"
-            elif key in ENV_ALIASES and env.get(ENV_ALIASES[key]) not in (None, ""):
-                raw, src = env[ENV_ALIASES[key]], f"env {ENV_ALIASES[key]}"
-            elif key in file_values:
-                raw, src = file_values[key], f"file {path}"
-            if src:
-                kwargs[f.name] = _coerce(key, hints[f.name], raw)
-                sources[key] = src
-            elif section == "paths" and f.name in XDG_DEFAULTS:
-                kwargs[f.name] = _xdg(*XDG_DEFAULTS[f.name], env)
-        built[section] = cls(**kwargs)
-    settings = Settings(**built, sources=sources)
+    doc = _read_config(path)
+    where = f"config file {path}"
+    agents_doc = doc.pop("agents", None)
+    file_values = _section_values(doc, where)
+    built, sources = _build(overrides, env, file_values, f"file {path}")
+    agents: dict[str, Settings] = {}
+    if agents_doc is not None:
+        for name, values in _agent_tables(agents_doc, where).items():
+            a_built, a_sources = _build(
+                {**overrides, "store.agent": name}, env, {**file_values, **values},
+                f"file {path} [agents.{name}]")
+            agent = Settings(**a_built, sources=a_sources)
+            _validate(agent)
+            agents[name] = agent
+    settings = Settings(**built, sources=sources, agents=agents)
     _validate(settings)
     return settings
 
@@ -448,4 +679,13 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
     rows.append(("(derived) store backend", settings.store_backend, "derived"))
     rows.append(("(derived) local store", str(settings.local_store_path), "derived"))
     rows.append(("(derived) skill dir", str(settings.skill_dir), "derived"))
+    for name, agent in settings.agents.items():  # only what its [agents.NAME] table changed
+        for key, source in agent.sources.items():
+            if "[agents." in source:
+                section, fname = key.split(".", 1)
+                value = getattr(getattr(agent, section), fname)
+                shown = "****" if isinstance(value, Secret) else str(value)
+                if isinstance(value, str) and ("://" in value or key in CREDENTIAL_URLS):
+                    shown = mask_url(value, path=key in CREDENTIAL_URLS)
+                rows.append((f"agents.{name}.{key}", shown, source))
     return rows

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from impromptu_ops.errors import ChainError
+from impromptu_ops.secret import clip
 
 Params = Sequence[Any]
 
@@ -61,7 +62,7 @@ class RpcError(ChainError):
     def __init__(self, method: str, code: int, rpc_message: str, data: Any = None,
                  http_status: int = 200, endpoint: str = "") -> None:
         where = f" at {endpoint}" if endpoint else ""
-        super().__init__(f"{method}{where}: RPC error {code}: {rpc_message[:300]}")
+        super().__init__(f"{method}{where}: RPC error {code}: {clip(rpc_message, 300)}")
         self.method = method
         self.code = code
         self.rpc_message = rpc_message

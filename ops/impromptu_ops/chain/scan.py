@@ -29,6 +29,7 @@ from typing import Any
 
 from impromptu_ops.chain.rpc import JsonRpcClient, RpcError, RpcRateLimited
 from impromptu_ops.errors import ChainError
+from impromptu_ops.secret import clip
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class LogScanner:
                 if asked == 1:
                     raise ChainError(
                         f"eth_getLogs refused even a single block ({cursor}): "
-                        f"{exc.rpc_message[:200]}",
+                        f"{clip(exc.rpc_message, 200)}",
                         hint="the provider cannot serve this block's logs; try another RPC",
                     ) from None
                 self.splits += 1

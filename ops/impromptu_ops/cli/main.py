@@ -6,7 +6,8 @@ register it in :data:`COMMANDS`.
 
 Errors: every :class:`~impromptu_ops.errors.OpsError` becomes one redacted line on stderr
 and its exit code; a click usage error exits 2 (or the command's own ``usage_exit_code``,
-which Nagios-style checks set to 3); anything else is a bug: one line plus a pointer to
+which Nagios-style checks set to 3); an ``OSError`` that no layer turned into an OpsError
+(a file the OS refused) exits 74 naming the path; anything else is a bug: one line plus a pointer to
 ``--debug``, exit 70 (EX_SOFTWARE). Tracebacks only with ``--debug``, and redacted.
 """
 
@@ -176,6 +177,14 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as exc:  # a file or folder the OS refused: name it, exit 74 (EX_IOERR)
+        from impromptu_ops.files import os_failure
+
+        if debug:
+            click.echo(REDACTOR.redact(traceback.format_exc()), err=True)
+        failure = os_failure(exc, None, "use")
+        click.echo(REDACTOR.redact(f"impromptu-ops: {failure.diagnostics()}"), err=True)
+        return failure.exit_code
     except Exception as exc:  # a bug: still one line, and no secret in it
         if debug:
             click.echo(REDACTOR.redact(traceback.format_exc()), err=True)

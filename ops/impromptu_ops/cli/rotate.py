@@ -15,6 +15,7 @@ import click
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out, out_json, table
 from impromptu_ops.errors import OpsError
+from impromptu_ops.secret import clip
 
 PROVIDER_NAMES = ("openrouter", "impromptu", "vault-secret-id")
 EX_USAGE = 64
@@ -169,6 +170,6 @@ def status(app: App, provider: str | None, as_json: bool, lines: int) -> None:
             out(table([(k, "" if v is None else str(v)) for k, v in rec.items()]))
         rows = [(str(e.get("ts", "")), str(e.get("event", "")),
                  str(e.get("step", e.get("at_step", ""))),
-                 str(e.get("reason", e.get("error", "")))[:80]) for e in view["audit"]]
+                 clip(str(e.get("reason", e.get("error", ""))), 80)) for e in view["audit"]]
         if rows:
             out(table(rows, ("time", "event", "step", "note")))

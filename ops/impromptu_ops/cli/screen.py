@@ -6,7 +6,9 @@ platform, a draft SKILL.md). Prints the findings; exits 1 when any is a deny fin
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import io
+import sys
+from pathlib import Path
 
 import click
 
@@ -19,14 +21,22 @@ from impromptu_ops.gate.policy import deny_rules
 
 
 @click.command("screen")
-@click.argument("source", type=click.File("rb"))
+@click.argument("source", type=click.Path(path_type=Path, allow_dash=True, exists=True,
+                                          dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print {findings, deny} as JSON.")
 @pass_app
-def screen(app: App, source: BinaryIO, as_json: bool) -> None:
+def screen(app: App, source: Path, as_json: bool) -> None:
     """Screen FILE (or - for stdin) with the prompt-content rules of the update policy."""
-    raw_name = str(getattr(source, "name", "-"))
-    name = "-" if raw_name in ("<stdin>", "-") else raw_name
-    findings = UpdateGate(app.settings()).screen(source, name)
+    from impromptu_ops import files
+
+    settings = app.settings()
+    name = str(source)
+    if name == "-":
+        stream = sys.stdin.buffer
+    else:  # a regular file only, opened without blocking (a FIFO must not hang us)
+        stream = io.BytesIO(files.read_regular(source, what="file", head=True,
+                                               limit=settings.gate.max_file_bytes + 1))
+    findings = UpdateGate(settings).screen(stream, name)
     denied = deny_rules(findings)
     if as_json:
         out_json({"findings": [f.as_dict() for f in findings], "deny": denied})

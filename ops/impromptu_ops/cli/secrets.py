@@ -72,13 +72,39 @@ def put_cmd(app: App, name: str, force: bool, backend: str | None, agent: str | 
         raw = click.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True,
                            err=True)
     else:
-        raw = stdin.read(MAX_STDIN + 1)
-        if len(raw) > MAX_STDIN:
-            raise InputError("the value on stdin is too large")
-        raw = raw.removesuffix("\n").removesuffix("\r")
+        raw = read_stdin_value(stdin)
     store = _store(app, backend, agent)
     version = manage.put(store, name, Secret(raw, name), force=force)
     out(f"stored {name} version {version} in {store.description}")
+
+
+def read_stdin_value(stdin: Any) -> str:
+    """One secret value from a pipe: UTF-8 text without control characters, at most
+    :data:`MAX_STDIN` bytes, one trailing newline dropped.
+
+    Raises:
+        InputError: too large, not UTF-8, or holding control characters (a value with a
+            NUL or a line break cannot be put into an environment or a header safely).
+    """
+    source = getattr(stdin, "buffer", None)
+    data: bytes | str = (source.read(MAX_STDIN + 1) if source is not None
+                         else stdin.read(MAX_STDIN + 1))
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    if len(data) > MAX_STDIN:
+        raise InputError(f"the value on stdin is too large (over {MAX_STDIN} bytes)")
+    try:
+        text: str = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the value on stdin is not UTF-8 text (byte {exc.start}); "
+                         "nothing was stored") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise InputError("the value on stdin holds control characters (a NUL, a line "
+                         "break, an escape); nothing was stored")
+    if not text:
+        raise InputError("the value on stdin is empty; nothing was stored")
+    return text
 
 
 def print_revealed_secret(value: Secret) -> None:
@@ -264,13 +290,12 @@ def import_cmd(app: App, from_env: bool, from_file: Path | None, force: bool,
         out(f"stored {name} version {version}")
     for name in report.unchanged:
         out(f"unchanged {name} (the store already has this value)")
-    for name, why in report.refused:
-        err(f"refused {name}: {why}")
     if from_file is not None and report.stored:
         err(f"note: {from_file} still holds the values: "
             f"run `impromptu-ops secrets scan --fix {from_file}` to remove them")
-    if report.refused:
-        raise InputError(f"{len(report.refused)} value(s) refused")
+    if report.refused:  # one line on stderr, naming each refusal
+        raise InputError(f"{len(report.refused)} value(s) refused: "
+                         + "; ".join(f"{name}: {why}" for name, why in report.refused))
 
 
 @secrets.command("scan")

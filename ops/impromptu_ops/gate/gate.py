@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from impromptu_ops import __version__
+from impromptu_ops import __version__, files
 from impromptu_ops.audit import AuditLog, ChainReport
 from impromptu_ops.errors import ConfigError, InputError, IntegrityError, OpsError, PolicyDenied
 from impromptu_ops.gate import GATE_VERSION
@@ -150,12 +150,12 @@ class UpdateGate:
         """
         path = self.policy_path
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"update policy {path} cannot be read ({exc.strerror}); the gate fails closed",
-                hint="set gate.policy_file or restore policies/update-gate.toml",
-            ) from None
+            data = files.read_regular(path, what="update policy", error=ConfigError,
+                                      limit=files.MAX_POLICY_BYTES)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message}; the gate fails closed",
+                              hint="set gate.policy_file or restore policies/update-gate.toml",
+                              ) from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

@@ -21,12 +21,12 @@ Monitoring Plugin.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from impromptu_ops import files
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.health.model import Status
 from impromptu_ops.health.ranges import NagiosRange, RangeError
@@ -190,10 +190,10 @@ def load_policy(policies_dir: Path, default_timeout: float = 5.0) -> HealthPolic
 
     rotation = load_rotation_policy(policies_dir)
     path = policies_dir / POLICY_FILE
-    if not path.exists():
+    raw = files.read_optional(path, what="health policy", limit=files.MAX_POLICY_BYTES,
+                              error=ConfigError)
+    if raw is None:
         return default_policy(default_timeout, rotation)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"health policy {path}: {exc}") from None
+    text = files.decode_text(raw, what=f"health policy {path}", error=ConfigError)
+    data = files.parse_toml(text, what=f"health policy {path}", error=ConfigError)
     return parse_policy(data, str(path), default_timeout, rotation)

@@ -38,6 +38,7 @@ The job returns a :class:`HeartbeatReport`; it never prints (the CLI renders it)
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -57,6 +58,7 @@ from impromptu_ops.errors import (
 )
 from impromptu_ops.jobs import state as state_mod
 from impromptu_ops.jobs.state import HeartbeatState
+from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ def _clean(text: str | None, limit: int = MAX_NOTE_CHARS) -> str:
     if not text:
         return ""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    return cleaned[:limit] + ("…" if len(cleaned) > limit else "")
+    return clip(cleaned, limit)  # redacted before it is cut
 
 
 def _next_midnight_utc(now: float) -> float:
@@ -130,7 +132,8 @@ def _next_midnight_utc(now: float) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
-def pause_for(exc: PlatformError, now: float) -> tuple[float, str] | None:
+def pause_for(exc: PlatformError, now: float, longest: float = 48 * 3600.0
+              ) -> tuple[float, str] | None:
     """When the contract says "do not come back before T": ``(T, reason)``; else None.
 
     RATE_003 waits until ``X-RateLimit-Reset`` (the client puts the wait in
@@ -139,7 +142,10 @@ def pause_for(exc: PlatformError, now: float) -> tuple[float, str] | None:
     retry; when it outlasts the deadline the run is skipped without a pause.
     """
     if isinstance(exc, RateLimited) and exc.daily:
-        until = now + exc.retry_after if exc.retry_after else _next_midnight_utc(now)
+        wait = exc.retry_after
+        # a reset time no quota needs (or not a number at all) is not trusted: `longest`
+        until = now + min(wait, longest) if wait and math.isfinite(wait) and wait > 0 \
+            else _next_midnight_utc(now)
         return until, "RATE_003 daily quota used"
     if isinstance(exc, BudgetExhausted):
         return now + BUDGET_REGEN_SECONDS, "BUDG_001 out of budget"
@@ -235,6 +241,12 @@ class HeartbeatJob:
                                    skip_until=new_state.skip_until,
                                    skip_reason=new_state.skip_reason, **kw)
 
+        longest = self.settings.jobs.max_pause_seconds
+        if st.skip_until is not None and st.skip_until > started_wall + longest:
+            # a pause no platform answer can ask for: a hostile or corrupt state file would
+            # otherwise stop every later run (a freeze); ignore it and say so
+            problems.append(f"ignored a pause longer than jobs.max_pause_seconds ({longest:g}s)")
+            st = replace(st, skip_until=None, skip_reason=None)
         if st.skip_until is not None and st.skip_until > started_wall:
             when = datetime.fromtimestamp(st.skip_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
             steps.append(Step("heartbeat", "skipped", f"paused until {when} ({st.skip_reason})"))
@@ -290,7 +302,7 @@ class HeartbeatJob:
                 problems.extend(value.problems)
                 return value
             except PlatformError as exc:
-                pause = pause_for(exc, self.wall())
+                pause = pause_for(exc, self.wall(), self.settings.jobs.max_pause_seconds)
                 steps.append(Step(name, "warn", _clean(exc.diagnostics(), 160), exc.code))
             except OpsError as exc:
                 steps.append(Step(name, "warn", _clean(exc.diagnostics(), 160)))
@@ -366,7 +378,8 @@ class HeartbeatJob:
     def _failed_first(self, exc: OpsError, st: HeartbeatState, steps: list[Step],
                       finish: Callable[..., HeartbeatReport]) -> HeartbeatReport:
         code = exc.code if isinstance(exc, PlatformError) else None
-        pause = pause_for(exc, self.wall()) if isinstance(exc, PlatformError) else None
+        longest = self.settings.jobs.max_pause_seconds
+        pause = pause_for(exc, self.wall(), longest) if isinstance(exc, PlatformError) else None
         if pause is not None:
             steps.append(Step("heartbeat", "skipped", _clean(exc.diagnostics(), 160), code))
             return finish(EXIT_SKIPPED, "skipped",

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from impromptu_ops.secret import REDACTOR
 from impromptu_ops.settings import JobSettings
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ class Pinger:
         return self._send("", f"skipped (exit {EXIT_SKIPPED}): {reason}".strip())
 
     def fail(self, exit_code: int, output: str) -> bool:
-        return self._send("fail", f"exit {exit_code}\n{self.tail(output)}")
+        # redacted whole, then cut: a key cut in half would slip past the patterns
+        return self._send("fail", f"exit {exit_code}\n{self.tail(REDACTOR.redact(output))}")
 
     def tail(self, text: str) -> str:
         """The last ``body_bytes`` bytes of ``text`` (cut on a character boundary)."""
@@ -109,6 +111,7 @@ class Pinger:
         import urllib.request
 
         kind = suffix or "success"
+        body = REDACTOR.redact(body)
         if not self.base.startswith(("http://", "https://")):
             log.warning("ping URL is not http(s); %s ping skipped", kind)
             return False

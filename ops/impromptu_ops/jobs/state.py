@@ -11,23 +11,43 @@ The file (``<state_dir>/heartbeat.json``, 0600, written atomically) holds:
   does not call the platform again before this time.
 
 Everything here is pure except :func:`load` and :func:`save`. A corrupt or foreign file is
-never fatal: the job starts from an empty state and says so (``problems``).
+never fatal: the job starts from an empty state and says so (``problems``). A number that is
+not finite or not a plausible Unix time (``skipUntil: 1e308``) is dropped the same way, so a
+hostile file cannot stop every later run.
+
+Nothing secret is ever written here: an id from the platform that looks like a key, or holds
+one we know (plainly, cut, URL-encoded or in base64), is kept only as its SHA-256
+(:func:`safe_id`), which still de-duplicates; the skip reason is redacted before it is cut.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from impromptu_ops import atomic
+from impromptu_ops import atomic, files
+from impromptu_ops.errors import OpsError
+from impromptu_ops.secret import REDACTOR, clip
 
 STATE_FILE = "heartbeat.json"
 MAX_SEEN_IDS = 2000
 MAX_BUDGET_SAMPLES = 96  # two days at one run per 30 minutes
 MAX_STATE_BYTES = 1024 * 1024
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last second datetime can show
+MAX_ID_CHARS = 200
+
+
+def safe_id(raw: str) -> str:
+    """The form of a notification id that may be written to disk: the id itself, or
+    ``sha256:<hex>`` when it shows a secret (a platform that echoes the key back as an id)
+    or is absurdly long."""
+    if len(raw) > MAX_ID_CHARS or REDACTOR.holds_secret(raw):
+        return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    return raw
 
 
 @dataclass(frozen=True)
@@ -48,18 +68,35 @@ class HeartbeatState:
             "lastRunAt": self.last_run_at,
             "lastSuccessAt": self.last_success_at,
             "lastExit": self.last_exit,
-            "seenNotificationIds": list(self.seen_notification_ids),
-            "lastNotificationId": self.last_notification_id,
+            "seenNotificationIds": [safe_id(i) for i in self.seen_notification_ids],
+            "lastNotificationId": None if self.last_notification_id is None
+            else safe_id(self.last_notification_id),
             "budgetSamples": [list(s) for s in self.budget_samples],
             "skipUntil": self.skip_until,
-            "skipReason": self.skip_reason,
+            "skipReason": None if self.skip_reason is None else clip(self.skip_reason, 200),
         }
 
 
 def _num(v: Any) -> float | None:
+    """A finite number, else None."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
-    return float(v)
+    try:
+        value = float(v)
+    except OverflowError:  # an integer beyond a float
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _time(v: Any, key: str, problems: list[str]) -> float | None:
+    """A plausible Unix time (0 .. year 9999), else None and a problem named."""
+    if v is None:
+        return None
+    value = _num(v)
+    if value is None or not 0 <= value <= MAX_TIMESTAMP:
+        problems.append(f"{key} is not a plausible time; dropped")
+        return None
+    return value
 
 
 def from_json(doc: Any) -> HeartbeatState:
@@ -68,7 +105,8 @@ def from_json(doc: Any) -> HeartbeatState:
         return HeartbeatState(problems=("state file is not a JSON object; starting afresh",))
     problems: list[str] = []
     ids_raw = doc.get("seenNotificationIds", [])
-    ids = tuple(str(i) for i in ids_raw if isinstance(i, str | int)) if isinstance(
+    ids = tuple(safe_id(str(i)) for i in ids_raw
+                if isinstance(i, str | int) and not isinstance(i, bool)) if isinstance(
         ids_raw, list) else ()
     if not isinstance(ids_raw, list):
         problems.append("seenNotificationIds is not a list; dropped")
@@ -77,21 +115,22 @@ def from_json(doc: Any) -> HeartbeatState:
     for s in raw_samples if isinstance(raw_samples, list) else []:
         if isinstance(s, list) and len(s) == 2:
             t, b = _num(s[0]), _num(s[1])
-            if t is not None and b is not None:
+            if t is not None and b is not None and 0 <= t <= MAX_TIMESTAMP:
                 samples.append((t, b))
     last_id = doc.get("lastNotificationId")
     reason = doc.get("skipReason")
     exit_raw = doc.get("lastExit")
     return HeartbeatState(
-        last_run_at=_num(doc.get("lastRunAt")),
-        last_success_at=_num(doc.get("lastSuccessAt")),
+        last_run_at=_time(doc.get("lastRunAt"), "lastRunAt", problems),
+        last_success_at=_time(doc.get("lastSuccessAt"), "lastSuccessAt", problems),
         last_exit=exit_raw if isinstance(exit_raw, int) and not isinstance(exit_raw, bool)
         else None,
         seen_notification_ids=ids[-MAX_SEEN_IDS:],
-        last_notification_id=str(last_id) if isinstance(last_id, str | int) else None,
+        last_notification_id=safe_id(str(last_id)) if isinstance(last_id, str | int)
+        and not isinstance(last_id, bool) else None,
         budget_samples=tuple(samples[-MAX_BUDGET_SAMPLES:]),
-        skip_until=_num(doc.get("skipUntil")),
-        skip_reason=str(reason)[:200] if isinstance(reason, str) else None,
+        skip_until=_time(doc.get("skipUntil"), "skipUntil", problems),
+        skip_reason=clip(reason, 200) if isinstance(reason, str) else None,
         problems=tuple(problems),
     )
 
@@ -103,18 +142,12 @@ def state_path(state_dir: Path) -> Path:
 def load(path: Path) -> HeartbeatState:
     """Read the state; a missing file is an empty state, a corrupt one is reported."""
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_STATE_BYTES + 1)
-    except FileNotFoundError:
-        return HeartbeatState()
-    except OSError as exc:
-        return HeartbeatState(problems=(f"cannot read state {path}: {exc.strerror}",))
-    if len(raw) > MAX_STATE_BYTES:
-        return HeartbeatState(problems=(f"state {path} is too large; starting afresh",))
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return HeartbeatState(problems=(f"state {path} is not valid JSON; starting afresh",))
+        raw = files.read_optional(path, what="state", limit=MAX_STATE_BYTES, nofollow=True)
+        if raw is None:
+            return HeartbeatState()
+        doc = files.parse_json(raw, what=f"state {path}")
+    except OpsError as exc:  # a folder, a FIFO, too large, not JSON: start afresh, say so
+        return HeartbeatState(problems=(f"{exc.message}; starting afresh",))
     return from_json(doc)
 
 
@@ -138,8 +171,8 @@ def fresh_notifications(
     last = state.last_notification_id
     for n in notifications:
         raw_id = n.get("id")
-        nid = str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) \
-            and str(raw_id) != "" else None
+        nid = safe_id(str(raw_id)) if isinstance(raw_id, str | int) \
+            and not isinstance(raw_id, bool) and str(raw_id) != "" else None
         if nid is None:
             fresh.append(n)
             continue

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from impromptu_ops import contract, errors
-from impromptu_ops.secret import REDACTOR
+from impromptu_ops.secret import clip
 
 MAX_TEXT = 200
 MAX_FIELDS = 20
@@ -49,13 +49,13 @@ def clean_text(value: object, limit: int = MAX_TEXT) -> str | None:
     """A short, single-line, redacted form of ``value`` if it is a non-empty string."""
     if not isinstance(value, str):
         return None
-    text = _CONTROL.sub(" ", value).strip()
+    # Bounded first (a cut far beyond what is shown cannot expose what is shown), then
+    # redacted while whole, then cut: cutting first let a key cut in half slip past.
+    text = _CONTROL.sub(" ", value[: limit * 64]).strip()
     text = re.sub(r"\s{2,}", " ", text)
     if not text:
         return None
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return REDACTOR.redact(text)
+    return clip(text, limit - 1)
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,10 @@ def parse_error_body(body: bytes, header_request_id: str | None = None) -> Error
     try:
         doc: Any = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
-        snippet = clean_text(body[:MAX_TEXT * 2].decode("utf-8", "replace"))
+        snippet = clean_text(body[:MAX_TEXT * 64].decode("utf-8", "replace"))
         return ErrorBody(request_id=rid_header, snippet=snippet)
     if not isinstance(doc, dict):
-        return ErrorBody(request_id=rid_header, snippet=clean_text(json.dumps(doc)[:MAX_TEXT]))
+        return ErrorBody(request_id=rid_header, snippet=clean_text(json.dumps(doc)))
     inner = doc.get("error")
     source: Mapping[str, Any]
     if isinstance(inner, dict):

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from impromptu_ops.secret import clip
+
 _BASE_UNITS = re.compile(r"^-?\d{1,78}$", re.ASCII)  # 2**256 has 78 digits
 MAX_ITEMS = 10_000
 
@@ -133,5 +135,5 @@ class Reader:
         value = self.raw.get("_fieldMappings")
         if not isinstance(value, dict):
             return {}
-        return {str(k)[:64]: str(v)[:64] for k, v in list(value.items())[:50]
+        return {clip(str(k), 64): clip(str(v), 64) for k, v in list(value.items())[:50]
                 if isinstance(v, str)}

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from impromptu_ops.errors import ConfigError, PolicyDenied
 from impromptu_ops.pow.challenge import Argon2Params
 from impromptu_ops.pow.verify import Hasher, argon2id_reference
+from impromptu_ops.secret import clip
 
 # libsodium's fixed Argon2id constraints (crypto_pwhash_SALTBYTES, ..._BYTES_MIN, p = 1).
 SODIUM_SALT_BYTES = 16
@@ -115,7 +116,7 @@ def unavailable(name: str) -> str | None:
     try:
         BACKENDS[name].hash(b"probe", b"\x00" * SODIUM_SALT_BYTES, _PROBE)
     except Exception as exc:  # ImportError, UnsupportedAlgorithm, AttributeError...
-        return f"{type(exc).__name__}: {exc}"[:120]
+        return clip(f"{type(exc).__name__}: {exc}", 120)
     return None
 
 

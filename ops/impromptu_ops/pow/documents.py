@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from impromptu_ops import files
 from impromptu_ops.errors import InputError
 from impromptu_ops.pow.challenge import Challenge, Solution, parse_challenge, parse_solution
 
@@ -27,8 +28,7 @@ def read_json(path: Path | None, what: str) -> Any:
             raw = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
             where = "stdin"
         else:
-            with path.open("rb") as fh:
-                raw = fh.read(MAX_DOCUMENT_BYTES + 1)
+            raw = files.read_regular(path, what=f"the {what}", limit=MAX_DOCUMENT_BYTES)
             where = str(path)
     except OSError as exc:
         raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from None

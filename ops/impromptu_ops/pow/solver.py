@@ -29,6 +29,7 @@ from impromptu_ops.pow.backends import Backend, candidates
 from impromptu_ops.pow.challenge import Argon2Params, Challenge, Solution
 from impromptu_ops.pow.estimate import Estimate, check_caps, check_time, concurrency, estimate
 from impromptu_ops.pow.verify import meets
+from impromptu_ops.secret import clip
 from impromptu_ops.settings import PowSettings
 
 Clock = Callable[[], float]
@@ -201,7 +202,7 @@ class Solver:
             if isinstance(exc, OpsError):
                 raise exc
             raise PolicyDenied(f"the {self.backend.name} Argon2id backend failed: "
-                               f"{type(exc).__name__}: {exc}"[:300]) from exc
+                               + clip(f"{type(exc).__name__}: {exc}", 300)) from exc
         if timed_out:
             raise Interrupted(
                 f"PoW search stopped at its deadline with {len(work.found)} of "

@@ -28,14 +28,15 @@ mixed). It does no chain I/O and no matching.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from impromptu_ops import files
 from impromptu_ops.atomic import private_dir, write_json
 from impromptu_ops.chain.erc20 import Transfer
+from impromptu_ops.errors import OpsError
 
 log = logging.getLogger(__name__)
 VERSION = 2
@@ -113,11 +114,13 @@ class ScanCache:
         path = folder / f"scan-{chain_id}-{token.lower()}-{wallet.lower()}.json"
         cache = cls(path, chain_id, token.lower(), wallet.lower())
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cache
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("ignoring unreadable reconciliation cache %s: %s", path, exc)
+            raw = files.read_optional(path, what="reconciliation cache", nofollow=True,
+                                      limit=files.MAX_STATE_BYTES)
+            if raw is None:
+                return cache
+            data = files.parse_json(raw, what=f"reconciliation cache {path}")
+        except OpsError as exc:
+            log.warning("ignoring an unreadable reconciliation cache: %s", exc.message)
             return cache
         try:
             if (data.get("version"), data.get("chainId"), data.get("token"),

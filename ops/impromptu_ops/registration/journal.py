@@ -19,13 +19,12 @@ A finished registration (``stored`` with terms accepted) removes the record.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from impromptu_ops import atomic
+from impromptu_ops import atomic, files
 from impromptu_ops.errors import InputError
 
 
@@ -50,12 +49,20 @@ class Journal:
         self.path = path
 
     def read(self) -> Entry | None:
+        hint = "inspect it, then delete it to start over"
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = files.read_optional(self.path, what="the registration record",
+                                      limit=files.MAX_STATE_BYTES, nofollow=True)
+            if raw is None:
+                return None
+            data = files.parse_json(raw, what=f"the registration record {self.path}")
+        except InputError as exc:
+            raise InputError(exc.message, hint=hint) from None
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
             return Entry(**data)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             raise InputError(f"the registration record {self.path} is unreadable "
                              f"({type(exc).__name__})",
                              hint="inspect it, then delete it to start over") from None

@@ -36,7 +36,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from impromptu_ops import atomic
+from impromptu_ops import atomic, files
 from impromptu_ops.errors import (
     ConfigError,
     InputError,
@@ -99,7 +99,8 @@ def _load_or_create_key(path: Path) -> bytes:
     st = path.lstat()
     if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or st.st_uid != os.getuid():
         raise ConfigError(f"emergency key {path} must be a regular 0600 file of this user")
-    key = path.read_bytes()
+    key = files.read_regular(path, what="emergency key", limit=KEY_BYTES + 1,
+                             error=ConfigError, nofollow=True)
     if len(key) != KEY_BYTES:
         raise ConfigError(f"emergency key {path} is not {KEY_BYTES} bytes")
     return key
@@ -139,17 +140,14 @@ def read_emergency(settings: Settings, path: Path) -> tuple[str, dict[str, Secre
         InputError: unreadable or not an emergency file.
         TamperedStore: authentication failed (modified, or another key).
     """
-    try:
-        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
-        doc = json.loads(raw)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read emergency file {path}: {type(exc).__name__}") from None
-    if len(raw) > MAX_FILE_BYTES or not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    raw = files.read_regular(path, what="emergency file", limit=MAX_FILE_BYTES)
+    doc = files.parse_json(raw, what=f"emergency file {path}")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(f"{path} is not an impromptu-ops emergency file")
     header = {k: doc.get(k) for k in ("format", "agentId", "createdAt", "names", "keyFile")}
     key_path = Path(str(header["keyFile"]))
+    key = files.read_regular(key_path, what="the emergency key", limit=KEY_BYTES + 1)
     try:
-        key = key_path.read_bytes()
         nonce = base64.b64decode(str(doc.get("nonce")), validate=True)
         sealed = base64.b64decode(str(doc.get("ciphertext")), validate=True)
         plain = json.loads(AESGCM(key).decrypt(nonce, sealed, _aad(header)))

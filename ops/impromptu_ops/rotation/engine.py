@@ -90,7 +90,7 @@ from impromptu_ops.rotation.record import (
     next_step,
     parse_iso,
 )
-from impromptu_ops.secret import Secret
+from impromptu_ops.secret import Secret, clip
 from impromptu_ops.store.base import SecretStore
 
 log = logging.getLogger(__name__)
@@ -549,7 +549,7 @@ class Rotator:
         """Make the old key current and working again, then kill every new key."""
         rec, p = self.rec, self.provider
         if rec.state != State.ROLLING_BACK:
-            self._save(rec.evolve(state=State.ROLLING_BACK, error=why[:500]))
+            self._save(rec.evolve(state=State.ROLLING_BACK, error=clip(why, 500)))
             self._log("rollback", reason=why)
         rec = self.rec
         cur, _meta, cur_ver = self._read_canonical()
@@ -731,7 +731,7 @@ class Rotator:
     def _failed(self, exc: OpsError) -> Outcome:
         line = exc.diagnostics()
         with contextlib.suppress(OpsError):  # the record keeps its step; the text is a bonus
-            self._save(self.rec.evolve(error=line[:500]))
+            self._save(self.rec.evolve(error=clip(line, 500)))
         self._log("failed", error=line)
         at_risk, note = self._secure_current()
         code = EXIT_KEY_AT_RISK if at_risk else EXIT_FAILED_SAFE

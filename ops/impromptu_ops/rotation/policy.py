@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from impromptu_ops import files
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.rotation.hook import parse_command
 
@@ -102,12 +103,11 @@ def parse_rotation_policy(text: str, where: str = POLICY_FILE) -> RotationPolicy
 def load_rotation_policy(policies_dir: Path) -> RotationPolicy:
     """Read ``<policies_dir>/rotation.toml``; built-in defaults when the file is absent."""
     path = policies_dir / POLICY_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    raw = files.read_optional(path, what="rotation policy", limit=files.MAX_POLICY_BYTES,
+                              error=ConfigError)
+    if raw is None:
         return RotationPolicy()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    text = files.decode_text(raw, what=f"rotation policy {path}", error=ConfigError)
     return parse_rotation_policy(text, str(path))
 
 

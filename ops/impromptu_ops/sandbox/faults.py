@@ -13,7 +13,14 @@ and the method matches. The first matching rule with uses left fires and loses o
 - ``truncate``: run the endpoint, declare the full ``Content-Length``, send half, close;
 - ``malformed``: run the endpoint, send its status with a body that is not JSON;
 - ``drop``: close the connection without any response;
-- ``nulls``: run the endpoint and set every top-level member of its JSON object to null.
+- ``nulls``: run the endpoint and set every top-level member of its JSON object to null;
+- ``echo-key``: run the endpoint, then replace the string values of every member named
+  ``field`` (default ``*``: every string, at any depth) with the caller's bearer key,
+  encoded as ``echo``: ``plain``, ``base64``, ``base64-bearer`` (of ``Bearer KEY``,
+  the header as sent), ``url`` (percent-encoded) or ``cut`` (the key's first 20
+  characters inside a longer text). A hostile or buggy platform that reflects the
+  credential back: the client must never print or store it (ours, not a documented
+  platform behaviour; the docs promise nothing about what a body may contain).
 
 This module owns the rules and the pure transformations; :mod:`.server` performs them on
 the socket. Rules persist in the state like everything else.
@@ -21,14 +28,17 @@ the socket. Rules persist in the state like everything else.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
+from urllib.parse import quote
 
 from impromptu_ops import contract
 from impromptu_ops.sandbox.router import ApiError, Request, Response, Router, validation
 from impromptu_ops.sandbox.state import State, new_id
 
-KINDS = ("latency", "status", "truncate", "malformed", "drop", "nulls")
+KINDS = ("latency", "status", "truncate", "malformed", "drop", "nulls", "echo-key")
+ECHO_FORMS = ("plain", "base64", "base64-bearer", "url", "cut")
 CONTROL_ROOT = "/_sandbox"
 MAX_DELAY_SECONDS = 120.0
 
@@ -62,11 +72,17 @@ def _check_rule(body: dict[str, Any]) -> dict[str, Any]:
     retry_after = body.get("retryAfter")
     if retry_after is not None and not isinstance(retry_after, int | float | str):
         problems["retryAfter"] = ["must be seconds or an HTTP-date string"]
+    echo = body.get("echo", "plain")
+    if echo not in ECHO_FORMS:
+        problems["echo"] = [f"must be one of {', '.join(ECHO_FORMS)}"]
+    echo_field = body.get("field", "*")
+    if not isinstance(echo_field, str) or not echo_field:
+        problems["field"] = ["must be a member name or *"]
     if problems:
         raise validation(problems, "bad fault rule")
     return {"id": new_id("flt"), "path": path, "method": method.upper(), "kind": kind,
             "status": status, "code": code, "retryAfter": retry_after,
-            "delay": float(delay), "remaining": times}
+            "delay": float(delay), "remaining": times, "echo": echo, "field": echo_field}
 
 
 def take_fault(state: State, method: str, path: str) -> dict[str, Any] | None:
@@ -118,6 +134,39 @@ def nullify(resp: Response) -> Response:
     """Every top-level member of a JSON object answer set to null."""
     if isinstance(resp.body, dict) and resp.raw is None:
         resp.body = dict.fromkeys(resp.body)
+    return resp
+
+
+def echoed(key: str, form: str) -> str:
+    """``key`` in the encoding an ``echo-key`` rule asks for."""
+    if form == "base64":
+        return base64.b64encode(key.encode()).decode()
+    if form == "base64-bearer":
+        return base64.b64encode(f"Bearer {key}".encode()).decode()
+    if form == "url":
+        return quote(key, safe="")
+    if form == "cut":
+        return f"received credential {key[:20]} (truncated)"
+    return key
+
+
+def echo_key(resp: Response, key: str | None, rule: dict[str, Any]) -> Response:
+    """The answer with the string members named ``rule["field"]`` replaced by the key."""
+    if not key or resp.raw is not None:
+        return resp
+    value = echoed(key, str(rule.get("echo") or "plain"))
+    wanted = str(rule.get("field") or "*")
+
+    def walk(node: Any, name: str | None) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, name) for v in node]
+        if isinstance(node, str) and wanted in ("*", name):
+            return value
+        return node
+
+    resp.body = walk(resp.body, None)
     return resp
 
 

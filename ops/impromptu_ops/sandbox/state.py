@@ -43,8 +43,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from impromptu_ops import files
 from impromptu_ops.atomic import private_dir, write_bytes, write_json
-from impromptu_ops.errors import ConfigError
+from impromptu_ops.errors import ConfigError, OpsError
 from impromptu_ops.sandbox.config import SandboxConfig
 
 SCHEMA = 1
@@ -117,12 +118,11 @@ class State:
         self._saved = self._dump()
 
     def _load(self) -> dict[str, Any]:
-        if not self.path.exists():
+        raw = files.read_optional(self.path, what="sandbox state", error=ConfigError,
+                                  limit=files.MAX_STATE_BYTES * 16)
+        if raw is None:
             return empty_state()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"sandbox state {self.path} is unreadable: {exc}") from None
+        data = files.parse_json(raw, what=f"sandbox state {self.path}", error=ConfigError)
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ConfigError(f"sandbox state {self.path} is not a schema-{SCHEMA} sandbox state",
                               hint="point --state-dir at an empty folder")
@@ -170,6 +170,6 @@ class State:
             return None
         path = self.dir / "blobs" / digest
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            return files.read_optional(path, what="sandbox blob", limit=1 << 30)
+        except OpsError:
             return None

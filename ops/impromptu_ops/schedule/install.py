@@ -42,6 +42,7 @@ from impromptu_ops.schedule.spec import (
     ScheduleSpec,
     build_specs,
 )
+from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
 
 UNIT_MODE = 0o644
@@ -249,7 +250,7 @@ def _install_crontab(line: str) -> None:
     put = subprocess.run([crontab, "-"], input=new, capture_output=True, text=True,
                          check=False, timeout=30)
     if put.returncode != 0:
-        raise ConfigError(f"crontab refused the new table: {put.stderr.strip()[:200]}")
+        raise ConfigError(f"crontab refused the new table: {clip(put.stderr.strip(), 200)}")
 
 
 def _useradd(user: str) -> None:

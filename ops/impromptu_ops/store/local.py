@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from impromptu_ops import atomic
-from impromptu_ops.errors import ConfigError, LockBusy, StoreError, TamperedStore
+from impromptu_ops import atomic, files
+from impromptu_ops.errors import ConfigError, LocalIOError, LockBusy, StoreError, TamperedStore
 from impromptu_ops.secret import Secret
 from impromptu_ops.store import sealed
 from impromptu_ops.store.base import SecretMetadata, SecretVersion, check_name
@@ -77,13 +77,10 @@ def kdf_of(path: Path) -> str | None:
     Raises:
         TamperedStore: the header is unreadable.
     """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(sealed.MAGIC) + sealed.MAX_HEADER + 1)
-    except FileNotFoundError:
+    head = files.read_optional(path, what="the local store", error=StoreError, head=True,
+                               limit=len(sealed.MAGIC) + sealed.MAX_HEADER + 1)
+    if head is None:
         return None
-    except OSError as exc:
-        raise StoreError(f"cannot open the local store {path}: {exc.strerror}") from None
     return sealed.parse_header(head)[0].kdf
 
 
@@ -147,16 +144,15 @@ class LocalStore:
         """The newest generation this host saved (0 when no counter exists yet)."""
         path = self.counter_path
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
+            raw = files.read_optional(path, what="the store's rollback counter",
+                                      limit=MAX_COUNTER_BYTES, error=StoreError, nofollow=True)
+        except StoreError as exc:
+            raise TamperedStore(exc.message, hint=f"delete {path} if you trust the store "
+                                "file as it is") from None
+        if raw is None:
             return 0
-        except OSError as exc:
-            raise StoreError(f"cannot open the store's rollback counter {path}: "
-                             f"{exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            raw = fh.read(MAX_COUNTER_BYTES + 1)
         text = raw.decode("ascii", "replace").strip()
-        if len(raw) > MAX_COUNTER_BYTES or not text.isdigit():
+        if not text.isdigit() or len(text) > 20:
             raise TamperedStore(f"the store's rollback counter {path} is malformed",
                                 hint=f"delete {path} if you trust the store file as it is")
         return int(text)
@@ -197,7 +193,8 @@ class LocalStore:
                 atomic.create_exclusive(self.key_path, base64.b64encode(raw) + b"\n")
         try:
             _check_private(self.key_path, "store key file")
-            text = self.key_path.read_bytes()
+            text = files.read_regular(self.key_path, what="store key file", limit=1024,
+                                      error=ConfigError, nofollow=True)
         except FileNotFoundError:
             raise ConfigError(
                 f"the local store {self.path} exists but its key file {self.key_path} is "
@@ -221,24 +218,18 @@ class LocalStore:
         # The counter first: a save renames the store before it raises the counter, so
         # any counter value read here is already matched by the store read below.
         floor = self._read_counter()
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
+        got = files.read_with_stat(self.path, what="the local store", limit=MAX_STORE_BYTES,
+                                   error=StoreError, nofollow=True)
+        if got is None:
             if floor:
                 raise TamperedStore(
                     f"the local store {self.path} is missing, but it was saved "
-                    f"{floor} times on this host", hint=self._restore_hint()) from None
+                    f"{floor} times on this host", hint=self._restore_hint())
             return KvDocument(None, self._max_versions, self._keep_good), None
-        except OSError as exc:
-            raise StoreError(f"cannot open the local store {self.path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if st.st_mode & 0o077:
-                raise ConfigError(f"the local store {self.path} is readable by others",
-                                  hint=f"chmod 600 {self.path}")
-            blob = fh.read(MAX_STORE_BYTES + 1)
-        if len(blob) > MAX_STORE_BYTES:
-            raise TamperedStore(f"the local store {self.path} is implausibly large")
+        blob, st = got
+        if st.st_mode & 0o077:
+            raise ConfigError(f"the local store {self.path} is readable by others",
+                              hint=f"chmod 600 {self.path}")
         if not blob:
             raise TamperedStore(f"the local store {self.path} is empty (truncated)",
                                 hint="restore it from a backup; it was NOT reset")
@@ -258,7 +249,11 @@ class LocalStore:
         header = header or self._new_header()
         key = self._key_for(header, create=True)
         generation = doc.next_generation()
-        atomic.write_bytes(self.path, sealed.seal(header, key, doc.to_bytes()))
+        try:
+            atomic.write_bytes(self.path, sealed.seal(header, key, doc.to_bytes()))
+        except LocalIOError as exc:  # disk full, read-only: the old store is untouched
+            raise StoreError(f"cannot save the local store: {exc.message}; the previous "
+                             "version is untouched", hint=exc.hint) from None
         self._write_counter(generation)
 
     @contextlib.contextmanager

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from impromptu_ops import contract
+from impromptu_ops import contract, files
 from impromptu_ops.errors import InputError, SecretNotFound
 from impromptu_ops.secret import Secret
 from impromptu_ops.store.base import SecretStore, VersionInfo, check_name
@@ -162,10 +162,5 @@ def read_env_file(path: Path) -> dict[str, Secret]:
     Raises:
         InputError: missing, unreadable or oversized file.
     """
-    try:
-        if path.stat().st_size > 1024 * 1024:
-            raise InputError(f"{path} is too large to be an env file")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    text = files.read_text(path, what="env file", limit=1024 * 1024)
     return parse_env_file(text)

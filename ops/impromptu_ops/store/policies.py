@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from string import Template
 
+from impromptu_ops import files
 from impromptu_ops.errors import ConfigError, InputError
 from impromptu_ops.store.base import check_name
 
@@ -48,10 +49,8 @@ def render_policy(policies_dir: Path, role: str, agent: str, mount: str = "secre
         if not _SEGMENT.match(value.strip("/")):
             raise InputError(f"invalid Vault {label} {value[:40]!r}")
     path = policies_dir / "vault" / f"{role}.hcl"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read policy template {path}: {exc.strerror}") from None
+    text = files.read_text(path, what="policy template", limit=files.MAX_POLICY_BYTES,
+                           error=ConfigError)
     return Template(text).substitute(mount=mount.strip("/"), prefix=prefix.strip("/"),
                                      agent=agent, approle_mount=approle_mount.strip("/"),
                                      approle_role=approle_role.strip("/"))

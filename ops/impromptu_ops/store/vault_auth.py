@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impromptu_ops import files
 from impromptu_ops.errors import ConfigError, StoreError
 from impromptu_ops.secret import Secret
 
@@ -72,7 +73,7 @@ def read_private_file(path: Path, what: str) -> Secret:
         if st.st_mode & 0o007:
             raise ConfigError(f"{what} {path} is readable by other users",
                               hint=f"chmod 600 {path}")
-        text = path.read_text(encoding="utf-8").strip()
+        text = files.read_text(path, what=what, limit=64 * 1024, error=ConfigError).strip()
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:

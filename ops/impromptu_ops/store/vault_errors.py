@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from impromptu_ops.errors import CasConflict, SecretNotFound, StoreError, StoreUnavailable
+from impromptu_ops.secret import clip
 
 
 class VaultHTTPError(Exception):
@@ -42,7 +43,7 @@ class VaultHTTPError(Exception):
         self.body = body  # Vault's JSON answer (error answers carry no secret data)
         self.method = method.upper()
         self.path = path
-        self.errors = [str(e)[:200] for e in errors][:3]
+        self.errors = [clip(str(e), 200) for e in errors][:3]
         super().__init__(f"HTTP {status} on {self.method} {path}: {'; '.join(self.errors)}")
 
 

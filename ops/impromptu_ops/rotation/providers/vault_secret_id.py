@@ -46,7 +46,7 @@ import httpx
 from impromptu_ops.atomic import write_text
 from impromptu_ops.errors import AuthError, ConfigError, OpsError, TransportError
 from impromptu_ops.rotation.provider import KeyRef, NewKey, label_rotation, rotation_label
-from impromptu_ops.secret import Secret
+from impromptu_ops.secret import Secret, clip
 
 METADATA_KEY = "impromptu_rotation"
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -132,13 +132,13 @@ class VaultSecretIdProvider:
             doc = {}
         if resp.status_code >= 500 or resp.status_code == 429:
             raise TransportError(f"Vault {where}: HTTP {resp.status_code} "
-                                 f"{'; '.join(map(str, doc.get('errors', [])))[:200]}")
+                                 f"{clip('; '.join(map(str, doc.get('errors', []))), 200)}")
         return resp.status_code, doc
 
     def _ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         status, doc = self._request(method, path, body)
         if status >= 400:
-            errs = "; ".join(map(str, doc.get("errors", [])))[:200]
+            errs = clip("; ".join(map(str, doc.get("errors", []))), 200)
             raise OpsError(f"Vault {method} /v1/{path}: HTTP {status} {errs}",
                            hint="the rotation token needs the AppRole secret-id capabilities")
         data = doc.get("data")
