@@ -13,6 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No per-example deadline: on a 2-core CI machine running servers beside the tests, one slow
+# example is load, not a bug (speed targets live in bench/, not in tests). Tests that need a
+# bound on time use their own timeouts.
+hypothesis_settings.register_profile("impromptu", deadline=None)
+hypothesis_settings.load_profile("impromptu")
 
 pytest_plugins: list[str] = [
     "tests.fixtures_chain",

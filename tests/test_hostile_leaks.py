@@ -239,3 +239,16 @@ def test_a_platform_error_message_is_redacted_before_it_is_cut(body: str, pad: i
     raw = parse_error_body(("<html>" + message).encode())  # not JSON: the snippet
     assert raw.snippet is not None
     assert not [p for p in pieces(key, 5, skip=8) if p in raw.snippet], raw.snippet
+
+
+def test_a_held_value_that_is_only_a_key_prefix_does_not_unmask_keys() -> None:
+    """Regression (found by the whole suite, where one test had registered the bare prefix
+    ``impr_sk_`` as a held value): the held-value pattern ate the prefix first and the key's
+    40-character body was then shown, because the shape no longer matched."""
+    from impromptu_ops.secret import Redactor
+
+    redactor = Redactor()
+    redactor.register("impr_sk_")
+    key = "impr_sk_" + "0123456789abcdefghij" * 2
+    shown = redactor.redact(f"error: {key} was refused; cut: {key[:20]}")
+    assert "0123456789abcdef" not in shown and "0123" not in shown.split("cut:")[1]

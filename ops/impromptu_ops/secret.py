@@ -136,11 +136,13 @@ class Redactor:
         """Return ``text`` with known secrets and key-shaped strings masked, in plain,
         cut, URL-encoded and base64 forms."""
         held, cores = self._compiled()
+        # Shapes first: a held value that is only part of a key (a prefix someone stored,
+        # a short test value) must not eat the prefix and leave the key's body unmatched.
+        text = contract.KEY_SHAPES.sub(lambda m: mask(m.group(0)), text)
+        text = _CUT_KEY.sub(lambda m: mask(m.group(0)), text)
         if held is not None:  # a cut or encoded copy shows no characters at all
             text = held.sub(lambda m: mask(m.group(0)) if m.group(0) in self._values
                             else MASK, text)
-        text = contract.KEY_SHAPES.sub(lambda m: mask(m.group(0)), text)
-        text = _CUT_KEY.sub(lambda m: mask(m.group(0)), text)
         if cores is not None:
             text = self._mask_spans(text, [m.span() for m in cores.finditer(text)])
         spans = []

@@ -125,10 +125,20 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "another run holds the lock, or the platform paused us"
 
 
-def _pinger(job: str, url: str | None) -> Pinger | None:
+def _pinger(job: str, url: str | None, own_ping_option: bool) -> Pinger | None:
     """The run's pinger, or None (no URL configured, or settings that do not load: the
     command itself then reports the configuration error)."""
     from impromptu_ops.cli.app import App
+    from impromptu_ops.errors import ConfigError
+    from impromptu_ops.settings import check_url
+
+    why = check_url(url.replace("{job}", job)) if url else None
+    if why is not None:
+        if own_ping_option:  # the command validates its own --ping-url and says so its way
+            return None
+        raise ConfigError(f"setting jobs.ping_url: {why} (from flag)",
+                          hint="give --ping-url an http(s) URL, e.g. "
+                               "https://hc-ping.com/<uuid>")
 
     ctx = click.get_current_context()
     app = ctx.find_object(App)
@@ -148,7 +158,7 @@ def _wrap(callback: Callable[..., Any], job: str, own_ping_option: bool) -> Call
     def run(*args: Any, **kwargs: Any) -> Any:
         skipped_code: int = kwargs.pop("skipped_exit_code")
         url = kwargs.get("ping_url") if own_ping_option else kwargs.pop("ping_url")
-        pinger = _pinger(job, url)
+        pinger = _pinger(job, url, own_ping_option)
         if pinger is None and skipped_code == EXIT_SKIPPED:
             return callback(*args, **kwargs)
         tail = _Tail(pinger.body_bytes if pinger else 4096)

@@ -115,7 +115,11 @@ class Pinger:
         if not self.base.startswith(("http://", "https://")):
             log.warning("ping URL is not http(s); %s ping skipped", kind)
             return False
-        url = ping_url(self.base, suffix, self.rid)
+        try:
+            url = ping_url(self.base, suffix, self.rid)
+        except ValueError as exc:  # e.g. 'http://[::1': retrying cannot help
+            log.warning("%s ping not sent: %s (check jobs.ping_url)", kind, exc)
+            return False
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
             req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
