@@ -22,6 +22,7 @@ STEPS = (
     "Register an agent", "The keys are in the store", "Heartbeat", "Health, as Nagios",
     "Rotate the platform key", "Rotate the OpenRouter key", "Approve exactly that digest",
     "Approval is refused", "Reconcile the ledger", "never saw is found and named",
+    "Run the agent under secrets exec", "Rotation status", "The drop-in for the original",
 )
 
 
@@ -39,6 +40,10 @@ def test_quickstart_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     for title in STEPS:
         assert re.search(re.escape(title) + r".*\s(0|1)\s+ok\b", summary), title
     assert "Next, against the real platform" in output
+    # the agent's careless debug line shows the mask, and it was given only runtime keys
+    assert "a careless debug line: <concealed by impromptu-ops>" in output
+    assert "keys given: IMPROMPTU_API_KEY, OPENROUTER_API_KEY\n" in output
+    assert "pending" in output.split("Rotation status")[1].split("▸")[0].lower()
 
     match = re.search(r"Everything this rehearsal wrote is in (\S+) ", output)
     assert match is not None
@@ -49,7 +54,7 @@ def test_quickstart_runs_the_whole_lifecycle(tmp_path: Path) -> None:
         "XDG_STATE_HOME": str(root / "state"), "IMPROMPTU_STORE_BACKEND": "local"})
     store = open_store(settings)
     names = set(store.list())
-    assert {"impromptu-api-key", "openrouter-api-key", "openrouter-provisioning-key"} <= names
+    assert {"impromptu-api-key", "openrouter-api-key", "openrouter-management-key"} <= names, names
     for name in ("impromptu-api-key", "openrouter-api-key", "openrouter-provisioning-key"):
         meta = store.metadata(name)
         for version in range(1, meta.current_version + 1):

@@ -133,8 +133,9 @@ def find_anvil(repo_root: Path | None = None) -> str | None:
 
 NEXT_STEPS = """\
 Next, against the real platform:
-  1. Put your OpenRouter key in the store (never in .bashrc):
+  1. Put your OpenRouter keys in the store (never in .bashrc):
        impromptu-ops secrets put openrouter-api-key        # paste at the hidden prompt
+       impromptu-ops secrets put openrouter-management-key # for rotation only
      or point at Vault/OpenBao first: export VAULT_ADDR=https://vault.example:8200
   2. Register for real (the platform's own PoW and fee):
        impromptu-ops register --name YOUR-AGENT --description "..." --accept-tos
@@ -142,11 +143,14 @@ Next, against the real platform:
        impromptu-ops health --format text
   4. Install the schedule (systemd timer, cron, launchd or Kubernetes):
        impromptu-ops install --scheduler systemd --dry-run   # review, then without --dry-run
-  5. Rotate keys after testing, and on a schedule:
-       impromptu-ops rotate impromptu --grace 24h ; impromptu-ops rotate openrouter
-  6. Review every skill update as one exact diff before it lands:
+  5. Run your agent with only its runtime keys, its output masked, restarted on rotation:
+       impromptu-ops secrets exec --restart-on-change -- ./my-agent
+  6. Rotate keys after testing, and on a schedule (the old key keeps working through the
+     grace period; the scheduled `rotate --if-due` retires it once due):
+       impromptu-ops rotate impromptu --grace 24h ; impromptu-ops rotate openrouter --grace 24h
+  7. Review every skill update as one exact diff before it lands:
        impromptu-ops update fetch && impromptu-ops update diff && impromptu-ops update approve
-  7. Reconcile earnings against Base (register recorded your wallet in the config file;
+  8. Reconcile earnings against Base (register recorded your wallet in the config file;
      nothing was paid before you registered, so start there), and keep a statement for
      your accountant (also --format csv, or --format koinly for Koinly):
        {earnings}
@@ -168,6 +172,15 @@ def next_steps(root: Path, today: date | None = None) -> str:
 
 
 REPORT_HTML, REPORT_CSV = "earnings-report.html", "earnings-report.csv"
+
+# The stand-in agent of the `secrets exec` step: it names the keys it was given and prints
+# one of them, as a careless debug line would; the parent masks it on the way out.
+_AGENT_DEMO = (
+    "import os; "
+    "print('keys given:', ', '.join(sorted(k for k in os.environ "
+    "if k.endswith(('_API_KEY', '_MANAGEMENT_KEY', '_PROVISIONING_KEY'))))); "
+    "print('a careless debug line:', os.environ['IMPROMPTU_API_KEY'])"
+)
 
 
 def summarise(results: Sequence[StepResult]) -> list[tuple[str, str, str]]:
@@ -250,18 +263,18 @@ class Rehearsal:
         self.step("The keys are in the store, never printed", "secrets", "list")
 
     def openrouter(self) -> None:
-        """Play the operator's OpenRouter account: a provisioning key and a first key."""
+        """Play the operator's OpenRouter account: a management key and a first key."""
         from impromptu_ops.platform.openrouter import OpenRouterClient
         from impromptu_ops.settings import load_settings
 
         prov = Secret(str(self.sandbox.control("POST", "openrouter/provisioning-key")["key"]),
-                      "openrouter-provisioning-key")
+                      "openrouter-management-key")
         settings = load_settings(env=self.env)
         with OpenRouterClient(settings.platform.openrouter_url, prov,
                               settings=settings.platform) as client:
             first_key, _hash = client.create_key("quickstart-initial")
-        self.step("Store the OpenRouter provisioning key (from stdin, never argv)",
-                  "secrets", "put", "openrouter-provisioning-key", stdin=prov)
+        self.step("Store the OpenRouter management key (from stdin, never argv)",
+                  "secrets", "put", "openrouter-management-key", stdin=prov)
         self.step("Store the OpenRouter key (from stdin, never argv)",
                   "secrets", "put", "openrouter-api-key", stdin=first_key)
 
@@ -271,12 +284,19 @@ class Rehearsal:
         self.step("Health, as a person reads it", "health", "--format", "text", ok=(0, 1))
         self.step("Health, as Nagios reads it (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
                   "health", "--format", "nagios", ok=(0, 1))
+        # The agent itself: a child that gets only the runtime keys and whose output is
+        # masked, so a debug line with its key never reaches a terminal or a journal.
+        self.step("Run the agent under secrets exec: only the runtime keys, its output "
+                  "masked", "secrets", "exec", "--", sys.executable, "-c", _AGENT_DEMO)
 
     def rotate(self) -> None:
         self.step("Rotate the platform key (new key stored and verified before the old "
                   "one is revoked)", "rotate", "impromptu", "--grace", "0s")
-        self.step("Rotate the OpenRouter key", "rotate", "openrouter", "--grace", "0s")
-        self.step("Rotation status and its hash-chained audit trail", "rotate", "status")
+        self.step("Rotate the OpenRouter key with a grace period: the old key keeps "
+                  "working for running agents", "rotate", "openrouter", "--grace", "1h")
+        self.step("Rotation status: the old key's retirement is pending until it is due; "
+                  "the audit chain verifies",
+                  "rotate", "status")
         self.step("The heartbeat still works on the rotated key", "heartbeat", "--json")
 
     def update_gate(self) -> None:
@@ -298,6 +318,9 @@ class Rehearsal:
                   "update", "approve", "--yes", "--digest", digest, ok=(1,))
         self.step("The installed skill is still 1.0.0", "update", "status")
         self.step("The gate's audit log verifies", "update", "log")
+        self.step("The drop-in for the original impromptu-health.sh: its lines and exit "
+                  "codes, for existing monitors",
+                  "legacy", "health", ok=(0, 2))
 
     def earnings(self) -> None:
         if not self.chain_url or not self.agent.get("agentId"):
