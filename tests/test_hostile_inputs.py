@@ -35,7 +35,7 @@ from impromptu_ops import atomic
 from impromptu_ops import settings as settings_mod
 from impromptu_ops.cli.main import run
 from impromptu_ops.errors import ConfigError, LocalIOError, StoreError
-from impromptu_ops.jobs.state import from_json
+from impromptu_ops.heartbeat_state import from_json
 from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.settings import SECTIONS, load_settings, supported
 

@@ -31,8 +31,9 @@ from typing import Any, TextIO
 
 import click
 
-from impromptu_ops.errors import OpsError
-from impromptu_ops.jobs.ping import EXIT_SKIPPED, Pinger, job_url
+from impromptu_ops.cli import exitcodes
+from impromptu_ops.errors import EXIT_SKIPPED, OpsError
+from impromptu_ops.jobs.ping import Pinger, job_url
 from impromptu_ops.secret import REDACTOR
 
 # command path (below the root) -> the job's name ({job} in jobs.ping_url, unit names)
@@ -117,7 +118,7 @@ def _exit_code(exc: BaseException) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     if isinstance(exc, click.ClickException):
         return exc.exit_code
-    return 70
+    return exitcodes.INTERNAL
 
 
 def _last_line(text: str) -> str:

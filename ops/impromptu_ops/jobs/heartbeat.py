@@ -46,7 +46,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from impromptu_ops import heartbeat_state as state_mod
 from impromptu_ops.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_SKIPPED,
     BudgetExhausted,
     ConfigError,
     DeadlineExceeded,
@@ -56,16 +60,12 @@ from impromptu_ops.errors import (
     RateLimited,
     SecretNotFound,
 )
-from impromptu_ops.jobs import state as state_mod
-from impromptu_ops.jobs.state import HeartbeatState
+from impromptu_ops.heartbeat_state import HeartbeatState
 from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_SKIPPED = 75
 LOCK_FILE = "heartbeat.lock"
 BUDGET_REGEN_SECONDS = 3600.0  # [doc] budget regenerates hourly
 MIN_STEP_SECONDS = 1.0  # do not start a step with less time left than this
@@ -261,7 +261,7 @@ class HeartbeatJob:
                               "(next: `impromptu-ops register` creates the agent and stores it; "
                               "an existing key: `impromptu-ops secrets put impromptu-api-key`)"
                               if missing else f"cannot read the key: {exc.diagnostics()}"))
-            return finish(EXIT_FAILED if missing else exc.exit_code, "failed", st)
+            return finish(EXIT_FAILURE if missing else exc.exit_code, "failed", st)
 
         def call(name: str, fn: Callable[[Any], Any]) -> Any:
             left = deadline - self.clock()
@@ -392,8 +392,8 @@ class HeartbeatJob:
 
     def _budget_step(self, bud: Any, st: HeartbeatState, now: float
                      ) -> tuple[dict[str, Any], HeartbeatState, Step]:
-        from impromptu_ops.health.model import Status
-        from impromptu_ops.health.policy import default_policy, evaluate, load_policy
+        from impromptu_ops.policy.health import default_policy, evaluate, load_policy
+        from impromptu_ops.policy.verdict import Status
 
         if bud.balance is None:
             return {}, st, Step("budget", "warn", "the answer has no balance")
@@ -509,5 +509,5 @@ def lines(report: HeartbeatReport) -> list[str]:
     out += [f"[WARN] problem: {_clean(p, 160)}" for p in report.problems]
     return out
 
-__all__ = ["EXIT_SKIPPED", "HeartbeatJob", "HeartbeatReport", "run_heartbeat", "run_scheduled",
+__all__ = ["HeartbeatJob", "HeartbeatReport", "run_heartbeat", "run_scheduled",
            "samples"]
