@@ -15,7 +15,7 @@ the hash-chained :class:`~impromptu_ops.audit.AuditLog`) and makes every decisio
 
 Nothing here executes a file of the skill, at any step: there is no code path that runs or
 imports anything from an update. The one process the gate starts is a fork of itself that
-reads a file as code (:func:`.scan.code_events`, so that a parser crash cannot take the gate
+reads a file as code (:func:`.coderead.code_events`, so that a parser crash cannot take the gate
 down); it never execs.
 """
 
