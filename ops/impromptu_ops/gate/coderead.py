@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 
 from impromptu_ops.gate import python_code, shell
-from impromptu_ops.gate.capabilities import CommandJudge, Context, Event, code_kind
+from impromptu_ops.gate.capabilities import CommandJudge
 from impromptu_ops.gate.policy import Policy
+from impromptu_ops.gate.vocabulary import Context, Event, code_kind
 
 
 def context_of(policy: Policy) -> Context:

@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from impromptu_ops.gate.capabilities import Event, code_kind
 from impromptu_ops.gate.coderead import code_events, context_of
 from impromptu_ops.gate.linediff import added_lines
 from impromptu_ops.gate.manifest import Manifest, is_prompt_name, version_key
@@ -48,6 +47,7 @@ from impromptu_ops.gate.policy import (
 )
 from impromptu_ops.gate.text import Normalised, normalise
 from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
+from impromptu_ops.gate.vocabulary import Event, code_kind
 
 _URL_HOST_RE: Final = re.compile(
     r"(?i)\b(?:https?|wss?|ftp|stratum\+(?:tcp|ssl|tls))://(?:[^@/\s\"'<>]{0,256}@)?"

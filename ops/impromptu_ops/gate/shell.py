@@ -26,8 +26,9 @@ from typing import Final
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
-from impromptu_ops.gate.capabilities import CommandJudge, Event, Val, basename, join
+from impromptu_ops.gate.capabilities import CommandJudge
 from impromptu_ops.gate.shellwords import ascii_shape, decode_escapes, literal_output
+from impromptu_ops.gate.vocabulary import Event, Val, basename, join
 
 MAX_DEPTH: Final = 4
 _MAX_CALLS: Final = 200  # function calls read per file; later calls are judged as commands

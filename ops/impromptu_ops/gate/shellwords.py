@@ -14,7 +14,7 @@ import binascii
 import re
 from typing import Final
 
-from impromptu_ops.gate.capabilities import Val, join
+from impromptu_ops.gate.vocabulary import Val, join
 
 _SIMPLE_ESC: Final = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b",
                       "E": "\x1b", "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"',
