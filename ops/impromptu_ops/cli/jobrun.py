@@ -139,6 +139,11 @@ def _pinger(job: str, url: str | None) -> Pinger | None:
         return None
     if settings is None:
         return None
+    if url:
+        from impromptu_ops.settings_schema import check_url
+
+        if check_url(url.replace("{job}", job)) is not None:
+            return None  # not a URL: the command's own settings refuse the flag (exit 78)
     # an explicit --ping-url is this job's; the setting is shared, {job} tells them apart
     base = url.replace("{job}", job) if url else job_url(settings.jobs.ping_url, job)
     return Pinger.from_settings(base, settings.jobs) if base else None
@@ -171,7 +176,8 @@ def _wrap(callback: Callable[..., Any], job: str, own_ping_option: bool) -> Call
                     tail.add(f"{type(exc).__name__}: {exc}\n")
             except BaseException as exc:  # Ctrl-C, SIGTERM: say so, then unwind
                 if pinger:
-                    pinger.fail(143 if type(exc).__name__ == "Terminated" else 130,
+                    pinger.fail(exitcodes.TERMINATED if type(exc).__name__ == "Terminated"
+                                else exitcodes.INTERRUPTED,
                                 REDACTOR.redact(tail.text() + "interrupted\n"))
                 raise
         finally:
