@@ -18,9 +18,9 @@ heartbeat     0 ok, 75 skipped (EX_TEMPFAIL: the one "skipped" for every schedul
 reconcile     ``earnings``: 0 reconciled, 1 discrepancies, 3 could not tell
 drop-ins      ``legacy health``: 0 / 2 / 1 like the original; ``legacy heartbeat``: 0
               (a skipped run too), 1 failed
-rotate        ``rotate``: 64 usage; before or around a run, 75 stays 75 and anything else
-              is 1 (``cli/rotate.py`` and :mod:`impromptu_ops.rotation` own the per-run
-              codes for now)
+rotate        ``rotate``: 0 done, 1 failed safely, 2 key at risk, 75 busy or try later, 64
+              usage; still mapped in ``cli/rotate.py`` while rotation's verdicts land
+              (issue 16, Build 5): that mapping moves here at merge
 ============  ==========================================================================
 
 Nothing outside ``cli/`` and ``errors.py`` defines an exit code
@@ -60,9 +60,6 @@ RECONCILE_UNKNOWN: Final = 3
 DROPIN_HEALTH: Final = {"HEALTHY": 0, "DEGRADED": 2, "UNHEALTHY": 1}
 DROPIN_HEARTBEAT_OK: Final = 0
 DROPIN_HEARTBEAT_FAILED: Final = 1
-
-# rotate
-ROTATE_USAGE: Final = 64  # EX_USAGE
 
 
 def for_error(exc: OpsError) -> int:
@@ -104,9 +101,3 @@ def dropin_health(status: str) -> int:
 def dropin_heartbeat(ok: bool) -> int:
     """``legacy heartbeat`` (scripts/heartbeat): 0 (a skipped run too) or 1."""
     return DROPIN_HEARTBEAT_OK if ok else DROPIN_HEARTBEAT_FAILED
-
-
-def rotate_error(exc: OpsError) -> int:
-    """``rotate``, an error before or around a run: 75 stays 75; anything else changed
-    nothing: 1."""
-    return SKIPPED if exc.exit_code == SKIPPED else FAILURE
