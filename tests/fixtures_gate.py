@@ -26,7 +26,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from impromptu_ops import skillsign
-from impromptu_ops.gate.gate import Review, UpdateGate
+from impromptu_ops.gate.gate import UpdateGate
+from impromptu_ops.gate.review import Review
 from impromptu_ops.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

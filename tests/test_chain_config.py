@@ -8,7 +8,8 @@ import json
 import pytest
 
 from impromptu_ops.cli.main import run
-from impromptu_ops.settings import describe, load_settings, mask_url
+from impromptu_ops.settings import describe, load_settings
+from impromptu_ops.settings_schema import mask_url
 
 KEY = "Zq7XkP2vR9sLmN4tW8yB"  # a provider key's shape: no prefix the redactor knows
 RPC = f"https://base-mainnet.g.alchemy.com/v2/{KEY}"

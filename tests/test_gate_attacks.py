@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from impromptu_ops.errors import IntegrityError, OpsError, PolicyDenied
-from impromptu_ops.gate.gate import Review
+from impromptu_ops.gate.review import Review
 from tests.fixtures_gate import BENIGN_V1, BENIGN_V2, Files, GateEnv, manifest_for
 
 

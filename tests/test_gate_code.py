@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from impromptu_ops.gate.capabilities import CLASSES, Context
-from impromptu_ops.gate.scan import code_events
-from impromptu_ops.gate.shell import decode_escapes, printf_output
+from impromptu_ops.gate.coderead import code_events
+from impromptu_ops.gate.shellwords import decode_escapes, printf_output
+from impromptu_ops.gate.vocabulary import CLASSES, Context
 
 CTX = Context(egress_allow=("impromptusocial.ai", "openrouter.ai"),
               key_hosts={"IMPROMPTU_API_KEY": ("impromptusocial.ai",),

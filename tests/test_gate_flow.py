@@ -263,13 +263,13 @@ _hook_installed: list[bool] = []
 
 
 def _reader_fork() -> bool:
-    """The one fork the gate makes: scan._in_child, which reads a file as code (parser
+    """The one fork the gate makes: coderead._in_child, which reads a file as code (parser
     isolation) and leaves with os._exit; it never executes or imports the file."""
-    from impromptu_ops.gate import scan
+    from impromptu_ops.gate import coderead
 
     frame = sys._getframe()
     while frame is not None:
-        if frame.f_code is scan._in_child.__code__:
+        if frame.f_code is coderead._in_child.__code__:
             return True
         frame = frame.f_back  # type: ignore[assignment]
     return False

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.gate.manifest import Manifest, parse_manifest
+from impromptu_ops.gate.payloads import visible
 from impromptu_ops.gate.policy import Policy, Rule, example_trees, load_policy
-from impromptu_ops.gate.scan import evaluate, screen_text, visible
+from impromptu_ops.gate.scan import evaluate, screen_text
 from impromptu_ops.gate.tree import Tree
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "policies" / "update-gate.toml"

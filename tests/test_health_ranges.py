@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from impromptu_ops.cli.exitcodes import health as exit_code
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.health.model import CheckResult, Perf, Report, Status, worst
-from impromptu_ops.health.policy import (
+from impromptu_ops.health.render import legacy, nagios, prometheus, render, text
+from impromptu_ops.policy.health import (
     ALL_METRICS,
     Thresholds,
     default_policy,
@@ -20,8 +22,7 @@ from impromptu_ops.health.policy import (
     load_policy,
     parse_policy,
 )
-from impromptu_ops.health.ranges import NagiosRange, RangeError
-from impromptu_ops.health.render import exit_code, legacy, nagios, prometheus, render, text
+from impromptu_ops.policy.ranges import NagiosRange, RangeError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +116,7 @@ def test_budget_defaults() -> None:
 
 
 def test_shipped_policy_file_loads_and_matches_builtin_defaults() -> None:
-    from impromptu_ops.rotation.policy import load_rotation_policy
+    from impromptu_ops.policy.rotation import load_rotation_policy
 
     shipped = load_policy(REPO / "policies")
     rotation = load_rotation_policy(REPO / "policies")
@@ -208,8 +209,8 @@ def test_nagios_is_one_line_with_the_worst_status(sts: list[Status], summary: st
     assert line.isprintable()  # no newline, no escape sequence, whatever the summary
     assert line.startswith(f"IMPROMPTU {worst(sts).name} - ")
     assert line.count("|") == 1  # only the perfdata separator
-    assert exit_code(rep, "nagios") == int(worst(sts))
-    assert exit_code(rep, "legacy") == {0: 0, 1: 2, 2: 1, 3: 1}[int(worst(sts))]
+    assert exit_code(rep.status, "nagios") == int(worst(sts))
+    assert exit_code(rep.status, "legacy") == {0: 0, 1: 2, 2: 1, 3: 1}[int(worst(sts))]
 
 
 def test_perfdata_syntax() -> None:

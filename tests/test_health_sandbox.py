@@ -15,7 +15,7 @@ import pytest
 
 from impromptu_ops.health.checks import run_health
 from impromptu_ops.health.model import Status
-from impromptu_ops.health.policy import load_policy
+from impromptu_ops.policy.health import load_policy
 from impromptu_ops.settings import load_settings
 from tests.fixtures_jobs import Agent, make_agent, ops
 

@@ -10,8 +10,8 @@ import pytest
 
 from impromptu_ops.health.checks import run_health
 from impromptu_ops.health.model import Status
-from impromptu_ops.health.policy import default_policy
 from impromptu_ops.jobs.heartbeat import run_scheduled
+from impromptu_ops.policy.health import default_policy
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import load_settings
 from impromptu_ops.store.factory import open_store

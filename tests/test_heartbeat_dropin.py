@@ -364,7 +364,7 @@ def test_remote_values_never_break_a_line(texts: list[object]) -> None:
         wallet={"pendingCredits": pending}, recommendation_count=0,
         budget={"balance": budget, "max": 100, "regenerationRate": 10})
     rendered = messages(report)
-    assert rendered.exit_code == 0
+    assert rendered.ok
     for line in rendered.lines:
         assert line.isprintable() and len(line) < 700, repr(line)
 

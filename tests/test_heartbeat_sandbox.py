@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from impromptu_ops.heartbeat_state import load, state_path
 from impromptu_ops.jobs.heartbeat import HeartbeatReport, run_scheduled
-from impromptu_ops.jobs.state import load, state_path
 from impromptu_ops.settings import load_settings
 from tests.fixtures_jobs import Agent, make_agent, ops
 

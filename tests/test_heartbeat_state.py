@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from impromptu_ops.jobs import state as st_mod
-from impromptu_ops.jobs.state import (
+from impromptu_ops import heartbeat_state as st_mod
+from impromptu_ops.heartbeat_state import (
     HeartbeatState,
     add_budget_sample,
     budget_trend_per_hour,

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import pytest
 
-from impromptu_ops import atomic
-from impromptu_ops import settings as settings_mod
+from impromptu_ops import atomic, settings_schema
 from impromptu_ops.cli.main import run
 from impromptu_ops.errors import ConfigError, LocalIOError, StoreError
-from impromptu_ops.jobs.state import from_json
+from impromptu_ops.heartbeat_state import from_json
 from impromptu_ops.sandbox.server import SandboxServer
-from impromptu_ops.settings import SECTIONS, load_settings, supported
+from impromptu_ops.settings import SECTIONS, load_settings
+from impromptu_ops.settings_schema import supported
 
 KEY = "impr_sk_" + "Q7" * 20
 
@@ -149,7 +149,7 @@ def test_every_field_has_a_type_the_schema_checks() -> None:
             assert supported(hint), f"{name}.{f.name}: {hint}"
     # and every range, choice and check names a real field
     keys = {f"{n}.{f.name}" for n, c in SECTIONS.items() for f in dataclasses.fields(c)}
-    for table in (settings_mod.RANGES, settings_mod.CHOICES, settings_mod.CHECKS):
+    for table in (settings_schema.RANGES, settings_schema.CHOICES, settings_schema.CHECKS):
         assert set(table) <= keys, set(table) - keys
 
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from impromptu_ops.chain.rpc import RpcError
 from impromptu_ops.cli.main import run
-from impromptu_ops.jobs.state import HeartbeatState, fresh_notifications, from_json, safe_id
+from impromptu_ops.heartbeat_state import HeartbeatState, fresh_notifications, from_json, safe_id
 from impromptu_ops.platform.errorbody import parse_error_body
 from impromptu_ops.secret import REDACTOR, Secret, clip
 from impromptu_ops.settings import load_settings

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from impromptu_ops.errors import ConfigError
-from impromptu_ops.rotation.hook import hook_env, parse_command, run_hook
-from impromptu_ops.rotation.policy import parse_rotation_policy
+from impromptu_ops.policy.rotation import parse_command, parse_rotation_policy
+from impromptu_ops.rotation.hook import hook_env, run_hook
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.rotation_env import IMPROMPTU, OPENROUTER, Bench, make_bench
 

@@ -37,7 +37,9 @@ retry) from "the network failed" (:class:`TransportError`: retry under a deadlin
 
 Exit codes follow sysexits(3) where one fits. Commands with their own published exit
 contract (``health --format nagios``, ``rotate``, ``earnings reconcile``) map these errors
-themselves; everything else uses the codes above.
+themselves, through the one table in ``impromptu_ops/cli/exitcodes.py``; everything else
+uses the codes above. Exit codes are defined here and in ``cli/`` only (a test checks it):
+no error's code is 0, since an error never means success.
 
 Messages must never contain secret values: build them from names, ids and masked values.
 The CLI additionally passes every line it prints through the redactor.
@@ -46,7 +48,13 @@ The CLI additionally passes every line it prints through the redactor.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
+
+# The generic codes a job records before the CLI maps anything (the heartbeat writes its run's
+# code into its state file and its metrics): success, failure, and "skipped, try later".
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_SKIPPED: Final = 75  # EX_TEMPFAIL: the one meaning of "skipped" for every scheduler
 
 
 class OpsError(Exception):

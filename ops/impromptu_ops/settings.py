@@ -12,9 +12,10 @@ error, so a typo cannot silently fall back to a default.
 
 The schema is the section dataclasses themselves: each field's type decides how a value is
 read and checked (numbers finite and in range, paths absolute, URLs parsed, no control
-characters), with :data:`RANGES`, :data:`CHOICES` and :data:`CHECKS` for what a type cannot
-say. A bad value is a :class:`ConfigError` (exit 78) naming the key and its source (flag,
-env var, config file). ``[agents.NAME.<section>]`` tables give one agent its own values.
+characters), with ``RANGES``, ``CHOICES`` and ``CHECKS`` for what a type cannot say
+(:mod:`impromptu_ops.settings_schema`). A bad value is a :class:`ConfigError` (exit 78)
+naming the key and its source (flag, env var, config file). ``[agents.NAME.<section>]``
+tables give one agent its own values.
 
 This module parses and validates; it performs no network I/O and creates no folders.
 """
@@ -22,23 +23,26 @@ This module parses and validates; it performs no network I/O and creates no fold
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 import sys
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from impromptu_ops import contract, files
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.secret import Secret
-
-MiB = 1024 * 1024
+from impromptu_ops.settings_schema import (
+    AGENT_NAME,
+    CONTROL_CHARS,
+    MAX_CONFIG_BYTES,
+    MiB,
+    coerce,
+    kind_name,
+    mask_url,
+)
 
 
 def _xdg(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
@@ -56,7 +60,7 @@ def _xdg(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
         if value and not Path(value).is_absolute():
             raise ConfigError(f"env {name}: {value[:60]!r} is a relative path",
                               hint=f"set {name} to an absolute path (the XDG spec requires it)")
-        if value and _CONTROL.search(value):
+        if value and CONTROL_CHARS.search(value):
             raise ConfigError(f"env {name}: contains control characters")
     home = Path(env["HOME"]) if env.get("HOME") else Path.home()
     base = env.get(var) or str(home / fallback)
@@ -291,221 +295,8 @@ def config_path(env: Mapping[str, str]) -> Path:
     return Path(base) / "impromptu-ops" / "config.toml"
 
 
-# -- the schema ---------------------------------------------------------------------------
-# Types come from the section dataclasses: a field added there is type-checked here with no
-# further work. Numbers get a default range by kind and name, refined by RANGES; strings are
-# checked by CHOICES and by name (``*_url``/``*_addr`` must parse as http(s) URLs).
-
-MAX_CONFIG_BYTES = 1 * MiB
-MAX_SECONDS = 366 * 24 * 3600.0  # no duration, timeout or deadline of ours exceeds a year
-MAX_INT = 2**63 - 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-
-# Inclusive (low, high) bounds where the default for the kind does not fit.
-RANGES: dict[str, tuple[float, float]] = {
-    "platform.max_retries": (0, 100),
-    "platform.max_response_bytes": (1024, 1 << 30),
-    "pow.workers": (0, 1024),
-    "pow.max_difficulty_bits": (1, 64),
-    "pow.max_memory_mib": (1, 1 << 20),
-    "pow.memory_budget_mib": (1, 1 << 20),
-    "pow.max_rounds": (1, 100_000),
-    "pow.calibration_seconds": (0.01, 600),
-    "store.max_versions": (0, 10_000),  # 0: keep every version (as Vault KV v2 does)
-    "store.vault_min_versions_kept": (1, 10_000),
-    "store.scrypt_n": (2**10, 2**24),
-    "chain.chain_id": (1, 2**53),
-    "chain.decimals": (0, 77),  # 10**77 < 2**256
-    "chain.confirmations": (0, 100_000),
-    "chain.max_block_range": (1, 10_000_000),
-    "chain.rate_limit_retries": (0, 100),
-    "chain.registration_fee": (0, 2**256 - 1),
-    "chain.max_response_bytes": (1024, 1 << 32),
-    "gate.pager_lines": (1, 100_000),
-    "gate.max_files": (1, 1_000_000),
-    "rotation.create_attempts": (1, 100),
-    # merged from the branches that added these sections/fields (exec, pings, gate, chain)
-    "exec.poll_seconds": (0.05, 3600),
-    "exec.drain_seconds": (0, 600),
-    "exec.quiet_seconds": (0.01, 600),
-    "jobs.ping_attempts": (1, 20),
-    "jobs.ping_backoff": (0, 3600),
-    "gate.max_clock_skew": (0, 7 * 24 * 3600),
-    "chain.display_decimals": (0, 77),
-}
-
-# Numbers that are limits must be positive (zero would disable or break the thing limited):
-# a name that says "limit" makes the lower bound exclusive unless RANGES says otherwise.
-_POSITIVE_NAME = re.compile(r"^max_|_timeout$|deadline$|_bytes$|_mib$|_cap$|_base$|^lease_")
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "platform.path_prefix": tuple(contract.PATH_PREFIXES),
-    "store.backend": ("", "local", "vault"),
-    "pow.backend": ("auto", "libsodium", "cryptography", "argon2-cffi"),
-}
-
-# A path field whose name ends like this is a file, not a folder (``/`` has no file name).
-_FILE_NAME = re.compile(r"(_file|_path|_cert)$")
-
-# A string field whose name ends like this is a URL: empty (unset) or http(s) with a host.
-_URL_NAME = re.compile(r"(_url|_addr)$")
-
-# Extra checks that a range cannot express: key -> (predicate, what it must be).
-CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
-    "store.scrypt_n": (lambda n: n & (n - 1) == 0, "a power of two"),
-}
-
-
-def _kind_name(raw: Any) -> str:
-    return "a table" if isinstance(raw, dict) else "a list" if isinstance(raw, list) \
-        else type(raw).__name__
-
-
-def _bounds(key: str, hint: Any) -> tuple[float, float, bool]:
-    """(low, high, low_exclusive) for the number setting ``key``."""
-    if key in RANGES:
-        low, high = RANGES[key]
-        return low, high, False
-    positive = bool(_POSITIVE_NAME.search(key.split(".", 1)[1]))
-    high = MAX_SECONDS if hint is float else float(MAX_INT)
-    return 0.0, high, positive
-
-
-def check_url(url: str) -> str | None:
-    """Why ``url`` is not a usable http(s) URL, or ``None`` when it is."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return str(exc)
-    if parts.scheme not in ("http", "https"):
-        return "not an http(s) URL"
-    if not parts.hostname:
-        return "no host"
-    if any(c.isspace() for c in url):
-        return "contains white space"
-    return None
-
-
-def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
-    """``raw`` from ``src`` as the type ``hint`` of setting ``key``, checked against the
-    schema.
-
-    Strings from a flag or the environment are parsed; values from the TOML file must
-    already have the right TOML type (``5`` is not a path, ``"5"`` is not a number).
-
-    Raises:
-        ConfigError: naming the key and its source; a secret's value is never shown.
-    """
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if raw is None or raw == "":
-            return None
-        return _coerce(key, args[0], raw, src)
-    shown = "****" if hint is Secret else repr(raw)[:60]
-    where = f"setting {key}"
-    origin_note = f" (from {src})"
-    from_text = isinstance(raw, str) and not src.startswith("file")
-
-    def bad(why: str) -> ConfigError:
-        return ConfigError(f"{where}: cannot use {shown}: {why}{origin_note}")
-
-    if hint is bool:
-        if isinstance(raw, bool):
-            return raw
-        if from_text:
-            text = raw.strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-        raise bad("expected true or false")
-    if hint in (int, float):
-        value: float
-        if isinstance(raw, bool):
-            raise bad("expected a number, got a boolean")
-        if hint is int:
-            if isinstance(raw, int):
-                value = raw
-            elif from_text:
-                try:
-                    value = int(raw.strip(), 10)
-                except ValueError:
-                    raise bad("expected a whole number") from None
-            else:
-                raise bad(f"expected a whole number, got {_kind_name(raw)}")
-        else:
-            if isinstance(raw, int | float):
-                value = float(raw)
-            elif from_text:
-                try:
-                    value = float(raw.strip())
-                except ValueError:
-                    raise bad("expected a number") from None
-            else:
-                raise bad(f"expected a number, got {_kind_name(raw)}")
-            if not math.isfinite(value):
-                raise bad("must be a finite number")
-        low, high, exclusive = _bounds(key, hint)
-        if value < low or (exclusive and value <= low):
-            floor = "positive" if exclusive or (hint is int and low == 1) else f"at least {low:g}"
-            raise ConfigError(f"{where}: must be {floor}, got {shown}{origin_note}")
-        if value > high:
-            raise ConfigError(f"{where}: must be at most {high:g}, got {shown}{origin_note}")
-        if key in CHECKS and not CHECKS[key][0](value):
-            raise ConfigError(f"{where}: must be {CHECKS[key][1]}, got {shown}{origin_note}")
-        return value
-    if hint is Secret:
-        if isinstance(raw, Secret):
-            return raw
-        if not isinstance(raw, str):
-            raise bad(f"expected a string, got {_kind_name(raw)}")
-        if _CONTROL.search(raw):
-            raise bad("contains control characters")
-        return Secret(raw, key)
-    if hint in (str, Path):
-        if hint is Path and isinstance(raw, PurePath):
-            raw = str(raw)
-        if not isinstance(raw, str):
-            raise bad(f"expected a {'path' if hint is Path else 'string'}, "
-                      f"got {_kind_name(raw)}")
-        if _CONTROL.search(raw):
-            raise bad("contains control characters")
-        if hint is Path:
-            path = Path(raw).expanduser()
-            if not path.is_absolute():
-                if src != "flag":
-                    raise bad("a relative path (use an absolute path; ~ is allowed)")
-                path = path.absolute()  # a flag is relative to the operator's folder
-            if _FILE_NAME.search(key) and path.name in ("", ".", ".."):
-                raise bad("names a folder, and a file is needed here")
-            return path
-        if key in CHOICES and raw not in CHOICES[key]:
-            raise ConfigError(f"{where}: {shown} is not one of "
-                              + ", ".join(repr(c) for c in CHOICES[key]) + origin_note)
-        if raw and _URL_NAME.search(key):
-            why = check_url(raw)
-            if why is not None:
-                # a URL may carry a credential in its path: show only what mask_url keeps
-                raise ConfigError(f"{where}: {mask_url(raw, path=True)!r} is not a usable "
-                                  f"URL: {why}{origin_note}")
-        return raw
-    raise ConfigError(f"{where}: unsupported setting type {hint}{origin_note}")
-
-
-def supported(hint: Any) -> bool:
-    """Whether :func:`_coerce` can read a field of type ``hint`` (a test checks every one)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return len(args) == 1 and supported(args[0])
-    return hint in (bool, int, float, str, Path, Secret)
-
-
 def _validate(s: Settings) -> None:
-    """Rules across fields (each field alone is checked by :func:`_coerce`)."""
+    """Rules across fields (each field alone is checked by :func:`coerce`)."""
     if s.store_backend == "vault" and not s.store.vault_addr:
         raise ConfigError("store.backend is vault but no Vault address is set",
                           hint="set VAULT_ADDR or [store] vault_addr in the config file")
@@ -533,7 +324,7 @@ def _section_values(doc: Mapping[str, Any], where: str, prefix: str = "") -> dic
             raise ConfigError(f"{where}: unknown section [{prefix}{section}]")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{prefix}{section}] must be a table, "
-                              f"got {_kind_name(table)}")
+                              f"got {kind_name(table)}")
         names = {f.name for f in dataclasses.fields(SECTIONS[section])}
         for name, value in table.items():
             if name not in names:
@@ -553,7 +344,7 @@ def _agent_tables(doc: Any, where: str) -> dict[str, dict[str, Any]]:
                               "name (letters, digits, - and _)")
         if not isinstance(sub, dict):
             raise ConfigError(f"{where}: [agents.{name}] must be a table of sections, "
-                              f"got {_kind_name(sub)}")
+                              f"got {kind_name(sub)}")
         values = _section_values(sub, where, prefix=f"agents.{name}.")
         if values.get("store.agent", name) != name:
             raise ConfigError(f"{where}: agents.{name}.store.agent must be {name!r} or unset")
@@ -582,7 +373,7 @@ def _build(overrides: Mapping[str, Any], env: Mapping[str, str],
             elif key in file_values:
                 raw, src = file_values[key], file_src
             if src:
-                kwargs[f.name] = _coerce(key, hints[f.name], raw, src)
+                kwargs[f.name] = coerce(key, hints[f.name], raw, src)
                 sources[key] = src
             elif section == "paths" and f.name in XDG_DEFAULTS:
                 kwargs[f.name] = _xdg(*XDG_DEFAULTS[f.name], env)
@@ -637,30 +428,6 @@ def load_settings(
 # URLs whose path or query works as a credential: a provider's RPC URL carries its API key
 # in the path (``.../v2/<key>``), a healthchecks ping URL is itself the token.
 CREDENTIAL_URLS = frozenset({"chain.rpc_url", "jobs.ping_url"})
-
-
-def mask_url(url: str, *, path: bool) -> str:
-    """A URL fit to show: user info always masked; path and query too when ``path``.
-
-    ``https://base-mainnet.example/v2/KEY`` -> ``https://base-mainnet.example/****``.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "****"
-    if not parts.scheme or not parts.netloc:
-        return "****" if path else url
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    netloc = ("****@" if "@" in parts.netloc else "") + host + (f":{port}" if port else "")
-    if path:
-        hidden = parts.path not in ("", "/") or parts.query or parts.fragment
-        return f"{parts.scheme}://{netloc}" + ("/****" if hidden else parts.path)
-    if "@" not in parts.netloc:
-        return url
-    rest = url.split(parts.netloc, 1)[1]
-    return f"{parts.scheme}://{netloc}{rest}"
 
 
 def describe(settings: Settings) -> list[tuple[str, str, str]]:

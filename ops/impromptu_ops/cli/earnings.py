@@ -23,11 +23,10 @@ from typing import Any
 
 import click
 
+from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out
 from impromptu_ops.errors import OpsError
-
-EXIT_RECONCILED, EXIT_DISCREPANCIES, EXIT_UNKNOWN = 0, 1, 3
 
 
 def _since(ctx: click.Context, value: str | None, hint: str = "--since") -> datetime | None:
@@ -160,13 +159,13 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
         if app.debug and not isinstance(exc, OpsError):
             raise  # main prints the redacted traceback
         err(f"impromptu-ops: UNKNOWN: could not reconcile: {why}")
-        ctx.exit(EXIT_UNKNOWN)
+        ctx.exit(exitcodes.reconcile(None))
     finally:
         if progress is not None:
             progress.close()
-    ctx.exit(EXIT_RECONCILED if report.reconciled else EXIT_DISCREPANCIES)
+    ctx.exit(exitcodes.reconcile(bool(report.reconciled)))
 
 
 # Usage errors (bad flags) mean "could not check" for this command: exit 3, not click's 2.
-reconcile.usage_exit_code = EXIT_UNKNOWN  # type: ignore[attr-defined]
-earnings.usage_exit_code = EXIT_UNKNOWN  # type: ignore[attr-defined]
+reconcile.usage_exit_code = exitcodes.RECONCILE_UNKNOWN  # type: ignore[attr-defined]
+earnings.usage_exit_code = exitcodes.RECONCILE_UNKNOWN  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import click
 
+from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out
 from impromptu_ops.errors import OpsError
@@ -19,22 +20,16 @@ from impromptu_ops.health.render import FORMATS
 
 
 def _unknown(fmt: str, message: str) -> int:
-    import json
+    """Write the could-not-check answer in ``fmt`` (the library renders it) and return the
+    exit code the table gives UNKNOWN in that format."""
+    from impromptu_ops.health.render import render_unknown
 
-    if fmt == "nagios":
-        out(f"IMPROMPTU UNKNOWN - {message.replace('|', '/')}")
-    elif fmt == "json":
-        out(json.dumps({"status": "UNKNOWN", "code": 3, "error": message, "checks": []}))
-    elif fmt == "prometheus":
-        out("# TYPE impromptu_health_status gauge\nimpromptu_health_status 3")
-        err(f"impromptu-ops health: {message}")
-    elif fmt == "legacy":
-        out(f"[FAIL] {message}")
-        out("Status: unhealthy")
-        return 1
-    else:
-        err(f"impromptu-ops health: {message}")
-    return 3
+    stdout, stderr = render_unknown(fmt, message)
+    if stdout:
+        out(stdout)
+    if stderr:
+        err(stderr)
+    return exitcodes.health_unknown(fmt)
 
 
 def _format_in(args: list[str]) -> str | None:
@@ -83,8 +78,8 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
     """Check the config, the store, both keys, the platform, budget, key age, heartbeat
     freshness, folder permissions and shell files for plaintext keys."""
     from impromptu_ops.health.checks import run_health
-    from impromptu_ops.health.policy import load_policy
-    from impromptu_ops.health.render import exit_code, render
+    from impromptu_ops.health.render import render
+    from impromptu_ops.policy.health import load_policy
 
     try:
         settings = app.settings()
@@ -93,7 +88,7 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
         if timeout is not None:
             policy = policy.capped(timeout)
         report = run_health(settings, policy, checks)
-        text, code = render(report, fmt), exit_code(report, fmt)
+        text, code = render(report, fmt), exitcodes.health(report.status, fmt)
     except OpsError as exc:
         text, code = "", _unknown(fmt, exc.diagnostics())
     except Exception as exc:  # a bug of ours is still UNKNOWN for a monitor, never 70
@@ -104,4 +99,4 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
 
 
 # Nagios: a usage error must be UNKNOWN (3), not click's 2 (which would read as CRITICAL).
-health.usage_exit_code = 3  # type: ignore[attr-defined]
+health.usage_exit_code = exitcodes.NAGIOS_USAGE  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import out, out_json
 
@@ -35,15 +36,15 @@ def heartbeat(ctx: click.Context, app: App, as_json: bool, metrics_file: Path | 
         report = run_scheduled(settings)
     except OpsError as exc:
         if as_json:  # a log shipper still gets its one line per run
-            out_json({"exitCode": exc.exit_code, "outcome": "failed",
+            out_json({"exitCode": exitcodes.for_error(exc), "outcome": "failed",
                       "error": exc.diagnostics()})
             raise
         # the original's interface: a [FAIL] line on stdout, like every other failure
         out(f"[FAIL] heartbeat: {exc.diagnostics()}")
-        ctx.exit(exc.exit_code)
+        ctx.exit(exitcodes.for_error(exc))
     if as_json:
         out_json(report.to_json())
     else:
         for line in lines(report):
             out(line)
-    ctx.exit(report.exit_code)
+    ctx.exit(exitcodes.heartbeat(report.outcome, report.exit_code))

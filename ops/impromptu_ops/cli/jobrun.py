@@ -31,8 +31,9 @@ from typing import Any, TextIO
 
 import click
 
-from impromptu_ops.errors import OpsError
-from impromptu_ops.jobs.ping import EXIT_SKIPPED, Pinger, job_url
+from impromptu_ops.cli import exitcodes
+from impromptu_ops.errors import EXIT_SKIPPED, OpsError
+from impromptu_ops.jobs.ping import Pinger, job_url
 from impromptu_ops.secret import REDACTOR
 
 # command path (below the root) -> the job's name ({job} in jobs.ping_url, unit names)
@@ -117,7 +118,7 @@ def _exit_code(exc: BaseException) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     if isinstance(exc, click.ClickException):
         return exc.exit_code
-    return 70
+    return exitcodes.INTERNAL
 
 
 def _last_line(text: str) -> str:
@@ -148,6 +149,11 @@ def _pinger(job: str, url: str | None, own_ping_option: bool) -> Pinger | None:
         return None
     if settings is None:
         return None
+    if url:
+        from impromptu_ops.settings_schema import check_url
+
+        if check_url(url.replace("{job}", job)) is not None:
+            return None  # not a URL: the command's own settings refuse the flag (exit 78)
     # an explicit --ping-url is this job's; the setting is shared, {job} tells them apart
     base = url.replace("{job}", job) if url else job_url(settings.jobs.ping_url, job)
     return Pinger.from_settings(base, settings.jobs) if base else None
@@ -180,7 +186,8 @@ def _wrap(callback: Callable[..., Any], job: str, own_ping_option: bool) -> Call
                     tail.add(f"{type(exc).__name__}: {exc}\n")
             except BaseException as exc:  # Ctrl-C, SIGTERM: say so, then unwind
                 if pinger:
-                    pinger.fail(143 if type(exc).__name__ == "Terminated" else 130,
+                    pinger.fail(exitcodes.TERMINATED if type(exc).__name__ == "Terminated"
+                                else exitcodes.INTERRUPTED,
                                 REDACTOR.redact(tail.text() + "interrupted\n"))
                 raise
         finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out
 from impromptu_ops.errors import OpsError
@@ -42,7 +43,7 @@ def health_cmd(ctx: click.Context, app: App) -> None:
     out(render(result, colour))
     for note in result.notes:
         err(note)
-    ctx.exit(result.exit_code)
+    ctx.exit(exitcodes.dropin_health(result.status))
 
 
 @legacy.command("heartbeat")
@@ -80,7 +81,7 @@ def heartbeat_cmd(ctx: click.Context, app: App) -> None:
         err(f"heartbeat: cannot append to ~/.impromptu/heartbeat.log: {exc.strerror}")
     for note in (*rendered.notes, *([hint] if hint else [])):
         err(note)
-    ctx.exit(rendered.exit_code)
+    ctx.exit(exitcodes.dropin_heartbeat(rendered.ok))
 
 
 @legacy.command("install")
@@ -108,11 +109,11 @@ def install_cmd(ctx: click.Context, app: App, heartbeat_path: Path, health_path:
         folder, _ = prepare_folder(Path.home())
     except OSError as exc:
         out(f"  ✗ Cannot create {Path.home() / '.impromptu'}: {exc.strerror}")
-        ctx.exit(1)
+        ctx.exit(exitcodes.FAILURE)
     keys = find_keys(settings, [PLATFORM_KEY, OPENROUTER_KEY], os.environ, problem)
     for line in advice(folder, keys, heartbeat_path, health_path, machine_kind()):
         out(line)
     hint = env_hint("install", keys)
     if hint:
         err(hint)
-    ctx.exit(0)
+    ctx.exit(exitcodes.OK)

@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from impromptu_ops import __version__
-from impromptu_ops.cli import examples, jobrun, nextsteps
+from impromptu_ops.cli import examples, exitcodes, jobrun, nextsteps
 from impromptu_ops.cli.app import App
 from impromptu_ops.errors import OpsError, Terminated
 from impromptu_ops.logs import configure
@@ -160,9 +160,9 @@ def run(argv: list[str] | None = None) -> int:
     except click.Abort as exc:  # click turns a KeyboardInterrupt (and so SIGTERM) into Abort
         if isinstance(exc.__cause__, Terminated):
             click.echo("impromptu-ops: terminated (SIGTERM)", err=True)
-            return 143
+            return exitcodes.TERMINATED
         click.echo("impromptu-ops: aborted", err=True)
-        return 130
+        return exitcodes.INTERRUPTED
     except click.UsageError as exc:
         click.echo(REDACTOR.redact(_usage_line(exc)), err=True)
         return _usage_exit_code(exc)
@@ -171,12 +171,12 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except Terminated:
         click.echo("impromptu-ops: terminated (SIGTERM)", err=True)
-        return 143
+        return exitcodes.TERMINATED
     except KeyboardInterrupt:
         click.echo("impromptu-ops: interrupted", err=True)
-        return 130
+        return exitcodes.INTERRUPTED
     except BrokenPipeError:
-        return 141
+        return exitcodes.BROKEN_PIPE
     except OSError as exc:  # a file or folder the OS refused: name it, exit 74 (EX_IOERR)
         from impromptu_ops.files import os_failure
 
@@ -195,7 +195,7 @@ def run(argv: list[str] | None = None) -> int:
             ),
             err=True,
         )
-        return 70
+        return exitcodes.INTERNAL
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

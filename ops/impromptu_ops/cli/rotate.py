@@ -24,7 +24,7 @@ EX_USAGE = 64
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
-    from impromptu_ops.rotation.policy import parse_duration
+    from impromptu_ops.policy.rotation import parse_duration
 
     try:
         return parse_duration(value)

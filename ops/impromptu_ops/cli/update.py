@@ -15,8 +15,9 @@ from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out, out_json, stdout_is_tty, table
 from impromptu_ops.errors import IntegrityError
 from impromptu_ops.gate.diff import colourize
-from impromptu_ops.gate.gate import Review, UpdateGate
+from impromptu_ops.gate.gate import UpdateGate
 from impromptu_ops.gate.policy import Finding
+from impromptu_ops.gate.review import Review
 from impromptu_ops.secret import REDACTOR
 
 

@@ -2,7 +2,7 @@
 
 :func:`render_diff` produces one unified diff in git's layout (``diff --git``, mode lines,
 ``---``/``+++`` headers, hunks). Every control, format, bidi or invisible character is shown
-as ``<U+XXXX>`` (see :func:`~.scan.visible`), so a terminal escape or a zero-width
+as ``<U+XXXX>`` (see :func:`~.payloads.visible`), so a terminal escape or a zero-width
 character in the candidate cannot hide or rewrite a line on the reviewer's screen. A file
 that lacks a final newline shows ``<no newline at end of file>`` on its last line. Binary
 files are described by size and SHA-256.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from impromptu_ops.gate.linediff import unified_diff
-from impromptu_ops.gate.scan import visible
+from impromptu_ops.gate.payloads import visible
 from impromptu_ops.gate.tree import Tree, TreeFile
 
 CONTEXT_LINES: Final = 3

@@ -15,7 +15,7 @@ the hash-chained :class:`~impromptu_ops.audit.AuditLog`) and makes every decisio
 
 Nothing here executes a file of the skill, at any step: there is no code path that runs or
 imports anything from an update. The one process the gate starts is a fork of itself that
-reads a file as code (:func:`.scan.code_events`, so that a parser crash cannot take the gate
+reads a file as code (:func:`.coderead.code_events`, so that a parser crash cannot take the gate
 down); it never execs.
 """
 
@@ -25,7 +25,6 @@ import contextlib
 import getpass
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,11 +35,12 @@ from impromptu_ops import __version__, files
 from impromptu_ops.audit import AuditLog, ChainReport
 from impromptu_ops.errors import ConfigError, InputError, IntegrityError, OpsError, PolicyDenied
 from impromptu_ops.gate import GATE_VERSION
-from impromptu_ops.gate.diff import Summary, render_diff, summarize
+from impromptu_ops.gate.diff import render_diff, summarize
 from impromptu_ops.gate.digest import review_digest, verdict_key
 from impromptu_ops.gate.folder import Candidate, Installed, SkillFolder
 from impromptu_ops.gate.manifest import Manifest, is_newer
-from impromptu_ops.gate.policy import Finding, Policy, deny_rules, load_policy
+from impromptu_ops.gate.policy import Finding, Policy, load_policy
+from impromptu_ops.gate.review import Review, Status, check_approval
 from impromptu_ops.gate.scan import evaluate, screen_text
 from impromptu_ops.gate.sources import Source, source_for
 from impromptu_ops.gate.tree import EMPTY, Caps, verify_blobs
@@ -48,42 +48,6 @@ from impromptu_ops.settings import Settings
 from impromptu_ops.skillsign import load_public_key, verify
 
 FULL_GATE_VERSION = f"{GATE_VERSION} impromptu-ops/{__version__}"
-
-
-@dataclass(frozen=True)
-class Review:
-    """Everything a person needs to decide, and the digest that names it."""
-
-    digest: str
-    summary: Summary
-    findings: tuple[Finding, ...]
-    diff: str
-    origin: str
-    signature: str  # "verified" | "not checked (no publisher key pinned)"
-    allow_downgrade: bool
-    candidate_id: str
-
-    @property
-    def deny_rules(self) -> list[str]:
-        return deny_rules(self.findings)
-
-    def as_json(self) -> dict[str, Any]:
-        """``{digest, summary, findings}`` for ``update diff --json``."""
-        return {
-            "digest": self.digest,
-            "summary": {**self.summary.as_dict(), "origin": self.origin,
-                        "signature": self.signature, "allowDowngrade": self.allow_downgrade,
-                        "denyRules": self.deny_rules},
-            "findings": [f.as_dict() for f in self.findings],
-        }
-
-
-@dataclass(frozen=True)
-class Status:
-    installed: str | None
-    installed_version: str | None
-    candidate_version: str | None
-    versions: tuple[str, ...]
 
 
 def _now() -> datetime:
@@ -314,7 +278,7 @@ class UpdateGate:
         with self._acting():
             rev = self.review()
             try:
-                self._check_approval(rev, digest, overrides, confirm)
+                check_approval(rev, digest, overrides, confirm)
             except OpsError as exc:
                 self.audit.append("approve-refused", candidate=rev.candidate_id,
                                   digest=rev.digest, reason=exc.message)
@@ -335,32 +299,6 @@ class UpdateGate:
             self.audit.append("approve", **{k: v for k, v in record.items()
                                             if k != "approvedAt"})
             return record
-
-    @staticmethod
-    def _check_approval(rev: Review, digest: str | None, overrides: Sequence[str],
-                        confirm: Callable[[Review], bool] | None) -> None:
-        if confirm is None and digest is None:
-            raise InputError("approval needs a person: run on a TTY, or pass --yes with "
-                             "--digest D (the digest you reviewed)")
-        if digest is not None and digest != rev.digest:
-            raise PolicyDenied(
-                f"digest mismatch: you reviewed {digest[:16]}…, the candidate now is "
-                f"{rev.digest[:16]}…",
-                hint="the candidate, installed tree or policy changed; review again with "
-                     "`update diff`")
-        denied = rev.deny_rules
-        unknown = sorted(set(overrides) - set(denied))
-        if unknown:
-            raise InputError(f"--override {', '.join(unknown)}: no deny finding of that rule "
-                             "in this review (overrides are per rule and per review)")
-        missing = sorted(set(denied) - set(overrides))
-        if missing:
-            raise PolicyDenied(
-                f"deny findings block approval: {', '.join(missing)}",
-                hint="read them in `update diff`; to approve anyway, pass --override RULE "
-                     "for each (every override is logged)")
-        if confirm is not None and not confirm(rev):
-            raise PolicyDenied("approval declined")
 
     # --- apply, rollback ---------------------------------------------------------------------
 

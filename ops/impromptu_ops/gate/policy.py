@@ -210,7 +210,7 @@ def _triple(where: str, raw: object) -> tuple[int, int, int]:
 
 
 def _capabilities(where: str, raw: object) -> frozenset[str]:
-    from impromptu_ops.gate.capabilities import CLASSES  # the vocabulary lives with the code
+    from impromptu_ops.gate.vocabulary import CLASSES  # the vocabulary lives with the code
 
     if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
         raise ConfigError(f"{where}: expected a list of capability classes")

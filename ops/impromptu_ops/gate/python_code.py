@@ -23,14 +23,8 @@ from __future__ import annotations
 import ast
 from typing import Final
 
-from impromptu_ops.gate.capabilities import (
-    KEY_FILES,
-    PERSIST_PATHS,
-    CommandJudge,
-    Val,
-    home_path,
-    join,
-)
+from impromptu_ops.gate.capabilities import CommandJudge
+from impromptu_ops.gate.vocabulary import KEY_FILES, PERSIST_PATHS, Val, home_path, join
 
 _NET_CALLS: Final = {
     "urllib.request.urlopen": "url", "urllib.request.urlretrieve": "url",

@@ -14,8 +14,9 @@ Linear in the size of the candidate. A match counts only when it starts on an *a
 - base64 and hex blobs on added lines are decoded (up to ``[gate] decode_depth`` levels)
   and read again; a finding inside one names the line the blob sits on.
 
-:func:`visible` shows every control, format, bidi and invisible character as ``<U+XXXX>``:
-excerpts and the rendered diff use it, so a reviewer sees what is really there.
+:func:`~.payloads.visible` shows every control, format, bidi and invisible character as
+``<U+XXXX>`` in excerpts; :mod:`.payloads` decodes blobs, :mod:`.coderead` reads code in a
+forked child.
 
 This module judges; it does not load rules (:mod:`.policy`), render diffs (:mod:`.diff`) or
 touch the disk (:mod:`.gate`).
@@ -23,28 +24,19 @@ touch the disk (:mod:`.gate`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import dataclasses
-import faulthandler
 import fnmatch
 import functools
-import json
-import os
 import re
-import select
-import signal
-import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from impromptu_ops.gate import python_code, shell
-from impromptu_ops.gate.capabilities import CommandJudge, Context, Event, code_kind
+from impromptu_ops.gate.coderead import code_events, context_of
 from impromptu_ops.gate.linediff import added_lines
 from impromptu_ops.gate.manifest import Manifest, is_prompt_name, version_key
+from impromptu_ops.gate.payloads import decoded_payloads, visible
 from impromptu_ops.gate.policy import (
     CONTENT_KINDS,
     MANIFEST_FILE,
@@ -55,6 +47,7 @@ from impromptu_ops.gate.policy import (
 )
 from impromptu_ops.gate.text import Normalised, normalise
 from impromptu_ops.gate.tree import EMPTY, Tree, TreeFile
+from impromptu_ops.gate.vocabulary import Event, code_kind
 
 _URL_HOST_RE: Final = re.compile(
     r"(?i)\b(?:https?|wss?|ftp|stratum\+(?:tcp|ssl|tls))://(?:[^@/\s\"'<>]{0,256}@)?"
@@ -63,28 +56,7 @@ _URL_HOST_RE: Final = re.compile(
 _URL_RE: Final = re.compile(r"(?i)\b(?:https?|wss?|ftp)://[^\s\"'<>(){}\[\]`]{1,2048}")
 _IPV4_RE: Final = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _DEVTCP_RE: Final = re.compile(r"/dev/(?:tcp|udp)/")
-_B64_RE: Final = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}={0,2}")
-_HEX_RE: Final = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|\b(?:[0-9a-fA-F]{2}){12,}\b")
 _SENTENCE_END: Final = re.compile(r"[.!?](?=\s|$)|\n")
-_INVISIBLE: Final = frozenset("\u00ad\u180e\u3164\u115f\u1160\uffa0")
-_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
-
-
-def visible(text: str, limit: int = 160) -> str:
-    """``text`` with every control, format, bidi or invisible character shown as ``<U+XXXX>``.
-
-    Args:
-        text: any text.
-        limit: longer results are cut to this many characters, ending with ``…``.
-    """
-    out: list[str] = []
-    for ch in text[:limit + 1]:  # each character shows as at least one: the rest is cut
-        if ch != "\t" and (unicodedata.category(ch) in _HIDDEN_CATEGORIES or ch in _INVISIBLE):
-            out.append(f"<U+{ord(ch):04X}>")
-        else:
-            out.append(ch)
-    shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _text(f: TreeFile) -> tuple[str, bool]:
@@ -92,47 +64,6 @@ def _text(f: TreeFile) -> tuple[str, bool]:
         return f.data.decode("utf-8"), False
     except UnicodeDecodeError:
         return f.data.decode("latin-1"), True
-
-
-def _decode_blob(blob: str) -> str | None:
-    raw: bytes | None = None
-    if blob.startswith("\\x"):
-        raw = bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", blob))
-    elif re.fullmatch(r"[0-9a-fA-F]+", blob) and len(blob) % 2 == 0:
-        raw = bytes.fromhex(blob)
-    if raw is None:
-        padded = blob + "=" * (-len(blob) % 4)
-        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-            try:
-                raw = decoder(padded)
-                break
-            except (binascii.Error, ValueError):
-                continue
-    if not raw:
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(ch.isprintable() or ch in "\n\t\r" for ch in text)
-    return text if printable >= 0.9 * len(text) else None
-
-
-def decoded_payloads(text: str, min_chars: int, depth: int) -> Iterator[tuple[int, str]]:
-    """``(offset, decoded text)`` for base64 or hex blobs in ``text``, up to ``depth`` levels.
-
-    Nested payloads report the offset of the outermost blob.
-    """
-    if depth <= 0:
-        return
-    for m in [*_B64_RE.finditer(text), *_HEX_RE.finditer(text)]:
-        if len(m.group(0)) < min_chars:
-            continue
-        decoded = _decode_blob(m.group(0))
-        if decoded:
-            yield m.start(), decoded
-            for _off, inner in decoded_payloads(decoded, min_chars, depth - 1):
-                yield m.start(), inner
 
 
 def host_trusted(host: str, trusted: Iterable[str]) -> bool:
@@ -194,85 +125,6 @@ class _Unit:
         text, starts, origin = self.changed
         for m in pattern.finditer(text):
             yield from origin[bisect.bisect_right(starts, m.start()) - 1]
-
-
-def context_of(policy: Policy) -> Context:
-    """The capability judge's view of the policy's allowlists."""
-    return Context(egress_allow=policy.egress_allow, key_hosts=policy.key_hosts,
-                   persistence_allow=policy.persistence_allow)
-
-
-def code_events(path: str, text: str, ctx: Context, *, timeout: float = 60.0) -> list[Event]:
-    """Capability events of a shell or Python file (``[]`` for other files).
-
-    The reading runs in a forked child (where ``fork`` exists): the parsers are C code fed
-    hostile input, and a crash or a hang there must become a finding (``unparseable``,
-    fail closed), not the death of the gate. ``timeout`` bounds the child's work.
-    """
-    kind = code_kind(path, text)
-    if not kind:
-        return []
-    if not hasattr(os, "fork"):  # pragma: no cover - every platform we support forks
-        return _read_code(kind, text, ctx)
-    events = _in_child(lambda: _read_code(kind, text, ctx), timeout)
-    if events is None:
-        return [Event("unparseable", 0, frozenset({0}),
-                      "reading this file as code crashed or timed out: the gate cannot "
-                      "tell what it runs (fail closed)")]
-    return events
-
-
-def _read_code(kind: str, text: str, ctx: Context) -> list[Event]:
-    judge = CommandJudge(ctx)
-    judge.run_shell = lambda t, line, depth: shell.analyse(t, judge, line, depth)
-    judge.run_python = lambda t, line, depth: python_code.analyse(t, judge, line, depth)
-    (shell.analyse if kind == "shell" else python_code.analyse)(text, judge)
-    return judge.events
-
-
-def _in_child(work: Callable[[], list[Event]], timeout: float) -> list[Event] | None:
-    """``work()`` run in a forked child; ``None`` if it crashed, failed or ran too long."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: do the work, send JSON, leave without running any cleanup
-        code = 1
-        try:
-            os.close(rfd)
-            faulthandler.disable()  # a crash here is reported by the parent, in one line
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 2)
-            body = json.dumps([[e.cls, e.line, sorted(e.lines), e.message]
-                               for e in work()]).encode("utf-8")
-            view = memoryview(body)
-            while view:
-                view = view[os.write(wfd, view):]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([rfd], [], [], left)[0]:
-                os.kill(pid, signal.SIGKILL)
-                break
-            chunk = os.read(rfd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(rfd)
-        _pid, status = os.waitpid(pid, 0)
-    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-        return None
-    try:
-        rows = json.loads(b"".join(chunks))
-        return [Event(str(c), int(line), frozenset(int(x) for x in lines), str(m))
-                for c, line, lines, m in rows]
-    except (ValueError, TypeError):
-        return None
 
 
 def _constant(n: int) -> Callable[[int], int]:

@@ -1,7 +1,6 @@
 """Health checks for monitors (Nagios/Icinga, Prometheus, people).
 
-- :mod:`.ranges`: the Monitoring Plugins threshold syntax (pure).
-- :mod:`.policy`: thresholds from ``policies/health.toml`` and flags (pure evaluation).
+- thresholds, ranges and their evaluation live one layer down, in :mod:`impromptu_ops.policy`.
 - :mod:`.model`: statuses, perfdata, results, the report (values).
 - :mod:`.render`: text, nagios, json, prometheus and legacy output (pure).
 - :mod:`.checks`: the checks themselves (I/O; each imports only what it uses).

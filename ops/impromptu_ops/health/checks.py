@@ -47,8 +47,8 @@ from impromptu_ops.health.answers import (
     openrouter_credit,
 )
 from impromptu_ops.health.model import CheckResult, Perf, Status, worst
-from impromptu_ops.health.policy import HealthPolicy, evaluate
 from impromptu_ops.health.runner import CheckSpec
+from impromptu_ops.policy.health import HealthPolicy, evaluate
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
 
@@ -351,7 +351,7 @@ def check_key_age(ctx: HealthContext) -> CheckResult:
 
 
 def check_heartbeat(ctx: HealthContext) -> CheckResult:
-    from impromptu_ops.jobs.state import load, state_path
+    from impromptu_ops.heartbeat_state import load, state_path
 
     st = load(state_path(ctx.settings.paths.state_dir))
     if st.last_success_at is None:

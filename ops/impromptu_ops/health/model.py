@@ -1,9 +1,8 @@
 """Values of a health run: statuses, performance data, check results, the report.
 
-Status codes follow the Monitoring Plugins guidelines (0 OK, 1 WARNING, 2 CRITICAL,
-3 UNKNOWN). The overall status of a report is the *worst* result, ordered
-OK < WARNING < UNKNOWN < CRITICAL (the service-state severity Icinga uses): "we could not
-tell" outranks a warning, and "the platform is down" outranks "we could not tell".
+The states and their order (:class:`Status`, :func:`worst`) live in the policy layer
+(:mod:`impromptu_ops.policy.verdict`) and are re-exported here. The overall status of a
+report is the *worst* result.
 
 Pure values only; checks live in :mod:`impromptu_ops.health.checks`, rendering in
 :mod:`impromptu_ops.health.render`.
@@ -11,31 +10,12 @@ Pure values only; checks live in :mod:`impromptu_ops.health.checks`, rendering i
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-from impromptu_ops.health.ranges import NagiosRange
+from impromptu_ops.policy.ranges import NagiosRange
+from impromptu_ops.policy.verdict import Status, worst
 
-
-class Status(enum.IntEnum):
-    """A check state; the integer is the Nagios plugin exit code."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-    UNKNOWN = 3
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-
-_SEVERITY = {Status.OK: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.CRITICAL: 3}
-
-
-def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
-    """The most severe status (OK for an empty list)."""
-    return max(statuses, key=lambda s: s.severity, default=Status.OK)
+__all__ = ["CheckResult", "Perf", "Report", "Status", "worst"]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@
   impromptu-health.sh's exit codes (its full output, sections and texts, is the drop-in's:
   :mod:`impromptu_ops.legacy.health`).
 
-Renderers are pure: a :class:`~impromptu_ops.health.model.Report` in, a string out. Exit
-codes are decided here too (:func:`exit_code`) so that the CLI holds no logic.
+Renderers are pure: a :class:`~impromptu_ops.health.model.Report` in, a string out; so is
+:func:`render_unknown`, the "could not check" answer in each format (our own failure, a bad
+flag). Exit codes are the CLI's (:mod:`impromptu_ops.cli.exitcodes` maps the verdict).
 """
 
 from __future__ import annotations
@@ -25,15 +26,30 @@ FORMATS = ("text", "nagios", "json", "prometheus", "legacy")
 SERVICE = "IMPROMPTU"
 _LEGACY_TAG = {Status.OK: "[OK]", Status.WARNING: "[WARN]", Status.CRITICAL: "[FAIL]",
                Status.UNKNOWN: "[FAIL]"}
-# The original script: 0 healthy, 2 degraded, 1 unhealthy (it could not tell = unhealthy).
-_LEGACY_EXIT = {Status.OK: 0, Status.WARNING: 2, Status.CRITICAL: 1, Status.UNKNOWN: 1}
+# The original script's verdicts (it could not tell = unhealthy).
+_LEGACY_VERDICT = {Status.OK: "healthy", Status.WARNING: "degraded", Status.CRITICAL: "unhealthy",
+                   Status.UNKNOWN: "unhealthy"}
 
 
-def exit_code(report: Report, fmt: str) -> int:
-    """Nagios codes (0/1/2/3) for every format except ``legacy`` (0 / 2 / 1)."""
+def render_unknown(fmt: str, message: str) -> tuple[str, str]:
+    """The answer when the checks could not run (our own failure, a bad flag), in ``fmt``.
+
+    Returns ``(stdout, stderr)``: a monitor reads stdout (``IMPROMPTU UNKNOWN - ...`` for
+    Nagios, a JSON object, the UNKNOWN gauge, the legacy ``[FAIL]`` lines); a person gets
+    the message on stderr where stdout is a machine format without room for it. Either may
+    be empty. The verdict is UNKNOWN; its exit code is the CLI's.
+    """
+    if fmt == "nagios":
+        return f"{SERVICE} UNKNOWN - {_one_line(message)}", ""
+    if fmt == "json":
+        return json.dumps({"status": "UNKNOWN", "code": int(Status.UNKNOWN), "error": message,
+                           "checks": []}), ""
+    if fmt == "prometheus":
+        return ("# TYPE impromptu_health_status gauge\nimpromptu_health_status "
+                f"{int(Status.UNKNOWN)}"), f"impromptu-ops health: {message}"
     if fmt == "legacy":
-        return _LEGACY_EXIT[report.status]
-    return int(report.status)
+        return f"[FAIL] {message}\nStatus: unhealthy", ""
+    return "", f"impromptu-ops health: {message}"
 
 
 def _one_line(text: str) -> str:
@@ -150,8 +166,7 @@ def prometheus(report: Report) -> str:
 def legacy(report: Report) -> str:
     """The original script's lines: ``[OK] platform: reachable`` and a verdict line."""
     lines = [f"{_LEGACY_TAG[r.status]} {r.name}: {_one_line(r.summary)}" for r in report.results]
-    verdict = {0: "healthy", 2: "degraded", 1: "unhealthy"}[_LEGACY_EXIT[report.status]]
-    lines.append(f"Status: {verdict}")
+    lines.append(f"Status: {_LEGACY_VERDICT[report.status]}")
     return "\n".join(lines)
 
 

@@ -1,1 +1,5 @@
-"""Scheduled jobs (the heartbeat) and their local state."""
+"""Scheduled jobs (the heartbeat, pings, the skill check).
+
+The heartbeat's state file lives one layer down (:mod:`impromptu_ops.heartbeat_state`),
+because the health checks read it too.
+"""

@@ -41,12 +41,16 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from impromptu_ops import heartbeat_state as state_mod
 from impromptu_ops.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_SKIPPED,
     BudgetExhausted,
     ConfigError,
     DeadlineExceeded,
@@ -56,75 +60,15 @@ from impromptu_ops.errors import (
     RateLimited,
     SecretNotFound,
 )
-from impromptu_ops.jobs import state as state_mod
-from impromptu_ops.jobs.state import HeartbeatState
-from impromptu_ops.secret import clip
+from impromptu_ops.heartbeat_state import HeartbeatState
+from impromptu_ops.jobs.report import HeartbeatReport, Step, _clean, lines, samples
 from impromptu_ops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_SKIPPED = 75
 LOCK_FILE = "heartbeat.lock"
 BUDGET_REGEN_SECONDS = 3600.0  # [doc] budget regenerates hourly
 MIN_STEP_SECONDS = 1.0  # do not start a step with less time left than this
-MAX_NOTE_CHARS = 300
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    status: str  # ok | warn | fail | skipped
-    summary: str
-    code: str | None = None
-
-
-@dataclass(frozen=True)
-class HeartbeatReport:
-    started_at: float
-    duration: float
-    exit_code: int
-    outcome: str  # ok | failed | skipped
-    steps: tuple[Step, ...] = ()
-    agent: dict[str, Any] = field(default_factory=dict)
-    new_notifications: tuple[dict[str, Any], ...] = ()
-    budget: dict[str, Any] = field(default_factory=dict)
-    problems: tuple[str, ...] = ()
-    skip_until: float | None = None
-    skip_reason: str | None = None
-    # what the drop-in scripts/heartbeat prints (the original lists every unread
-    # notification on every run, and the pending credits and recommendation count)
-    unread_notifications: tuple[dict[str, Any], ...] = ()
-    wallet: dict[str, Any] = field(default_factory=dict)
-    recommendation_count: int | None = None
-    skill: dict[str, Any] = field(default_factory=dict)
-    heartbeat_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # as received
-
-    def to_json(self) -> dict[str, Any]:
-        """One JSON line per run (``--json``); times in RFC 3339 UTC."""
-        def ts(t: float | None) -> str | None:
-            return None if t is None else datetime.fromtimestamp(t, UTC).isoformat().replace(
-                "+00:00", "Z")
-
-        return {
-            "ts": ts(self.started_at), "durationSeconds": round(self.duration, 3),
-            "exitCode": self.exit_code, "outcome": self.outcome,
-            "steps": [{"name": s.name, "status": s.status, "summary": s.summary,
-                       **({"code": s.code} if s.code else {})} for s in self.steps],
-            "agent": self.agent, "newNotifications": list(self.new_notifications),
-            "budget": self.budget, "problems": list(self.problems),
-            "skipUntil": ts(self.skip_until), "skipReason": self.skip_reason,
-            "skill": self.skill,
-        }
-
-
-def _clean(text: str | None, limit: int = MAX_NOTE_CHARS) -> str:
-    """Remote text, made safe for a terminal or a log line (no control characters)."""
-    if not text:
-        return ""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    return clip(cleaned, limit)  # redacted before it is cut
 
 
 def _next_midnight_utc(now: float) -> float:
@@ -261,7 +205,7 @@ class HeartbeatJob:
                               "(next: `impromptu-ops register` creates the agent and stores it; "
                               "an existing key: `impromptu-ops secrets put impromptu-api-key`)"
                               if missing else f"cannot read the key: {exc.diagnostics()}"))
-            return finish(EXIT_FAILED if missing else exc.exit_code, "failed", st)
+            return finish(EXIT_FAILURE if missing else exc.exit_code, "failed", st)
 
         def call(name: str, fn: Callable[[Any], Any]) -> Any:
             left = deadline - self.clock()
@@ -392,8 +336,8 @@ class HeartbeatJob:
 
     def _budget_step(self, bud: Any, st: HeartbeatState, now: float
                      ) -> tuple[dict[str, Any], HeartbeatState, Step]:
-        from impromptu_ops.health.model import Status
-        from impromptu_ops.health.policy import default_policy, evaluate, load_policy
+        from impromptu_ops.policy.health import default_policy, evaluate, load_policy
+        from impromptu_ops.policy.verdict import Status
 
         if bud.balance is None:
             return {}, st, Step("budget", "warn", "the answer has no balance")
@@ -431,40 +375,6 @@ def run_heartbeat(settings: Settings, **kw: Any) -> HeartbeatReport:
 
 
 
-def samples(report: HeartbeatReport) -> list[Any]:
-    """The run as Prometheus samples for the textfile collector."""
-    from impromptu_ops.metrics import Sample
-
-    out = [
-        Sample("impromptu_heartbeat_last_run_timestamp_seconds", report.started_at,
-               "When the last heartbeat run started."),
-        Sample("impromptu_heartbeat_exit_code", report.exit_code,
-               "Exit code of the last run (0 ok, 75 skipped, else failed)."),
-        Sample("impromptu_heartbeat_duration_seconds", round(report.duration, 3),
-               "How long the last run took."),
-        Sample("impromptu_heartbeat_problems", len(report.problems),
-               "Missing or null fields in the last run's answers."),
-        Sample("impromptu_heartbeat_new_notifications", len(report.new_notifications),
-               "Notifications reported for the first time by the last run."),
-    ]
-    if report.outcome == "ok":
-        out.append(Sample("impromptu_heartbeat_last_success_timestamp_seconds",
-                          report.started_at, "When the last successful heartbeat started."))
-    for key, name, text in (("budgetBalance", "impromptu_budget_balance", "Budget balance."),
-                            ("reputation", "impromptu_reputation", "Agent reputation."),
-                            ("unread", "impromptu_unread_notifications", "Unread count.")):
-        value = report.agent.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out.append(Sample(name, float(value), text))
-    if isinstance(report.budget.get("trendPerHour"), int | float):
-        out.append(Sample("impromptu_budget_trend_per_hour", report.budget["trendPerHour"],
-                          "Budget change per hour over the last hours."))
-    if report.skip_until:
-        out.append(Sample("impromptu_heartbeat_paused_until_timestamp_seconds",
-                          report.skip_until, "The job does not call the platform before this."))
-    return out
-
-
 def run_scheduled(settings: Settings, *, metrics_file: Any = None,
                   **kw: Any) -> HeartbeatReport:
     """A scheduled run: run, write the textfile.
@@ -494,20 +404,5 @@ def run_scheduled(settings: Settings, *, metrics_file: Any = None,
 
 
 
-_TAGS = {"ok": "[OK]", "warn": "[WARN]", "fail": "[FAIL]", "skipped": "[SKIP]"}
-
-
-def lines(report: HeartbeatReport) -> list[str]:
-    """The original script's lines: ``[OK] heartbeat: ...``, one per step, notifications
-    indented under their step, then problems as ``[WARN]`` lines."""
-    out: list[str] = []
-    for step in report.steps:
-        out.append(f"{_TAGS.get(step.status, '[WARN]')} {step.name}: {step.summary}")
-        if step.name == "notifications":
-            out += [f"  - {n.get('type') or '?'} {_clean(n.get('id'), 80) or '?'}: "
-                    f"{n.get('message') or ''}" for n in report.new_notifications]
-    out += [f"[WARN] problem: {_clean(p, 160)}" for p in report.problems]
-    return out
-
-__all__ = ["EXIT_SKIPPED", "HeartbeatJob", "HeartbeatReport", "run_heartbeat", "run_scheduled",
-           "samples"]
+__all__ = ["HeartbeatJob", "HeartbeatReport", "Step", "lines", "pause_for", "run_heartbeat",
+           "run_scheduled", "samples"]

@@ -31,12 +31,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from impromptu_ops.errors import EXIT_SKIPPED
 from impromptu_ops.secret import REDACTOR
 from impromptu_ops.settings import JobSettings
 
 log = logging.getLogger(__name__)
 
-EXIT_SKIPPED = 75  # EX_TEMPFAIL: the one meaning of "skipped" for every scheduler
 JOB_PLACEHOLDER = "{job}"
 
 

@@ -61,7 +61,6 @@ SENTENCES: Final = {
                 "features may be missing.",
     "UNHEALTHY": "{e} error(s) detected. Please resolve the issues above before proceeding.",
 }
-EXIT: Final = {"HEALTHY": 0, "DEGRADED": 2, "UNHEALTHY": 1}
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,6 @@ class LegacyHealth:
             return "UNHEALTHY"
         return "DEGRADED" if self.warnings else "HEALTHY"
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.status]
 
 
 def _text(value: object, default: str = "unknown", limit: int = MAX_TEXT) -> str:

@@ -39,7 +39,7 @@ class Rendered:
     """What the drop-in prints: ``lines`` on stdout (and the log), ``notes`` on stderr."""
 
     lines: tuple[str, ...]
-    exit_code: int
+    ok: bool  # False: the run failed (the CLI maps it to the original's exit 1)
     notes: tuple[str, ...] = ()
 
 
@@ -68,13 +68,13 @@ def error_in_body(raw: Mapping[str, Any]) -> bool:
 def missing_key() -> Rendered:
     """No key in the store and none in ``IMPROMPTU_API_KEY``: the original's two lines."""
     return Rendered(("ERROR: IMPROMPTU_API_KEY environment variable not set",
-                     f"Get your key at: {SETUP_URL}"), 1,
+                     f"Get your key at: {SETUP_URL}"), False,
                     ("heartbeat: or store it: impromptu-ops secrets put impromptu-api-key",))
 
 
 def config_failed(diagnostics: str) -> Rendered:
     """Our own failure before the run (bad config, unusable state folder): exit 1."""
-    return Rendered((f"ERROR: {_text(diagnostics)}",), 1)
+    return Rendered((f"ERROR: {_text(diagnostics)}",), False)
 
 
 def _skip_reason(report: HeartbeatReport) -> str:
@@ -92,13 +92,13 @@ def messages(report: HeartbeatReport) -> Rendered:
     steps = {s.name: s for s in report.steps}
     first = steps.get("heartbeat")
     if report.outcome == "skipped" and (first is None or first.status == "skipped"):
-        return Rendered((f"Heartbeat skipped: {_skip_reason(report)}",), 0)
+        return Rendered((f"Heartbeat skipped: {_skip_reason(report)}",), True)
     out = ["Running heartbeat check..."]
     if first is None or first.status == "fail" or report.outcome == "failed":
         cause = first.summary if first is not None else "no heartbeat"
-        return Rendered((*out, FAILED), 1, (f"heartbeat: {_text(cause)}",))
+        return Rendered((*out, FAILED), False, (f"heartbeat: {_text(cause)}",))
     if error_in_body(report.heartbeat_raw):
-        return Rendered((*out, FAILED), 1, ('heartbeat: the answer contains "error"',))
+        return Rendered((*out, FAILED), False, ('heartbeat: the answer contains "error"',))
     a = report.agent
     out += ["✅ Heartbeat successful",
             f"   Notifications: {_text(a.get('unread'), '0')} unread",
@@ -154,7 +154,7 @@ def messages(report: HeartbeatReport) -> Rendered:
         out.append(f"📦 Skill v{_text(skill.get('published'), '?', 40)} published: waiting "
                    "for your review (impromptu-ops update fetch)")
     out += [RULE, DONE, RULE]
-    return Rendered(tuple(out), 0)
+    return Rendered(tuple(out), True)
 
 
 def _budget_lines(budget: dict[str, Any]) -> list[str]:

@@ -25,34 +25,17 @@ engine's decision.
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from impromptu_ops.errors import ConfigError
+from impromptu_ops.policy.rotation import parse_command
 
 # Inherited from our environment (nothing that can carry a credential).
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME",
                   "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
 DEFAULT_TIMEOUT_SECONDS = 30.0
-MAX_COMMAND_CHARS = 4096
-
-
-def parse_command(text: str, where: str = "on_rotate") -> tuple[str, ...]:
-    """Split a hook command line (no shell). ``""`` means no hook.
-
-    Raises:
-        ConfigError: unbalanced quotes, a NUL, or an over-long command.
-    """
-    if len(text) > MAX_COMMAND_CHARS or "\x00" in text:
-        raise ConfigError(f"{where}: not a usable command line")
-    try:
-        return tuple(shlex.split(text))
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}", hint="quote it like a shell word list, "
-                          "e.g. systemctl reload my-agent") from None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from impromptu_ops.audit import AuditLog
 from impromptu_ops.errors import ConfigError, OpsError, SecretNotFound
+from impromptu_ops.policy.rotation import PROVIDERS, load_rotation_policy, parse_command
 from impromptu_ops.rotation.engine import (
     EXIT_BUSY,
     EXIT_DONE,
@@ -26,8 +27,6 @@ from impromptu_ops.rotation.engine import (
     Rotator,
     record_view,
 )
-from impromptu_ops.rotation.hook import parse_command
-from impromptu_ops.rotation.policy import PROVIDERS, load_rotation_policy
 from impromptu_ops.rotation.provider import Provider, RotationUnsupported
 from impromptu_ops.rotation.record import RecordStore
 from impromptu_ops.settings import Settings

@@ -28,8 +28,8 @@ from typing import Any
 
 from impromptu_ops import files
 from impromptu_ops.errors import ConfigError
-from impromptu_ops.health.model import Status
-from impromptu_ops.health.ranges import NagiosRange, RangeError
+from impromptu_ops.policy.ranges import NagiosRange, RangeError
+from impromptu_ops.policy.verdict import Status
 
 POLICY_FILE = "health.toml"
 
@@ -114,7 +114,7 @@ class HealthPolicy:
 
 
 def rotation_thresholds(rotation: Any) -> dict[str, Thresholds]:
-    """Thresholds from a :class:`~impromptu_ops.rotation.policy.RotationPolicy`.
+    """Thresholds from a :class:`~impromptu_ops.policy.rotation.RotationPolicy`.
 
     A key older than ``max_age_days`` is due (WARNING; rotation defines no critical age);
     one expiring within ``warn_before_expiry_days`` is a WARNING, within
@@ -135,7 +135,7 @@ def rotation_thresholds(rotation: Any) -> dict[str, Thresholds]:
 
 def default_policy(default_timeout: float = 5.0, rotation: Any = None) -> HealthPolicy:
     if rotation is None:
-        from impromptu_ops.rotation.policy import RotationPolicy
+        from impromptu_ops.policy.rotation import RotationPolicy
 
         rotation = RotationPolicy()
     table = {m: Thresholds(_range(w, m), _range(c, m)) for m, (w, c) in METRICS.items()}
@@ -186,7 +186,7 @@ def load_policy(policies_dir: Path, default_timeout: float = 5.0) -> HealthPolic
     Raises:
         ConfigError: unreadable file, bad TOML, unknown names, invalid ranges.
     """
-    from impromptu_ops.rotation.policy import load_rotation_policy
+    from impromptu_ops.policy.rotation import load_rotation_policy
 
     rotation = load_rotation_policy(policies_dir)
     path = policies_dir / POLICY_FILE

@@ -5,12 +5,15 @@ The file has a ``[default]`` table and optional per-provider tables (``[openrout
 file through :func:`load_rotation_policy` so that "due for rotation" means one thing.
 
 This module parses and decides (:meth:`KeyPolicy.due`); it reads one file and nothing else.
+The reload hook's command line is checked here (:func:`parse_command`, no shell) and run by
+:mod:`impromptu_ops.rotation.hook`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,10 +21,25 @@ from pathlib import Path
 
 from impromptu_ops import files
 from impromptu_ops.errors import ConfigError
-from impromptu_ops.rotation.hook import parse_command
 
 POLICY_FILE = "rotation.toml"
 PROVIDERS = ("openrouter", "impromptu", "vault-secret-id")
+MAX_COMMAND_CHARS = 4096  # the reload hook's command line
+
+
+def parse_command(text: str, where: str = "on_rotate") -> tuple[str, ...]:
+    """Split a hook command line (no shell). ``""`` means no hook.
+
+    Raises:
+        ConfigError: unbalanced quotes, a NUL, or an over-long command.
+    """
+    if len(text) > MAX_COMMAND_CHARS or "\x00" in text:
+        raise ConfigError(f"{where}: not a usable command line")
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}", hint="quote it like a shell word list, "
+                          "e.g. systemctl reload my-agent") from None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """The heartbeat's local state: what the last runs saw, so the next run can do better.
 
+It lives below both the jobs (the heartbeat writes it) and the health checks (which read
+its freshness), so that neither imports the other.
+
 The file (``<state_dir>/heartbeat.json``, 0600, written atomically) holds:
 
 - ``lastRunAt`` / ``lastSuccessAt`` / ``lastExit``: read by ``health`` (heartbeat freshness);

@@ -12,7 +12,7 @@ A range is ``[@][start:][end]`` (the plugin development guidelines, "Threshold a
 
 ``start`` defaults to 0 when the colon is absent, ``~`` means minus infinity, an empty
 ``end`` means plus infinity, and ``start <= end`` is required. The empty string means "no
-threshold" and is handled by the caller (:mod:`impromptu_ops.health.policy`), not here.
+threshold" and is handled by the caller (:mod:`impromptu_ops.policy.health`), not here.
 
 This module is pure: text in, :class:`NagiosRange` out, ``alerts(value)`` a boolean. It
 knows nothing of checks, files or flags.
