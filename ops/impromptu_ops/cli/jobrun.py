@@ -131,7 +131,7 @@ def _pinger(job: str, url: str | None, own_ping_option: bool) -> Pinger | None:
     command itself then reports the configuration error)."""
     from impromptu_ops.cli.app import App
     from impromptu_ops.errors import ConfigError
-    from impromptu_ops.settings import check_url
+    from impromptu_ops.settings_schema import check_url
 
     why = check_url(url.replace("{job}", job)) if url else None
     if why is not None:
@@ -149,11 +149,6 @@ def _pinger(job: str, url: str | None, own_ping_option: bool) -> Pinger | None:
         return None
     if settings is None:
         return None
-    if url:
-        from impromptu_ops.settings_schema import check_url
-
-        if check_url(url.replace("{job}", job)) is not None:
-            return None  # not a URL: the command's own settings refuse the flag (exit 78)
     # an explicit --ping-url is this job's; the setting is shared, {job} tells them apart
     base = url.replace("{job}", job) if url else job_url(settings.jobs.ping_url, job)
     return Pinger.from_settings(base, settings.jobs) if base else None
