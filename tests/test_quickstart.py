@@ -55,7 +55,7 @@ def test_quickstart_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     store = open_store(settings)
     names = set(store.list())
     assert {"impromptu-api-key", "openrouter-api-key", "openrouter-management-key"} <= names, names
-    for name in ("impromptu-api-key", "openrouter-api-key", "openrouter-provisioning-key"):
+    for name in ("impromptu-api-key", "openrouter-api-key", "openrouter-management-key"):
         meta = store.metadata(name)
         for version in range(1, meta.current_version + 1):
             value = store.read(name, version).value().reveal()
