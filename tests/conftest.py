@@ -41,13 +41,14 @@ SERVER_FIXTURES = frozenset({
 })
 FAST_ENV = "IMPROMPTU_TEST_FAST"
 # Modules (or single tests) that start servers or subprocesses themselves, found by the
-# fast-tier guard below. A new one fails the fast tier with the fix in its message.
+# fast-tier guard below (a sandbox started in-process, as test_sandbox_hostile does, is
+# listed by hand). A new subprocess fails the fast tier with the fix in its message.
 SERVER_MODULES = frozenset({
     "test_chain_token", "test_foundation_cli", "test_health_dropin", "test_heartbeat_dropin",
     "test_heartbeat_sandbox", "test_install_cli", "test_install_dropin", "test_install_run_as",
     "test_kubernetes_bundle", "test_quickstart", "test_rotation_kill_bench",
-    "test_sandbox_cli", "test_sandbox_serve", "test_schedule_jobs", "test_secrets_exec",
-    "test_store_contract", "test_store_vault",
+    "test_sandbox_cli", "test_sandbox_hostile", "test_sandbox_serve", "test_schedule_jobs",
+    "test_secrets_exec", "test_startup_imports", "test_store_contract", "test_store_vault",
 })
 SERVER_TESTS: dict[str, frozenset[str]] = {
     "test_foundation_files": frozenset({
