@@ -35,8 +35,9 @@ This module owns the ordering and the recovery rules: the entry points (start, r
 roll back) and the loop that rides out a brief store outage. The pieces live beside it:
 :mod:`.lease` (who may run), :mod:`.steps` (what each step does), :mod:`.report` and
 :mod:`.outcome` (what a run says), :mod:`.run` (the run's state), :mod:`.crash` (the one
-test-hook seam). It does not know HTTP or Vault: it
-talks to a :class:`~impromptu_ops.rotation.provider.Provider` and a
+test-hook seam). They stack as one class, each layer with one job:
+``RunState`` -> ``Reporting`` -> ``Steps`` -> :class:`Rotator`. None of them knows HTTP or
+Vault: they talk to a :class:`~impromptu_ops.rotation.provider.Provider` and a
 :class:`~impromptu_ops.store.base.SecretStore`, both injected.
 """
 
