@@ -356,3 +356,19 @@ def test_an_unidentified_old_key_is_never_reported_disabled_or_deleted(tmp_path:
     entries = list(AuditLog(tmp_path / "a.jsonl").entries())
     skipped = [e for e in entries if e["event"] == "rotation.old-unidentified"]
     assert [e["reason"].split(" ")[0] for e in skipped] == ["old-disabled", "old-deleted"]
+
+
+def test_every_verdict_has_its_own_documented_exit_code() -> None:
+    """The core returns verdicts; `cli/rotate.py` is the one place that turns them into the
+    codes its help documents (0 done, 75 try later, 1 failed safe, 2 page someone), and a
+    usage error (64) can never be mistaken for any of them."""
+    import impromptu_ops.cli.rotate as cli_rotate
+
+    documented = {Verdict.DONE: "0 done", Verdict.BUSY: "75 another rotation holds",
+                  Verdict.FAILED_SAFE: "1 failed", Verdict.KEY_AT_RISK: "2 the agent may be"}
+    doc = " ".join((cli_rotate.__doc__ or "").split())
+    assert set(documented) == set(Verdict)
+    for verdict, words in documented.items():
+        assert words.startswith(f"{exit_code(verdict)} ") and words in doc, (verdict, doc)
+    assert len({exit_code(v) for v in Verdict}) == len(Verdict)
+    assert cli_rotate.EX_USAGE not in {exit_code(v) for v in Verdict}
