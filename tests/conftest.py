@@ -11,7 +11,8 @@ through another fixture), or when it starts servers or subprocesses itself: its 
 in :data:`SERVER_MODULES` (or the test in :data:`SERVER_TESTS`), or the module says
 ``pytestmark = pytest.mark.server``. With ``IMPROMPTU_TEST_FAST=1`` (set by
 ``scripts/test --fast``) a test NOT marked ``server`` that starts a subprocess fails at
-once and says to mark its module: the tier cannot silently grow slow.
+once and says to mark its module: the tier cannot silently grow slow. Hypothesis runs its
+``fast`` profile there (fewer examples; see below).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 pytest_plugins: list[str] = [
     "tests.fixtures_chain",
@@ -104,6 +106,14 @@ SERVER_TESTS: dict[str, frozenset[str]] = {
         "test_kill_9_mid_write_leaves_the_old_or_the_new_store",
     }),
 }
+
+
+# The fast tier is an edit loop: Hypothesis tries 25 examples per property there instead of
+# its default 100 (a test that sets max_examples itself keeps its own); the full suite,
+# which CI runs, keeps the default.
+hypothesis_settings.register_profile("fast", max_examples=25)
+if os.environ.get(FAST_ENV) == "1":
+    hypothesis_settings.load_profile("fast")
 
 
 def pytest_configure(config: pytest.Config) -> None:
