@@ -73,6 +73,10 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="impromptu-bench-"))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("IMPROMPTU_", "VAULT_", "OPENROUTER_"))}
+    # An installed package runs from its bytecode (pip compiles it; an editable install
+    # writes it on first import): a shell's PYTHONDONTWRITEBYTECODE=1 would make every
+    # measured run compile every module from source, which no user's machine does.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                XDG_DATA_HOME=str(home / ".local/share"),
                XDG_STATE_HOME=str(home / ".local/state"))

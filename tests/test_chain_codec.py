@@ -112,6 +112,36 @@ def test_rate_limit_backs_off_then_succeeds() -> None:
     assert slept[0] == 2.0 and len(slept) == 2 and rpc.calls == 3
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.sampled_from(["1e9", "-5", "nan", "inf", "0x10", "5 s", "", "   ",
+                                  "Wed, 21 Oct 2015 07:28:00 GMT", "99999999999999999999"]),
+                 st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)))
+def test_rate_limit_wait_follows_the_shared_retry_after_rules(value: str) -> None:
+    """RFC 9110 §10.2.3 (Retry-After: HTTP-date / delay-seconds, a non-negative integer):
+    the chain client reads the header with the platform's parser (:mod:`impromptu_ops.retry`),
+    so a hostile value ("1e9", "-5", "inf") falls back to the jittered backoff window
+    (<= backoff_base on the first retry) instead of being trusted, and any wait is
+    clamped to max_retry_after."""
+    import random
+    import time
+
+    from impromptu_ops.retry import parse_retry_after
+
+    answers = iter([httpx.Response(429, headers={"Retry-After": value}),
+                    httpx.Response(200, json={"jsonrpc": "2.0", "id": 2, "result": "0x1"})])
+    rpc, slept = client(lambda req: next(answers), backoff_base=0.5, backoff_cap=30.0,
+                        max_retry_after=60.0, rng=random.Random(7))
+    assert rpc.block_number() == 1
+    (waited,) = slept
+    honoured = parse_retry_after(value, time.time(), 60.0)
+    if honoured is None:
+        assert 0.0 <= waited <= 0.5, (value, waited)  # the first jitter window
+    else:
+        assert 0.0 <= waited <= 60.0 and abs(waited - honoured) < 2.0, (value, waited)
+    if value.strip() in ("1e9", "-5", "inf", "nan", "99999999999999999999"):
+        assert waited <= 0.5 or value.strip() == "99999999999999999999"
+
+
 def test_rate_limit_gives_up_after_retries() -> None:
     rpc, slept = client(lambda req: httpx.Response(429), rate_limit_retries=2)
     with pytest.raises(RpcRateLimited):

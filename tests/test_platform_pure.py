@@ -23,7 +23,7 @@ from impromptu_ops.platform.errorbody import (
     parse_error_body,
 )
 from impromptu_ops.platform.ratelimit import RateLimit, parse_rate_limit
-from impromptu_ops.platform.retry import (
+from impromptu_ops.retry import (
     backoff_delay,
     backoff_window,
     may_resend,

@@ -10,6 +10,7 @@ works, no pending copy, no orphan, an intact audit chain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,14 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impromptu_ops.audit import AuditLog
+from impromptu_ops.cli.rotate import exit_code
 from impromptu_ops.errors import CasConflict, OpsError
-from impromptu_ops.rotation.engine import (
-    EXIT_DONE,
-    EXIT_FAILED_SAFE,
-    Outcome,
-    RotationBusy,
-    Rotator,
-)
+from impromptu_ops.rotation.crash import Hooks
+from impromptu_ops.rotation.engine import Outcome, RotationBusy, Rotator, Verdict
 from impromptu_ops.rotation.record import PENDING_PREFIX, RotationRecord, State, Step
 from tests.rotation_fakes import FakeProvider, MemoryStore, SimulatedCrash, World, seeded_world
 
@@ -33,10 +30,10 @@ KINDS = ("crash-before", "crash-after", "timeout-before", "timeout-after")
 
 
 def rotator(w: World, tmp: Path, *, idempotent: bool = False, grace: float = 0.0,
-            on_boundary: object = None) -> Rotator:
+            on_boundary: Callable[[str], None] | None = None) -> Rotator:
     return Rotator(FakeProvider(w, idempotent_create=idempotent), MemoryStore(w),
                    audit=AuditLog(tmp / "audit.jsonl"), lock_path=tmp / "rotate.lock",
-                   grace_seconds=grace, on_boundary=on_boundary,  # type: ignore[arg-type]
+                   grace_seconds=grace, hooks=Hooks(on_point=on_boundary),
                    sleep=lambda _s: None)
 
 
@@ -53,7 +50,7 @@ def settle(w: World, tmp: Path, first: str, *, idempotent: bool) -> list[int]:
                 out = r.rollback()
             else:
                 out = r.resume()
-            codes.append(out.exit_code)
+            codes.append(exit_code(out.verdict))  # as the CLI maps it
         except SimulatedCrash:
             codes.append(-9)
             rec = current_record(w)
@@ -106,7 +103,7 @@ def assert_settled(w: World, tmp: Path, original: str) -> None:
 def count_events(idempotent: bool, tmp: Path) -> int:
     w = seeded_world()
     out = rotator(w, tmp, idempotent=idempotent).start()
-    assert out.exit_code == EXIT_DONE, out
+    assert out.verdict is Verdict.DONE, out
     return w.events
 
 
@@ -115,7 +112,7 @@ def test_happy_path_labels_and_versions(tmp_path: Path) -> None:
     original = w.canonical()
     assert original is not None
     out = rotator(w, tmp_path).start()
-    assert out.exit_code == EXIT_DONE and out.state == "done", out
+    assert out.verdict is Verdict.DONE and out.state == "done", out
     assert_settled(w, tmp_path, original)
     # previous = the version before current; the record names both
     rec = current_record(w)
@@ -144,7 +141,7 @@ def test_grace_period_keeps_old_key_working_until_a_later_run_retires_it(
         return r
 
     out = at().start()
-    assert out.exit_code == EXIT_DONE and out.step == "promoted", out
+    assert out.verdict is Verdict.DONE and out.step == "promoted", out
     assert out.grace_until == "2026-01-01T01:00:00Z" and "keeps working until" in out.message
     old = next(k for k in w.keys.values() if k.value == original)
     assert old.works and w.works(original)  # grace means grace
@@ -157,11 +154,11 @@ def test_grace_period_keeps_old_key_working_until_a_later_run_retires_it(
     assert busy.value.exit_code == 75 and "keeps working until" in busy.value.message
     events = w.events
     early = at().resume()
-    assert early.exit_code == EXIT_DONE and "nothing to do yet" in early.message
+    assert early.verdict is Verdict.DONE and "nothing to do yet" in early.message
     assert old.works and w.events - events <= 3  # reads only
     now[0] += timedelta(seconds=3600)
     done = at().resume()
-    assert done.exit_code == EXIT_DONE and done.state == "done", done
+    assert done.verdict is Verdict.DONE and done.state == "done", done
     assert old.deleted and not w.works(original)
     assert_settled(w, tmp_path, original)
     # a second rotation: once ITS retirement is due, a new `rotate` retires it first
@@ -170,7 +167,7 @@ def test_grace_period_keeps_old_key_working_until_a_later_run_retires_it(
     third = w.canonical()
     now[0] += timedelta(seconds=7200)
     fourth = at().start()
-    assert fourth.exit_code == EXIT_DONE and fourth.step == "promoted", fourth
+    assert fourth.verdict is Verdict.DONE and fourth.step == "promoted", fourth
     assert fourth.message.startswith("finished rotation"), fourth.message
     assert not w.works(second or "") and w.works(third or "") and w.canonical() != third
     assert len(w.live()) == 2  # the current key and one old key in its grace period
@@ -181,7 +178,7 @@ def test_grace_zero_cuts_over_at_once(tmp_path: Path) -> None:
     original = w.canonical()
     assert original is not None
     out = rotator(w, tmp_path, grace=0).start()
-    assert out.exit_code == EXIT_DONE and out.state == "done"
+    assert out.verdict is Verdict.DONE and out.state == "done"
     assert not w.works(original)
     assert_settled(w, tmp_path, original)
 
@@ -227,7 +224,7 @@ def test_two_rotations_one_record_one_winner(tmp_path: Path) -> None:
 
     def late_load(provider: str) -> tuple[RotationRecord | None, int]:
         got = real_load(provider)
-        assert a.start().exit_code == EXIT_DONE
+        assert a.start().verdict is Verdict.DONE
         return got
 
     b.records.load = late_load  # type: ignore[method-assign]
@@ -257,7 +254,7 @@ def test_new_key_refused_rolls_back(tmp_path: Path) -> None:
     r = Rotator(p, MemoryStore(w), audit=AuditLog(tmp_path / "a.jsonl"),
                 lock_path=tmp_path / "l", grace_seconds=0)
     out = r.start()
-    assert out.exit_code == EXIT_FAILED_SAFE and out.state == "rolled-back"
+    assert out.verdict is Verdict.FAILED_SAFE and out.state == "rolled-back"
     assert w.canonical() == original and w.live() == {"k001"}
 
 
@@ -277,7 +274,7 @@ def test_a_brief_store_outage_is_ridden_out_in_one_run(tmp_path: Path, kind: str
     write, with the write lost or landed: the same run waits, re-reads the record, goes on
     from its step and completes (exit 0, no resume needed, one key, nothing orphaned)."""
     clean = seeded_world()
-    assert rotator(clean, tmp_path / "clean").start().exit_code == EXIT_DONE
+    assert rotator(clean, tmp_path / "clean").start().verdict is Verdict.DONE
     hits = [i for i, event in enumerate(clean.log) if event == target]
     n = hits[len(hits) // 2] + 1  # a middle one: for the record, a step's write
     assert clean.log[n - 1] == target
@@ -285,7 +282,7 @@ def test_a_brief_store_outage_is_ridden_out_in_one_run(tmp_path: Path, kind: str
     original = w.canonical()
     assert original is not None
     out = rotator(w, tmp_path).start()
-    assert out.exit_code == EXIT_DONE and out.state == "done", (out, w.log)
+    assert out.verdict is Verdict.DONE and out.state == "done", (out, w.log)
     events = [e["event"] for e in AuditLog(tmp_path / "audit.jsonl").entries()]
     assert {"rotation.store-outage", "rotation.store-retry"} & set(events), events
     assert "rotation.failed" not in events
@@ -298,10 +295,10 @@ def test_a_long_store_outage_fails_safely(tmp_path: Path) -> None:
     original = w.canonical()
     assert original is not None
     out = rotator(w, tmp_path).start()
-    assert out.exit_code == EXIT_FAILED_SAFE, out
+    assert out.verdict is Verdict.FAILED_SAFE, out
     w.plan.clear()
     w.outage = 0  # the store is back
-    assert rotator(w, tmp_path).resume().exit_code == EXIT_DONE
+    assert rotator(w, tmp_path).resume().verdict is Verdict.DONE
     assert_settled(w, tmp_path, original)
 
 
@@ -332,11 +329,12 @@ def test_every_command_closes_its_provider(tmp_path: Path, monkeypatch: pytest.M
         made.clear()
     if command.startswith("rotate"):
         out = service.rotate(settings, "openrouter", grace=0, store=store)
-        assert out.exit_code == (1 if command == "rotate-fails" else 0), out
+        assert out.verdict is (Verdict.FAILED_SAFE if command == "rotate-fails"
+                               else Verdict.DONE), out
     elif command == "resume":
-        assert service.resume(settings, "openrouter", store=store)[0].exit_code == 0
+        assert service.resume(settings, "openrouter", store=store)[0].ok
     else:
-        assert service.rollback(settings, "openrouter", store=store).exit_code == 0
+        assert service.rollback(settings, "openrouter", store=store).ok
     assert made and all(getattr(p, "closed", 0) == 1 for p in made)
 
 
@@ -352,9 +350,25 @@ def test_an_unidentified_old_key_is_never_reported_disabled_or_deleted(tmp_path:
     r = Rotator(p, MemoryStore(w), audit=AuditLog(tmp_path / "a.jsonl"),
                 lock_path=tmp_path / "l", grace_seconds=0)
     out = r.start()
-    assert out.exit_code == EXIT_DONE and out.state == "done"
+    assert out.verdict is Verdict.DONE and out.state == "done"
     assert "NOT disabled or deleted" in out.message and "is deleted" not in out.message
     assert w.works(original)
     entries = list(AuditLog(tmp_path / "a.jsonl").entries())
     skipped = [e for e in entries if e["event"] == "rotation.old-unidentified"]
     assert [e["reason"].split(" ")[0] for e in skipped] == ["old-disabled", "old-deleted"]
+
+
+def test_every_verdict_has_its_own_documented_exit_code() -> None:
+    """The core returns verdicts; `cli/rotate.py` is the one place that turns them into the
+    codes its help documents (0 done, 75 try later, 1 failed safe, 2 page someone), and a
+    usage error (64) can never be mistaken for any of them."""
+    import impromptu_ops.cli.rotate as cli_rotate
+
+    documented = {Verdict.DONE: "0 done", Verdict.BUSY: "75 another rotation holds",
+                  Verdict.FAILED_SAFE: "1 failed", Verdict.KEY_AT_RISK: "2 the agent may be"}
+    doc = " ".join((cli_rotate.__doc__ or "").split())
+    assert set(documented) == set(Verdict)
+    for verdict, words in documented.items():
+        assert words.startswith(f"{exit_code(verdict)} ") and words in doc, (verdict, doc)
+    assert len({exit_code(v) for v in Verdict}) == len(Verdict)
+    assert cli_rotate.EX_USAGE not in {exit_code(v) for v in Verdict}

@@ -36,12 +36,12 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from impromptu_ops import retry
 from impromptu_ops.errors import ChainError
 from impromptu_ops.secret import clip
 
@@ -123,20 +123,6 @@ def is_rate_limit(status: int, code: int | None, message: str) -> bool:
 _RATE_WORDS = ("rate limit", "rate-limit", "too many requests", "exceeded daily", "throughput",
                "request rate", "requests per second", "per second", "compute units",
                "request limit reached", "reduce calls")
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After in seconds or as an HTTP date; ``None`` when absent or unusable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -232,11 +218,11 @@ class JsonRpcClient:
         return status, headers, decoded
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        if retry_after is not None:
-            delay = min(retry_after, self.max_retry_after)
-        else:
-            delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
-        self._sleep(delay)
+        # The package's one retry arithmetic (:mod:`impromptu_ops.retry`), as the platform's.
+        if retry_after is None:
+            retry_after = retry.backoff_delay(attempt, self.backoff_base, self.backoff_cap,
+                                              self._rng.random)
+        self._sleep(retry_after)
 
     def _retry(self, error: ChainError | None, read_only: bool, attempt: int,
                headers: Mapping[str, str]) -> bool:
@@ -249,7 +235,8 @@ class JsonRpcClient:
             isinstance(error, RpcError) and error.http_status in TRANSIENT_STATUS)
         if not isinstance(error, RpcRateLimited) and not (read_only and transient):
             return False
-        self._backoff(attempt, parse_retry_after(headers.get("retry-after"), time.time()))
+        self._backoff(attempt, retry.parse_retry_after(headers.get("retry-after"), time.time(),
+                                                       self.max_retry_after))
         return True
 
     def _error_of(self, method: str, status: int, answer: Any) -> RpcError | None:

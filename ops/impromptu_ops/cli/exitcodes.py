@@ -19,8 +19,7 @@ reconcile     ``earnings``: 0 reconciled, 1 discrepancies, 3 could not tell
 drop-ins      ``legacy health``: 0 / 2 / 1 like the original; ``legacy heartbeat``: 0
               (a skipped run too), 1 failed
 rotate        ``rotate``: 0 done, 1 failed safely, 2 key at risk, 75 busy or try later, 64
-              usage; still mapped in ``cli/rotate.py`` while rotation's verdicts land
-              (issue 16, Build 5): that mapping moves here at merge
+              usage (never 2, which would page someone)
 ============  ==========================================================================
 
 Nothing outside ``cli/`` and ``errors.py`` defines an exit code
@@ -29,10 +28,13 @@ Nothing outside ``cli/`` and ``errors.py`` defines an exit code
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from impromptu_ops.errors import EXIT_FAILURE, EXIT_OK, EXIT_SKIPPED, OpsError
 from impromptu_ops.policy.verdict import Status
+
+if TYPE_CHECKING:
+    from impromptu_ops.rotation.outcome import Verdict
 
 # generic
 OK: Final = EXIT_OK
@@ -101,3 +103,16 @@ def dropin_health(status: str) -> int:
 def dropin_heartbeat(ok: bool) -> int:
     """``legacy heartbeat`` (scripts/heartbeat): 0 (a skipped run too) or 1."""
     return DROPIN_HEARTBEAT_OK if ok else DROPIN_HEARTBEAT_FAILED
+
+
+# rotate
+ROTATE_USAGE: Final = 64
+ROTATE_DONE, ROTATE_FAILED_SAFE, ROTATE_KEY_AT_RISK, ROTATE_TRY_LATER = 0, 1, 2, EXIT_SKIPPED
+
+
+def rotate(verdict: Verdict) -> int:
+    """``rotate``: the one mapping of a rotation verdict to the code schedulers see."""
+    from impromptu_ops.rotation.outcome import Verdict
+
+    return {Verdict.DONE: ROTATE_DONE, Verdict.FAILED_SAFE: ROTATE_FAILED_SAFE,
+            Verdict.KEY_AT_RISK: ROTATE_KEY_AT_RISK, Verdict.BUSY: ROTATE_TRY_LATER}[verdict]

@@ -10,15 +10,28 @@ someone). A usage error exits 64 so that it can never be mistaken for 2.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out, out_json, table
 from impromptu_ops.errors import OpsError
 from impromptu_ops.secret import clip
 
+if TYPE_CHECKING:
+    from impromptu_ops.rotation.outcome import Outcome
+
 PROVIDER_NAMES = ("openrouter", "impromptu", "vault-secret-id")
-EX_USAGE = 64
+EX_USAGE = exitcodes.ROTATE_USAGE
+EX_FAILED_SAFE, EX_TEMPFAIL = exitcodes.ROTATE_FAILED_SAFE, exitcodes.ROTATE_TRY_LATER
+exit_code = exitcodes.rotate  # the mapping lives in cli/exitcodes.py with the other families
+
+
+def _view(o: Outcome) -> dict[str, object]:
+    """The ``--json`` object: ``exit_code`` first, as before verdicts existed."""
+    return {"exit_code": exit_code(o.verdict), **o.as_dict()}
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -33,22 +46,25 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def _finish(outcomes: list[object], as_json: bool) -> None:
-    from impromptu_ops.rotation.engine import Outcome
-    from impromptu_ops.rotation.service import combined_exit
+    from impromptu_ops.rotation.outcome import Outcome
+    from impromptu_ops.rotation.service import combined
 
     got = [o for o in outcomes if isinstance(o, Outcome)]
     for o in got:
         if as_json:
-            out_json(o.as_dict())
+            out_json(_view(o))
         else:
             line = o.message if o.provider == "-" else f"{o.provider}: {o.message}"
-            (out if o.exit_code == 0 else err)(line)
-    raise click.exceptions.Exit(combined_exit(got))
+            (out if o.ok else err)(line)
+    raise click.exceptions.Exit(exit_code(combined(got)))
 
 
 def _mapped(exc: OpsError) -> int:
-    """Errors before or around a run: 75 stays 75; anything else changed nothing: 1."""
-    return 75 if exc.exit_code == 75 else 1
+    """Errors before or around a run: "try later" stays 75; anything else changed
+    nothing: 1."""
+    from impromptu_ops.rotation.outcome import try_later
+
+    return EX_TEMPFAIL if try_later(exc) or exc.exit_code == EX_TEMPFAIL else EX_FAILED_SAFE
 
 
 class RotateGroup(click.Group):

@@ -23,13 +23,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from impromptu_ops.atomic import write_json
 from impromptu_ops.errors import IntegrityError, OpsError, TransportError
 from impromptu_ops.settings import Settings
+
+if TYPE_CHECKING:  # httpx only when a check runs: the drop-ins read the record alone
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,12 @@ class SkillCheck:
     @property
     def newer_waiting(self) -> bool:
         """A published version newer than the installed one (or none installed)."""
-        from impromptu_ops.gate.manifest import version_key
-
         if self.published is None:
             return False
         if self.installed is None:
             return True
+        from impromptu_ops.gate.manifest import version_key  # only when there is a comparison
+
         try:
             return version_key(self.published) > version_key(self.installed)
         except IntegrityError:
@@ -120,6 +121,8 @@ def installed_version(settings: Settings) -> str | None:
 
 def _get_manifest(settings: Settings, timeout: float,
                   transport: httpx.BaseTransport | None) -> bytes | None:
+    import httpx
+
     url = settings.manifest_url
     cap = settings.gate.max_manifest_bytes
     p = settings.platform

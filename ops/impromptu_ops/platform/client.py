@@ -33,7 +33,7 @@ from impromptu_ops.platform import results as r
 from impromptu_ops.platform.errorbody import build_error, parse_error_body
 from impromptu_ops.platform.fields import Reader
 from impromptu_ops.platform.http import Clock, HttpClientBase, HttpCore, HttpResponse, Limits, Sleep
-from impromptu_ops.platform.retry import parse_retry_after
+from impromptu_ops.retry import parse_retry_after
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings
 

@@ -36,7 +36,7 @@ from typing import Any, Self
 
 import httpx
 
-from impromptu_ops import contract
+from impromptu_ops import contract, retry
 from impromptu_ops.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -46,7 +46,6 @@ from impromptu_ops.errors import (
     RateLimited,
     TransportError,
 )
-from impromptu_ops.platform import retry
 from impromptu_ops.platform.errorbody import build_error, clean_text, parse_error_body
 from impromptu_ops.platform.ratelimit import RateLimit, parse_rate_limit
 from impromptu_ops.secret import Secret

@@ -1,8 +1,17 @@
-"""The test-only hooks of the rotation engine: crash, pause-and-check, and a start barrier.
+"""The ONE test-hook seam of the rotation engine: :class:`Hooks`.
 
-All three are inert unless their environment variable is set, and nothing else in the
-package reads these variables. They exist so that tests can drive the REAL command in a
-child process (a crash is then a real SIGKILL, not an exception a handler could swallow):
+The engine calls :meth:`Hooks.reached` with a point's name at every step boundary
+(:data:`BOUNDARIES`) and at the start barrier (``loaded``), and nowhere else; nothing in
+the package reads the variables below except :meth:`Hooks.from_env`. A hook can pause the
+run, kill it or run a callback; in production every point is a no-op.
+
+Two drivers of that one seam:
+
+- in-process tests pass ``Hooks(on_point=callback)`` to the ``Rotator`` (the callback may
+  raise to simulate a crash);
+- child-process tests set environment variables read by :meth:`Hooks.from_env` (the
+  default), so they can drive the REAL command (a crash is then a real SIGKILL, not an
+  exception a handler could swallow):
 
 - :data:`CRASH_ENV` names a step boundary (``intent``, ``created``, ``pending-written``,
   ``stored``, ``verified``, ``activated``, ``canonical-written``, ``promoted``,
@@ -21,6 +30,8 @@ child process (a crash is then a real SIGKILL, not an exception a handler could 
   ``count`` such files exist: two runs started together then both read "no rotation" and
   both try the intent's CAS write, so the test proves that the CAS (not a lock, not
   timing) picks the winner.
+
+(The module keeps its name ``crash``: the crash tests import its variables from here.)
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -43,7 +56,38 @@ BOUNDARIES: Final = (
     "rollback-restored",
 )
 
+BARRIER_POINTS: Final = ("loaded",)
+
 _SEQ = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What happens when the engine reaches a named point (tests only; inert by default).
+
+    Attributes:
+        on_point: called with the point's name (in-process tests).
+        from_environment: also obey :data:`STEP_DIR_ENV`, :data:`CRASH_ENV` and
+            :data:`BARRIER_ENV` (child-process tests; inert when they are unset).
+    """
+
+    on_point: Callable[[str], None] | None = None
+    from_environment: bool = False
+
+    @classmethod
+    def from_env(cls) -> Hooks:
+        """The default: obey the test variables when set (else every point is a no-op)."""
+        return cls(from_environment=True)
+
+    def reached(self, point: str) -> None:
+        """The engine is at ``point`` (a boundary, or the ``loaded`` barrier)."""
+        if self.from_environment:
+            if point in BARRIER_POINTS:
+                barrier_point(point)
+            else:
+                crash_point(point)
+        if self.on_point is not None:
+            self.on_point(point)
 
 
 def crash_point(boundary: str) -> None:

@@ -58,10 +58,9 @@ def label_rotation(label: str) -> str | None:
 class RotationUnsupported(OpsError):
     """The provider cannot rotate this key (e.g. the platform has no key endpoints).
 
-    ``detail`` carries what is known instead (the key's expiry), for the report.
+    ``detail`` carries what is known instead (the key's expiry), for the report: the
+    caller's verdict is ``DONE`` (nothing to rotate), not a failure.
     """
-
-    exit_code = 0
 
     def __init__(self, message: str, *, detail: str = "") -> None:
         super().__init__(message)

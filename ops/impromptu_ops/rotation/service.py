@@ -18,22 +18,12 @@ from typing import Any
 from impromptu_ops.audit import AuditLog
 from impromptu_ops.errors import ConfigError, OpsError, SecretNotFound
 from impromptu_ops.policy.rotation import PROVIDERS, load_rotation_policy, parse_command
-from impromptu_ops.rotation.engine import (
-    EXIT_BUSY,
-    EXIT_DONE,
-    EXIT_FAILED_SAFE,
-    EXIT_KEY_AT_RISK,
-    Outcome,
-    Rotator,
-    record_view,
-)
+from impromptu_ops.rotation.engine import Rotator
+from impromptu_ops.rotation.outcome import Outcome, Verdict, record_view, try_later, worst
 from impromptu_ops.rotation.provider import Provider, RotationUnsupported
 from impromptu_ops.rotation.record import RecordStore
 from impromptu_ops.settings import Settings
 from impromptu_ops.store.base import SecretStore
-
-# Worst first: how several outcomes (``resume`` of every provider) combine into one code.
-SEVERITY = (EXIT_KEY_AT_RISK, EXIT_FAILED_SAFE, EXIT_BUSY, EXIT_DONE)
 
 
 def audit_path(settings: Settings) -> Path:
@@ -118,12 +108,12 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
     """``rotate PROVIDER``: rotate now (or finish an abandoned rotation first).
 
     With ``if_due``, first finish an interrupted rotation or a due retirement of an old
-    key (exit 0 with "nothing to do yet" while its grace period runs), then rotate only
+    key (``DONE`` with "nothing to do yet" while its grace period runs), then rotate only
     when the current key is older than the policy's ``max_age_days`` (by the store's
     version time).
 
     Raises:
-        LockBusy, RotationBusy, CasConflict: exit 75.
+        LockBusy, RotationBusy, CasConflict: another rotation holds it (try later).
         ConfigError, StoreError: nothing was changed.
     """
     if store is None:
@@ -139,28 +129,28 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
             if rec is not None and rec.active:
                 first = rotator.resume()
                 again = RecordStore(store).load(provider)[0]
-                if first.exit_code != EXIT_DONE or (again is not None and again.active):
+                if first.verdict is not Verdict.DONE or (again is not None and again.active):
                     return first  # still waiting (grace) or failed: say so, rotate nothing
             if due_reason(settings, provider, store) is None:
-                return first or Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is "
+                return first or Outcome(Verdict.DONE, provider, f"{rotator.provider.secret} is "
                                         "not due for rotation (policies/rotation.toml)",
                                         state="not-due")
         elif if_due and due_reason(settings, provider, store) is None:
-            return Outcome(EXIT_DONE, provider, f"{rotator.provider.secret} is not due for "
+            return Outcome(Verdict.DONE, provider, f"{rotator.provider.secret} is not due for "
                            "rotation (policies/rotation.toml)", state="not-due")
         return rotator.start(dry_run=dry_run)
     except RotationUnsupported as exc:
-        return Outcome(EXIT_DONE, provider, exc.message, state="unsupported")
+        return Outcome(Verdict.DONE, provider, exc.message, state="unsupported")
     except OpsError as exc:
-        if exc.exit_code == EXIT_BUSY:
+        if try_later(exc):
             raise
         # Whatever escapes start() (rather than coming back as an Outcome) happened before
         # the intent was recorded: no provider key was made, the store was not touched.
         if getattr(exc, "key_at_risk", False):  # the provider refuses the stored key
-            return Outcome(EXIT_KEY_AT_RISK, provider, f"rotation not started: "
+            return Outcome(Verdict.KEY_AT_RISK, provider, f"rotation not started: "
                            f"{exc.diagnostics()}; nothing was changed; page someone",
                            state="not-started")
-        return Outcome(EXIT_FAILED_SAFE, provider, f"rotation not started: "
+        return Outcome(Verdict.FAILED_SAFE, provider, f"rotation not started: "
                        f"{exc.diagnostics()}; nothing was changed", state="not-started")
     finally:
         rotator.provider.close()
@@ -203,9 +193,9 @@ def resume(settings: Settings, provider: str | None = None, *, force: bool = Fal
             finally:
                 rotator.provider.close()
         except OpsError as exc:
-            code = EXIT_BUSY if exc.exit_code == EXIT_BUSY else EXIT_FAILED_SAFE
-            outcomes.append(Outcome(code, name, exc.diagnostics()))
-    return outcomes or [Outcome(EXIT_DONE, "-", "no rotation to resume")]
+            verdict = Verdict.BUSY if try_later(exc) else Verdict.FAILED_SAFE
+            outcomes.append(Outcome(verdict, name, exc.diagnostics()))
+    return outcomes or [Outcome(Verdict.DONE, "-", "no rotation to resume")]
 
 
 def rollback(settings: Settings, provider: str | None = None, *, force: bool = False,
@@ -218,7 +208,7 @@ def rollback(settings: Settings, provider: str | None = None, *, force: bool = F
     if provider is None:
         active = _active(store)
         if not active:
-            return Outcome(EXIT_DONE, "-", "no rotation to roll back")
+            return Outcome(Verdict.DONE, "-", "no rotation to roll back")
         if len(active) > 1:
             raise ConfigError("several rotations are unfinished: name one",
                               hint="rotate rollback " + " | ".join(active))
@@ -257,6 +247,6 @@ def status(settings: Settings, provider: str | None = None, *,
     return views
 
 
-def combined_exit(outcomes: list[Outcome]) -> int:
-    codes = {o.exit_code for o in outcomes}
-    return next((c for c in SEVERITY if c in codes), EXIT_FAILED_SAFE)
+def combined(outcomes: list[Outcome]) -> Verdict:
+    """The verdict of several runs (``resume`` of every provider): the worst one."""
+    return worst([o.verdict for o in outcomes])

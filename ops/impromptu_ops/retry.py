@@ -1,9 +1,11 @@
 """Pure retry arithmetic: full-jitter backoff, ``Retry-After`` parsing, what may be retried.
 
-This module owns the numbers and the yes/no answers of the retry policy; it does no I/O and
-reads no clock or random source of its own (both are passed in), so every rule here is a
-function of its arguments and is tested exhaustively with Hypothesis. The loop that sleeps
-and resends lives in :mod:`impromptu_ops.platform.http`.
+This module owns the numbers and the yes/no answers of the retry policy for every HTTP
+client of the package: the platform's (:mod:`impromptu_ops.platform.http`) and the chain's
+JSON-RPC (:mod:`impromptu_ops.chain.rpc`). It sits below both, does no I/O and reads no
+clock or random source of its own (both are passed in), so every rule here is a function
+of its arguments and is tested exhaustively with Hypothesis. The loops that sleep and
+resend live in those clients.
 
 Rules (contract §1):
 
