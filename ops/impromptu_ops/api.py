@@ -315,21 +315,23 @@ class Agent:
 
         return service.rotate(self.settings, provider, grace=grace, dry_run=dry_run,
                               if_due=if_due, on_rotate=on_rotate, store=self.store,
-                              old_key_hash=old_key_hash)
+                              clients=self, old_key_hash=old_key_hash)
 
     def resume_rotations(self, provider: str | None = None, *, force: bool = False
                          ) -> list[Outcome]:
         """Continue every interrupted rotation (or ``provider``'s) from its recorded step."""
         from impromptu_ops.rotation import service
 
-        return service.resume(self.settings, provider, force=force, store=self.store)
+        return service.resume(self.settings, provider, force=force, store=self.store,
+                              clients=self)
 
     def roll_back_rotation(self, provider: str | None = None, *, force: bool = False
                            ) -> Outcome:
         """Undo an unfinished rotation: the old key becomes current again."""
         from impromptu_ops.rotation import service
 
-        return service.rollback(self.settings, provider, force=force, store=self.store)
+        return service.rollback(self.settings, provider, force=force, store=self.store,
+                                clients=self)
 
     def rotation_status(self, provider: str | None = None, *, audit_lines: int = 20
                         ) -> list[dict[str, Any]]:

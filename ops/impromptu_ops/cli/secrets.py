@@ -346,7 +346,7 @@ def scan_cmd(app: App, paths: tuple[Path, ...], fix: bool, no_system: bool, as_j
 @pass_app
 def check_cmd(app: App, backend: str | None, agent: str | None) -> None:
     """Check that the store answers (Vault: reachable, unsealed, token valid)."""
-    out(_store(app, backend, agent).check())
+    out(_store(app, backend, agent).check().summary)
 
 
 @secrets.command("policy")

@@ -160,20 +160,17 @@ def check_config(ctx: HealthContext) -> CheckResult:
 
 
 def check_store(ctx: HealthContext) -> CheckResult:
-    import re
-
     try:
         status = ctx.store().check()
     except ConfigError as exc:
         return CheckResult("store", Status.UNKNOWN, exc.diagnostics())
     except StoreError as exc:  # sealed, unreachable, tampered, refused
         return CheckResult("store", Status.CRITICAL, exc.diagnostics())
-    m = re.search(r"token ttl (\d+)s", status)
-    if m is None:
-        return CheckResult("store", Status.OK, status)
-    ttl = float(m.group(1))
+    if status.token_ttl is None:  # a local store, or a token that never expires
+        return CheckResult("store", Status.OK, status.summary)
+    ttl = float(status.token_ttl)
     verdict = evaluate(ttl, ctx.policy.for_metric("store_token_ttl_seconds"))
-    return CheckResult("store", verdict, status,
+    return CheckResult("store", verdict, status.summary,
                        (_perf("store_token_ttl_seconds", ttl, ctx, "s", 0),))
 
 

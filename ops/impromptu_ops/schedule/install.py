@@ -217,7 +217,7 @@ def check_store(settings: Settings) -> list[str]:
 
     try:
         store = open_store(settings)
-        lines = [f"store: {store.check()}"]
+        lines = [f"store: {store.check().summary}"]
     except OpsError as exc:
         return [f"store: NOT READY: {exc.diagnostics()}"]
     try:

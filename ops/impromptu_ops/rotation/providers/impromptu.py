@@ -65,9 +65,9 @@ class ImpromptuProvider:
     idempotent_create = True
 
     def __init__(self, settings: PlatformSettings, store: SecretStore, *,
-                 platform: PlatformFactory | None = None) -> None:
+                 platform: PlatformFactory) -> None:
         self.store = store
-        self._platform = platform or (lambda key: PlatformClient(settings, key))
+        self._platform = platform
 
     def _current(self) -> Secret:
         try:

@@ -163,8 +163,7 @@ class OpenRouterProvider:
     idempotent_create = False  # OpenRouter has no idempotency key: read back by name
 
     def __init__(self, settings: PlatformSettings, store: SecretStore, *, byok: bool = True,
-                 openrouter: OpenRouterFactory | None = None,
-                 platform: PlatformFactory | None = None,
+                 openrouter: OpenRouterFactory, platform: PlatformFactory,
                  old_key_hash: str | None = None,
                  now: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
@@ -172,9 +171,8 @@ class OpenRouterProvider:
         self.byok = byok
         self.old_key_hash = (old_key_hash or "").strip() or None
         self._now = now or (lambda: datetime.now(UTC))
-        self._openrouter = openrouter or (
-            lambda key: OpenRouterClient(settings.openrouter_url, key, settings=settings))
-        self._platform = platform or (lambda key: PlatformClient(settings, key))
+        self._openrouter = openrouter
+        self._platform = platform
         self._prov: OpenRouterClient | None = None
         self._agent: PlatformClient | None = None
         self._old: ProvisionedKey | None = None
