@@ -16,7 +16,7 @@ from impromptu_ops.errors import OpsError, SecretNotFound
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
 
-PLATFORM_KEY = contract.SECRET_NAMES[0]  # impromptu-api-key
+PLATFORM_KEY = contract.IMPROMPTU_API_KEY
 OPENROUTER_KEY = contract.SECRET_NAMES[1]  # openrouter-api-key
 
 

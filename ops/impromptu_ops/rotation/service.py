@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from impromptu_ops import contract
 from impromptu_ops.audit import AuditLog
 from impromptu_ops.errors import ConfigError, OpsError, SecretNotFound
 from impromptu_ops.rotation.engine import (
@@ -177,8 +178,8 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
 def due_reason(settings: Settings, provider: str, store: SecretStore) -> str | None:
     """Why ``provider``'s key is due (age of its newest store version), else ``None``."""
     policy = load_rotation_policy(settings.paths.policies_dir).for_provider(provider)
-    name = {"openrouter": "openrouter-api-key", "impromptu": "impromptu-api-key",
-            "vault-secret-id": "vault-secret-id"}[provider]
+    name = {"openrouter": contract.OPENROUTER_API_KEY, "impromptu": contract.IMPROMPTU_API_KEY,
+            "vault-secret-id": contract.VAULT_SECRET_ID}[provider]
     try:
         meta = store.metadata(name)
     except SecretNotFound:

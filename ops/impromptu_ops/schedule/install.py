@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from impromptu_ops import atomic
+from impromptu_ops import atomic, contract
 from impromptu_ops.errors import ConfigError, OpsError
 from impromptu_ops.schedule import generate, validate
 from impromptu_ops.schedule.spec import (
@@ -221,7 +221,7 @@ def check_store(settings: Settings) -> list[str]:
     except OpsError as exc:
         return [f"store: NOT READY: {exc.diagnostics()}"]
     try:
-        store.metadata("impromptu-api-key")
+        store.metadata(contract.IMPROMPTU_API_KEY)
         lines.append("store: the platform key is present")
     except SecretNotFound:
         lines.append("store: the platform key is missing (register first, or "
