@@ -90,6 +90,21 @@ PUBLIC_MODULES = (
 ``Private:``: internal, changed without notice (``tests/test_api.py`` checks both)."""
 
 
+def _settings_for(settings: Settings, name: str) -> Settings:
+    """The settings of agent ``name``: its ``[agents.NAME]`` table's, else ``settings``
+    with ``store.agent = name`` (checked like any other value of that setting)."""
+    if name in settings.agents:
+        return settings.agents[name]
+    from impromptu_ops.errors import ConfigError
+    from impromptu_ops.settings import AGENT_NAME
+
+    if not AGENT_NAME.fullmatch(name):
+        raise ConfigError(f"agent name {name[:40]!r} is not a plain name",
+                          hint="up to 63 letters, digits, '-' and '_', starting with a "
+                               "letter or digit")
+    return replace(settings, store=replace(settings.store, agent=name))
+
+
 class Agent:
     """One agent's toolkit: its store, keys and clients, and the runbook operations.
 
@@ -114,18 +129,27 @@ class Agent:
         self._updates: UpdateGate | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *,
+    def from_settings(cls, settings: Settings | None = None, *, agent: str | None = None,
                       store: SecretStore | None = None,
                       platform_transport: httpx.BaseTransport | None = None,
                       openrouter_transport: httpx.BaseTransport | None = None) -> Agent:
         """The agent the settings describe (default: settings from the environment and
         the config file, as the CLI loads them).
 
+        Args:
+            settings: the effective settings.
+            agent: build for this agent name instead of ``store.agent``: its
+                ``[agents.NAME]`` settings when the config file has that table, else the
+                same settings with ``store.agent`` set to it. A fleet builds one
+                ``Agent`` per name.
+
         Raises:
-            ConfigError: the settings cannot be loaded.
+            ConfigError: the settings cannot be loaded, or ``agent`` is not a plain name.
         """
-        return cls(settings if settings is not None else load_settings(), store=store,
-                   platform_transport=platform_transport,
+        chosen = settings if settings is not None else load_settings()
+        if agent is not None and agent != chosen.store.agent:
+            chosen = _settings_for(chosen, agent)
+        return cls(chosen, store=store, platform_transport=platform_transport,
                    openrouter_transport=openrouter_transport)
 
     # --- what the agent owns -----------------------------------------------------------------
