@@ -162,3 +162,15 @@ def test_an_agent_per_name_for_a_fleet(tmp_path: Path) -> None:
     for bad in ("../x", "bob\n", "", "a" * 64):
         with pytest.raises(ConfigError):
             Agent.from_settings(settings, agent=bad)
+
+
+def test_the_platform_package_does_not_import_the_store() -> None:
+    """The platform client knows keys, not where they live: the Agent passes them in."""
+    root = Path(impromptu_ops.__file__).parent / "platform"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith("impromptu_ops.store") for n in names), path.name

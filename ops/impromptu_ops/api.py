@@ -7,8 +7,8 @@ what every use case needs:
 - the secret store (opened on first use, never before: building an ``Agent`` does no I/O);
 - the keys in it (read from the store each time they are needed, so a rotation is seen at
   once and no secret outlives its use in this object);
-- the platform client and the OpenRouter client, built here and nowhere else in the CLI
-  path, with the transports, clocks and sleepers a test injects.
+- the platform client and the OpenRouter client, built here and nowhere else in the
+  package, with the HTTP transports a test injects.
 
 Its methods are what runbooks do — :meth:`Agent.register`, :meth:`Agent.heartbeat`,
 :meth:`Agent.health`, :meth:`Agent.rotate`, :meth:`Agent.reconcile`, the update gate
@@ -18,9 +18,9 @@ or exits: errors are the :mod:`impromptu_ops.errors` tree, exit codes belong to 
 Every import of a use case happens inside the method that needs it, so importing this module
 costs almost nothing (``health`` and ``heartbeat`` start as fast as before).
 
-Public names are listed in ``__all__``. Modules whose docstring starts with ``Private:``
-are internal to the package and may change without notice; everything reachable from
-``__all__`` here (and the result types it returns) is the supported surface.
+Public names are listed in ``__all__``; the supported modules in :data:`PUBLIC_MODULES`.
+Every other module's docstring (or its package's) starts with ``Private:``: internal to
+the package, changed without notice.
 
 Example::
 
@@ -386,5 +386,5 @@ class Agent:
         if self._updates is None:
             from impromptu_ops.gate.gate import UpdateGate
 
-            self._updates = UpdateGate(self.settings)
+            self._updates = UpdateGate(self.settings, transport=self._platform_transport)
         return self._updates
