@@ -72,7 +72,7 @@ def test_health_store_check_reads_the_structured_ttl(tmp_path: Path, status: Sto
     store.status = status
     settings = load_settings({"paths.state_dir": str(tmp_path)}, env={},
                              config_file=tmp_path / "none.toml")
-    (result,) = Agent(settings, store=store).health(checks=("store",),
+    (result,) = Agent(settings, store=store).health(checks="store",  # one name, a str
                                                     policy=default_policy()).results
     assert result.status is verdict, result
     assert result.summary == status.summary

@@ -278,8 +278,9 @@ class Agent:
         if policy is None:
             policy = load_policy(self.settings.paths.policies_dir,
                                  self.settings.jobs.health_check_timeout)
+        names = (checks,) if isinstance(checks, str) else tuple(checks)  # "store" is one name
         ctx = HealthContext(self.settings, policy, open_store=lambda: self.store)
-        return run_checks(plan(ctx, tuple(checks)))
+        return run_checks(plan(ctx, names))
 
     def register(self, request: RegistrationRequest, *, hooks: Hooks | None = None
                  ) -> Registration:
