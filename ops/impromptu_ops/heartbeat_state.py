@@ -1,4 +1,4 @@
-"""The heartbeat's local state: what the last runs saw, so the next run can do better.
+"""Private: The heartbeat's local state: what the last runs saw, so the next run can do better.
 
 It lives below both the jobs (the heartbeat writes it) and the health checks (which read
 its freshness), so that neither imports the other.

@@ -1,4 +1,5 @@
-"""Pure retry arithmetic: full-jitter backoff, ``Retry-After`` parsing, what may be retried.
+"""Private: Pure retry arithmetic: full-jitter backoff, ``Retry-After`` parsing, what may be
+retried.
 
 This module owns the numbers and the yes/no answers of the retry policy for every HTTP
 client of the package: the platform's (:mod:`impromptu_ops.platform.http`) and the chain's

@@ -77,7 +77,7 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
            warning: tuple[str, ...], critical: tuple[str, ...], timeout: float | None) -> None:
     """Check the config, the store, both keys, the platform, budget, key age, heartbeat
     freshness, folder permissions and shell files for plaintext keys."""
-    from impromptu_ops.health.checks import run_health
+    from impromptu_ops.api import Agent
     from impromptu_ops.health.render import render
     from impromptu_ops.policy.health import load_policy
 
@@ -87,7 +87,7 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
         policy = policy.with_overrides(warning, critical)
         if timeout is not None:
             policy = policy.capped(timeout)
-        report = run_health(settings, policy, checks)
+        report = Agent.from_settings(settings).health(checks=checks, policy=policy)
         text, code = render(report, fmt), exitcodes.health(report.status, fmt)
     except OpsError as exc:
         text, code = "", _unknown(fmt, exc.diagnostics())

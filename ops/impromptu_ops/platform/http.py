@@ -1,4 +1,4 @@
-"""The one HTTP core both clients share: timeouts, size cap, typed errors, safe retries.
+"""Private: The one HTTP core both clients share: timeouts, size cap, typed errors, safe retries.
 
 :class:`HttpCore` owns every byte that crosses the network for the platform and OpenRouter
 clients. One call to :meth:`HttpCore.request` is one *logical* request: it may be sent
@@ -39,6 +39,7 @@ import httpx
 from impromptu_ops import contract, retry
 from impromptu_ops.errors import (
     ConfigError,
+    ConnectFailed,
     DeadlineExceeded,
     MalformedResponse,
     OpsError,
@@ -201,7 +202,7 @@ class HttpCore:
                 return HttpResponse(resp.status_code, resp.headers, body, method, path,
                                     parse_rate_limit(resp.headers))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _Attempt(TransportError(
+            raise _Attempt(ConnectFailed(
                 f"{method} {path}: cannot connect to {self._host()}: {_why(exc)}",
                 hint="check the URL and the network; the platform may be down"), sent=False
             ) from None

@@ -1,4 +1,4 @@
-"""The ONE test-hook seam of the rotation engine: :class:`Hooks`.
+"""Private: the ONE test-hook seam of the rotation engine: :class:`Hooks`.
 
 The engine calls :meth:`Hooks.reached` with a point's name at every step boundary
 (:data:`BOUNDARIES`) and at the start barrier (``loaded``), and nowhere else; nothing in

@@ -1,4 +1,4 @@
-"""How a failed run is reported: check the current key just now, salvage it if refused.
+"""Private: how a failed run is reported: check the current key just now, salvage it if refused.
 
 A run that fails says only what it has checked: :meth:`Reporting.probe` asks the
 provider whether the store's current key works NOW, and when the provider refuses it, a
@@ -13,6 +13,7 @@ import dataclasses
 
 from impromptu_ops.errors import AuthError, OpsError, SecretNotFound
 from impromptu_ops.rotation import salvage
+from impromptu_ops.rotation.keycheck import KeyCheck, KeyVerdict
 from impromptu_ops.rotation.outcome import Outcome, Verdict
 from impromptu_ops.rotation.record import State, Step, at_least, fingerprint
 from impromptu_ops.rotation.run import RunState
@@ -42,9 +43,9 @@ class Reporting(RunState):
         A probe that cannot reach the provider says nothing new: not at risk.
         """
         verdict = self.probe()
-        if verdict == "ok":
+        if verdict.verdict is KeyVerdict.OK:
             return False, "the agent still has a working key (checked just now)"
-        if not verdict.startswith("refused"):
+        if verdict.verdict is not KeyVerdict.REFUSED:
             before = ("its own key, untouched: the rotation stopped before the cut-over"
                       if not at_least(self.rec.step, Step.PROMOTED)
                       else "the new key, verified before it became current")
@@ -76,18 +77,18 @@ class Reporting(RunState):
         except OpsError as exc:
             return True, (f"the agent may be without a working key ({verdict}); storing a "
                           f"working one failed ({exc.diagnostics()}): page someone")
-        self._log("salvaged", which=found.which, key_id=found.key_id, reason=verdict)
+        self._log("salvaged", which=found.which, key_id=found.key_id, reason=str(verdict))
         return False, (f"the current key was refused ({verdict}), so the {found.which} key "
                        f"of rotation {rec.rotation_id}, which works (checked just now), is "
                        "current again")
 
-    def probe(self) -> str:
-        """Does the store's current key work now? ``ok``, ``refused: ...`` or ``unknown: ...``."""
+    def probe(self) -> KeyCheck:
+        """Does the store's current key work now? OK, REFUSED (with why) or UNKNOWN."""
         try:
             value, _meta, _version = self.records.read_key(self.provider.secret)
             self.provider.verify(value)
         except (AuthError, SecretNotFound) as exc:
-            return f"refused: {exc.diagnostics()}"
+            return KeyCheck(KeyVerdict.REFUSED, exc.diagnostics())
         except OpsError as exc:
-            return f"unknown: {exc.diagnostics()}"
-        return "ok"
+            return KeyCheck(KeyVerdict.UNKNOWN, exc.diagnostics())
+        return KeyCheck(KeyVerdict.OK)
