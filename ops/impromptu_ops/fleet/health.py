@@ -46,14 +46,19 @@ class FleetHealth:
 
 def _bounded_context(settings: Settings, policy: HealthPolicy, gate: threading.Semaphore
                      ) -> Any:
+    """The checks' context for one agent, its store owned by that agent's
+    :class:`~impromptu_ops.api.Agent`, its HTTP GETs counted against the fleet's gate."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.health.checks import HealthContext
+
+    agent = Agent.from_settings(settings)
 
     class Bounded(HealthContext):
         def get(self, url: str, timeout: float, bearer: Any = None) -> Any:
             with gate:
                 return super().get(url, timeout, bearer)
 
-    return Bounded(settings, policy)
+    return Bounded(settings, policy, open_store=lambda: agent.store)
 
 
 def run_fleet_health(base: Settings, names: Sequence[str], policy: HealthPolicy,

@@ -46,7 +46,7 @@ def _own_ping_url(settings: Settings, name: str) -> str:
 
 
 def _heartbeat_one(settings: Settings, name: str) -> Any:
-    from impromptu_ops.jobs.heartbeat import run_scheduled
+    from impromptu_ops.api import Agent
     from impromptu_ops.jobs.ping import Pinger
     from impromptu_ops.secret import REDACTOR
 
@@ -59,7 +59,7 @@ def _heartbeat_one(settings: Settings, name: str) -> Any:
     if pinger:
         pinger.start()
     try:
-        report = run_scheduled(settings)
+        report = Agent.from_settings(settings).heartbeat()
     except Exception as exc:
         if pinger:
             text = exc.diagnostics() if hasattr(exc, "diagnostics") else type(exc).__name__
@@ -131,9 +131,10 @@ ROTATE_DEADLINE = 900.0  # seconds one agent's rotation may take (the unit's own
 
 
 def _rotate_one(settings: Settings, providers: Sequence[str]) -> list[Any]:
-    from impromptu_ops.rotation import service
+    from impromptu_ops.api import Agent
 
-    return [service.rotate(settings, p, if_due=True) for p in providers]
+    agent = Agent.from_settings(settings)
+    return [agent.rotate(p, if_due=True) for p in providers]
 
 
 def rotate_failed(run: AgentRun[list[Any]]) -> bool:
