@@ -66,7 +66,28 @@ if TYPE_CHECKING:  # types only: importing them at run time would slow every com
     from impromptu_ops.secret import Secret
     from impromptu_ops.store.base import SecretStore
 
-__all__ = ["Agent"]
+__all__ = ["PUBLIC_MODULES", "Agent"]
+
+PUBLIC_MODULES = (
+    # the API and what every caller needs
+    "impromptu_ops.api", "impromptu_ops.errors", "impromptu_ops.settings",
+    "impromptu_ops.secret", "impromptu_ops.contract",
+    # the packages that hold public modules (namespaces)
+    "impromptu_ops.store", "impromptu_ops.platform", "impromptu_ops.health",
+    "impromptu_ops.jobs", "impromptu_ops.registration", "impromptu_ops.rotation",
+    "impromptu_ops.reconcile", "impromptu_ops.gate",
+    # what Agent owns and returns
+    "impromptu_ops.store.base", "impromptu_ops.platform.client",
+    "impromptu_ops.platform.openrouter", "impromptu_ops.platform.results",
+    "impromptu_ops.platform.ratelimit", "impromptu_ops.platform.status",
+    "impromptu_ops.health.model", "impromptu_ops.health.policy",
+    "impromptu_ops.jobs.heartbeat", "impromptu_ops.registration.flow",
+    "impromptu_ops.registration.keeping", "impromptu_ops.rotation.engine",
+    "impromptu_ops.reconcile.model", "impromptu_ops.reconcile.service",
+    "impromptu_ops.gate.gate",
+)
+"""The supported surface. Every other module's docstring (or its package's) starts with
+``Private:``: internal, changed without notice (``tests/test_api.py`` checks both)."""
 
 
 class Agent:

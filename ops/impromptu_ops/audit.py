@@ -1,4 +1,4 @@
-"""Hash-chained, append-only JSON-lines audit logs.
+"""Private: Hash-chained, append-only JSON-lines audit logs.
 
 Rotation and the update gate record every step here. Each line is a JSON object with the
 event's fields plus ``seq``, ``ts``, ``prev`` (the previous line's hash) and ``hash`` (the

@@ -1,4 +1,4 @@
-"""Reading local files that may be hostile: one way, used for every file we read.
+"""Private: Reading local files that may be hostile: one way, used for every file we read.
 
 A path an operator (or an attacker with write access to a folder) points us at can be a
 folder, a FIFO that blocks ``open()`` forever, a device that never ends, a symlink into

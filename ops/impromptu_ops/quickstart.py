@@ -1,4 +1,5 @@
-"""The quickstart rehearsal: the whole operator lifecycle, on embedded defaults, in one run.
+"""Private: The quickstart rehearsal: the whole operator lifecycle, on embedded defaults, in one
+run.
 
 It starts the sandbox platform in-process on loopback, points a private workspace (config,
 encrypted local store, state) at it, and then runs the *real* ``impromptu-ops`` commands an

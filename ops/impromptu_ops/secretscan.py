@@ -1,4 +1,4 @@
-"""``secrets scan``: find plaintext keys in shell, env, cron and systemd files; move them.
+"""Private: ``secrets scan``: find plaintext keys in shell, env, cron and systemd files; move them.
 
 Two signals per line: a literal value assigned to one of the environment names the
 original scripts read (:data:`impromptu_ops.contract.SECRET_ENV`: ``IMPROMPTU_API_KEY``,

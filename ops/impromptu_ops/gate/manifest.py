@@ -1,4 +1,4 @@
-"""The skill manifest ``impromptu.skill.json``: strict parsing, path rules, version order.
+"""Private: The skill manifest ``impromptu.skill.json``: strict parsing, path rules, version order.
 
 Shape (contract §7, [ours])::
 

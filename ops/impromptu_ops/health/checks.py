@@ -1,4 +1,4 @@
-"""The checks of ``impromptu-ops health``, and the context they share.
+"""Private: The checks of ``impromptu-ops health``, and the context they share.
 
 Each check is a function ``(HealthContext) -> CheckResult``. They run concurrently
 (:mod:`.runner`), so what several need — the store, the platform key, the heartbeat answer

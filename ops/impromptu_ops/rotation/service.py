@@ -1,4 +1,4 @@
-"""What the ``rotate`` commands call: build a rotator from the settings and run it.
+"""Private: What the ``rotate`` commands call: build a rotator from the settings and run it.
 
 Chooses the provider, the store (:func:`impromptu_ops.store.factory.open_store`), the audit
 log (``<state_dir>/audit/rotation.jsonl``), the local lock (``<state_dir>/locks/``) and the

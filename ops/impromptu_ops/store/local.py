@@ -1,4 +1,4 @@
-"""The local encrypted store: one authenticated file, KV v2 semantics, safe writers.
+"""Private: The local encrypted store: one authenticated file, KV v2 semantics, safe writers.
 
 This is the default backend when no Vault is configured. It owns the file I/O around the
 pure parts (:mod:`.sealed` for the envelope, :mod:`.model` for KV v2 behaviour):

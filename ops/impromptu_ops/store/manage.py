@@ -1,4 +1,4 @@
-"""What the ``secrets`` commands do with a store: put, history, rollback, import.
+"""Private: What the ``secrets`` commands do with a store: put, history, rollback, import.
 
 Every write here is check-and-set against the version just read, so two operators (or an
 operator and a rotation job) cannot silently overwrite each other. Values are checked

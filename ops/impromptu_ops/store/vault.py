@@ -1,4 +1,4 @@
-"""The Vault/OpenBao backend: KV v2 through hvac, behind our typed protocol.
+"""Private: The Vault/OpenBao backend: KV v2 through hvac, behind our typed protocol.
 
 Secrets live at ``<mount>/data/<prefix>/<agent>/<name>`` (default
 ``secret/data/impromptu/default/impromptu-api-key``). hvac is imported lazily, only here.

@@ -1,4 +1,4 @@
-"""How the Vault backend gets and keeps a token: token (env or file) or AppRole.
+"""Private: How the Vault backend gets and keeps a token: token (env or file) or AppRole.
 
 - **token**: ``VAULT_TOKEN`` (``store.vault_token``) or a token file (``store.vault_token_file``,
   e.g. a Vault Agent sink). The file must not be readable by others.
