@@ -152,3 +152,47 @@ def test_fleet_rotate_canary_first_then_the_rest(
     assert len(set(after.values())) == 3  # each agent got its own new key
     hb = _runs(ops("fleet", "heartbeat", "--json"))  # and each new key works
     assert all(r["exitCode"] == 0 for r in hb.values())
+
+
+def test_each_agent_pings_its_own_check(sandbox: SandboxServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """healthchecks.io HTTP API (healthchecks.io/docs/http_api/): /start, then success
+    (a skipped run is a success whose body says why) or /fail, per agent's own URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            hits.append((self.path.split("?")[0], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/ping"
+    try:
+        fleet = make_fleet(sandbox, monkeypatch, ["alice", "bob", "carol"], extra_config=(
+            f'[agents.alice.jobs]\nping_url = "{base}/alice"\n'
+            f'[agents.bob.jobs]\nping_url = "{base}/{{agent}}-{{job}}"\n'))
+        sandbox.control("POST", "faults", {"method": "*", "path": "/agent/heartbeat$",
+                                           "kind": "status", "status": 429,
+                                           "code": "RATE_003", "times": None,
+                                           "agentId": fleet.agents["bob"].agent_id})
+        proc = ops("fleet", "heartbeat")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    by: dict[str, list[str]] = {}
+    for path, body in hits:
+        check, _, kind = path.removeprefix("/ping/").partition("/")
+        by.setdefault(check, []).append(kind or f"success:{body[:40]}")
+    assert set(by) == {"alice", "bob-heartbeat"}  # carol has no check of her own
+    assert by["alice"][0] == "start" and by["alice"][1].startswith("success")
+    assert by["bob-heartbeat"][0] == "start" and "skipped" in by["bob-heartbeat"][1]
