@@ -254,8 +254,11 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
             argv += ("--metrics-file", str(metrics_file))
     elif job == "reconcile":
         argv += ("--output", str(settings.paths.state_dir / REPORT_FILE))
-    elif job == "fleet-heartbeat":
+    elif job == "fleet-heartbeat":  # one labelled textfile for every agent
         timeout = _fleet_timeout(settings, settings.jobs.heartbeat_deadline + 5.0)
+        metrics_file = settings.jobs.metrics_file
+        if metrics_file:
+            argv += ("--metrics-file", str(metrics_file))
     elif job == "fleet-rotate":
         from impromptu_ops.fleet.jobs import ROTATE_DEADLINE
 
