@@ -21,7 +21,7 @@ import pytest
 import impromptu_ops
 from impromptu_ops import contract
 from impromptu_ops.api import PUBLIC_MODULES, Agent
-from impromptu_ops.errors import ConnectFailed, SecretNotFound, StoreUnavailable
+from impromptu_ops.errors import ConfigError, ConnectFailed, SecretNotFound, StoreUnavailable
 from impromptu_ops.health.model import Status
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import load_settings
@@ -144,3 +144,33 @@ def test_importing_the_api_imports_no_use_case() -> None:
                   "impromptu_ops.rotation.service", "impromptu_ops.gate.gate"):
         assert heavy not in loaded, heavy
     assert "httpx" not in loaded and "hvac" not in loaded
+
+
+def test_an_agent_per_name_for_a_fleet(tmp_path: Path) -> None:
+    """``from_settings(agent=NAME)`` gives that agent's settings: its ``[agents.NAME]``
+    table when the config file has one, else the store's agent name; a bad name is a
+    ConfigError, never a path."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[agents.alice.platform]\napi_url = "http://127.0.0.1:9/alice"\n',
+                   encoding="utf-8")
+    settings = load_settings(env={"HOME": str(tmp_path)}, config_file=cfg)
+    alice = Agent.from_settings(settings, agent="alice")
+    bob = Agent.from_settings(settings, agent="bob")
+    assert (alice.name, alice.settings.platform.api_url) == ("alice", "http://127.0.0.1:9/alice")
+    assert (bob.name, bob.settings.platform.api_url) == ("bob", settings.platform.api_url)
+    assert Agent.from_settings(settings).name == "default"
+    for bad in ("../x", "bob\n", "", "a" * 64):
+        with pytest.raises(ConfigError):
+            Agent.from_settings(settings, agent=bad)
+
+
+def test_the_platform_package_does_not_import_the_store() -> None:
+    """The platform client knows keys, not where they live: the Agent passes them in."""
+    root = Path(impromptu_ops.__file__).parent / "platform"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith("impromptu_ops.store") for n in names), path.name

@@ -31,9 +31,9 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
             "(secrets scan --fix)?", default=False))):
         err("secrets scan: not fixed; run `impromptu-ops secrets scan --fix` when ready")
         return
-    from impromptu_ops.store.factory import open_store
+    from impromptu_ops.api import Agent
 
-    fixed = secretscan.fix(open_store(app.settings()), report)
+    fixed = secretscan.fix(Agent.from_settings(app.settings()).store, report)
     out(f"secrets scan: moved {len(fixed.moved)} key(s) into the store")
     for finding, why in fixed.left:
         err(f"secrets scan: left {finding.path}:{finding.line}: {why}")
@@ -71,6 +71,7 @@ def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
     reconcile (weekly) and health (every 5 min) as systemd timers, crontab lines, launchd
     plists or a Kubernetes bundle. A system unit never runs as root: give --run-as USER or
     --create-user."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.schedule.install import (
         apply,
         check_store,
@@ -86,13 +87,13 @@ def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
     if dry_run:
         for line in describe(plan):
             out(line)
-        for line in check_store(settings):  # read-only
+        for line in check_store(lambda: Agent.from_settings(settings).store):  # read-only
             out(line)
         out("dry run: nothing was changed")
         return
     for line in apply(plan):
         out(line)
-    for line in check_store(settings):
+    for line in check_store(lambda: Agent.from_settings(settings).store):
         out(line)
     _offer_scan_fix(app, assume_yes)
     for line in plan.notes:

@@ -30,10 +30,12 @@ import pwd
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from impromptu_ops import atomic
+from impromptu_ops import atomic, contract
 from impromptu_ops.errors import ConfigError, OpsError
 from impromptu_ops.schedule import generate, validate
 from impromptu_ops.schedule.spec import (
@@ -44,6 +46,9 @@ from impromptu_ops.schedule.spec import (
 )
 from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from impromptu_ops.store.base import SecretStore
 
 UNIT_MODE = 0o644
 DEDICATED_USER = "impromptu"  # --create-user
@@ -213,18 +218,20 @@ def describe(plan: InstallPlan) -> list[str]:
     return out
 
 
-def check_store(settings: Settings) -> list[str]:
-    """The store's status and whether the platform key is in it (never raises)."""
+def check_store(open_store: Callable[[], SecretStore]) -> list[str]:
+    """The store's status and whether the platform key is in it (never raises).
+
+    ``open_store`` opens the agent's store (:attr:`impromptu_ops.api.Agent.store`).
+    """
     from impromptu_ops.errors import SecretNotFound
-    from impromptu_ops.store.factory import open_store
 
     try:
-        store = open_store(settings)
-        lines = [f"store: {store.check()}"]
+        store = open_store()
+        lines = [f"store: {store.check().summary}"]
     except OpsError as exc:
         return [f"store: NOT READY: {exc.diagnostics()}"]
     try:
-        store.metadata("impromptu-api-key")
+        store.metadata(contract.IMPROMPTU_API_KEY)
         lines.append("store: the platform key is present")
     except SecretNotFound:
         lines.append("store: the platform key is missing (register first, or "

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from impromptu_ops import contract
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.settings import Settings, env_name
 
@@ -229,7 +230,7 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
             env["VAULT_CACERT"] = str(settings.store.vault_ca_cert)
         if settings.store.vault_role_id and settings.store.vault_secret_id_file:
             env[env_name("store.vault_role_id")] = settings.store.vault_role_id
-            creds.append(Credential("vault-secret-id", settings.store.vault_secret_id_file,
+            creds.append(Credential(contract.VAULT_SECRET_ID, settings.store.vault_secret_id_file,
                                     env_name("store.vault_secret_id_file")))
         elif settings.store.vault_token_file:
             creds.append(Credential("vault-token", settings.store.vault_token_file,
