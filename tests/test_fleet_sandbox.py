@@ -48,6 +48,19 @@ def test_fleet_health_names_a_suspended_agent_and_exits_2(
     samples = [ln for ln in prom.splitlines() if ln and not ln.startswith("#")]
     assert samples and all('agent="' in ln for ln in samples)
     assert 'impromptu_health_status{agent="bob"} 2' in prom
+    # carol's key is rate limited (429 RATE_001, Retry-After 60): her checks say so (key
+    # WARNING, budget and notifications UNKNOWN: not read), no one waits, the rest is as before
+    sandbox.control("POST", "faults", {"method": "*", "path": "/agent/heartbeat$",
+                                       "kind": "status", "status": 429, "code": "RATE_001",
+                                       "retryAfter": 60, "times": None,
+                                       "agentId": fleet.agents["carol"].agent_id})
+    data = json.loads(ops("fleet", "health", "--format", "json").stdout)
+    assert {a["agent"]: a["status"] for a in data["agents"]} == \
+        {"alice": "OK", "bob": "CRITICAL", "carol": "UNKNOWN"}
+    carol = {c["name"]: c for c in data["agents"][2]["checks"]}
+    assert carol["platform_key"]["status"] == "WARNING"
+    assert "rate limited" in carol["platform_key"]["summary"]
+    assert data["durationSeconds"] < 60  # nobody slept out carol's Retry-After
 
 
 def test_fleet_health_usage_error_is_unknown(sandbox: SandboxServer,
