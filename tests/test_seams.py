@@ -16,7 +16,7 @@ from impromptu_ops.health.model import Status
 from impromptu_ops.health.policy import default_policy
 from impromptu_ops.platform.client import PlatformClient
 from impromptu_ops.registration.api import never_sent
-from impromptu_ops.rotation.keycheck import KeyCheck, Verdict
+from impromptu_ops.rotation.keycheck import KeyCheck, KeyVerdict
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings, load_settings
 from impromptu_ops.store.base import StoreStatus
@@ -90,9 +90,9 @@ def test_local_store_status_has_no_token(tmp_path: Path) -> None:
 
 def test_key_check_renders_as_before() -> None:
     """The engine branches on the verdict; its notes keep the old wording."""
-    assert str(KeyCheck(Verdict.OK)) == "ok"
-    assert str(KeyCheck(Verdict.REFUSED, "UNAUTHORIZED")) == "refused: UNAUTHORIZED"
-    assert str(KeyCheck(Verdict.UNKNOWN, "timed out")) == "unknown: timed out"
+    assert str(KeyCheck(KeyVerdict.OK)) == "ok"
+    assert str(KeyCheck(KeyVerdict.REFUSED, "UNAUTHORIZED")) == "refused: UNAUTHORIZED"
+    assert str(KeyCheck(KeyVerdict.UNKNOWN, "timed out")) == "unknown: timed out"
 
 
 def test_secret_names_are_the_contract_constants() -> None:

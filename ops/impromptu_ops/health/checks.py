@@ -51,10 +51,10 @@ from impromptu_ops.health.policy import HealthPolicy, evaluate
 from impromptu_ops.health.runner import CheckSpec
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
-from impromptu_ops.store.base import SecretStore
 
-if TYPE_CHECKING:  # probe is imported by the checks that make requests, not at start-up
+if TYPE_CHECKING:  # imported by the checks that use them, not at start-up
     from impromptu_ops.health.probe import ProbeResponse
+    from impromptu_ops.store.base import SecretStore
 
 T = TypeVar("T")
 PLATFORM_KEY = contract.IMPROMPTU_API_KEY

@@ -71,7 +71,7 @@ from impromptu_ops.locks import ProcessLock
 from impromptu_ops.rotation import retire, salvage
 from impromptu_ops.rotation.crash import barrier_point, crash_point
 from impromptu_ops.rotation.hook import run_hook
-from impromptu_ops.rotation.keycheck import KeyCheck, Verdict
+from impromptu_ops.rotation.keycheck import KeyCheck, KeyVerdict
 from impromptu_ops.rotation.provider import (
     Provider,
     RotationUnsupported,
@@ -749,9 +749,9 @@ class Rotator:
         A probe that cannot reach the provider says nothing new: not at risk.
         """
         verdict = self.probe()
-        if verdict.verdict is Verdict.OK:
+        if verdict.verdict is KeyVerdict.OK:
             return False, "the agent still has a working key (checked just now)"
-        if verdict.verdict is not Verdict.REFUSED:
+        if verdict.verdict is not KeyVerdict.REFUSED:
             before = ("its own key, untouched: the rotation stopped before the cut-over"
                       if not at_least(self.rec.step, Step.PROMOTED)
                       else "the new key, verified before it became current")
@@ -794,10 +794,10 @@ class Rotator:
             value, _meta, _version = self.records.read_key(self.provider.secret)
             self.provider.verify(value)
         except (AuthError, SecretNotFound) as exc:
-            return KeyCheck(Verdict.REFUSED, exc.diagnostics())
+            return KeyCheck(KeyVerdict.REFUSED, exc.diagnostics())
         except OpsError as exc:
-            return KeyCheck(Verdict.UNKNOWN, exc.diagnostics())
-        return KeyCheck(Verdict.OK)
+            return KeyCheck(KeyVerdict.UNKNOWN, exc.diagnostics())
+        return KeyCheck(KeyVerdict.OK)
 
     def _outcome(self, code: int, message: str, rec: RotationRecord | None) -> Outcome:
         if rec is None:

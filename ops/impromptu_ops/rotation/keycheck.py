@@ -1,7 +1,7 @@
 """Private: the typed answer to "does the store's current key work right now?".
 
 :meth:`impromptu_ops.rotation.engine.Rotator.probe` returns a :class:`KeyCheck`; the engine
-branches on its :class:`Verdict` (only a REFUSED key is positive evidence that the agent may
+branches on its :class:`KeyVerdict` (only a REFUSED key is positive evidence that the agent may
 be without a working key), and renders ``str(check)`` in its notes.
 """
 
@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Verdict(enum.Enum):
+class KeyVerdict(enum.Enum):
     OK = "ok"  # the provider accepted the key just now
     REFUSED = "refused"  # the provider refused it, or the store has no current key
     UNKNOWN = "unknown"  # the check itself failed (network, store): says nothing new
@@ -21,7 +21,7 @@ class Verdict(enum.Enum):
 class KeyCheck:
     """One check of the current key: the verdict and, unless OK, the reason (no secret)."""
 
-    verdict: Verdict
+    verdict: KeyVerdict
     detail: str = ""
 
     def __str__(self) -> str:
