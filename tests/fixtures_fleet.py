@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from impromptu_ops.fleet.roster import agent_settings
+from impromptu_ops.roster import agent_settings
 from impromptu_ops.sandbox.server import SandboxServer
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings, config_path, load_settings

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from impromptu_ops import roster
 from impromptu_ops.cli.main import cli, run
 from impromptu_ops.errors import ConfigError, InputError
-from impromptu_ops.fleet import roster
 from impromptu_ops.settings import load_settings
 
 CONFIG = """

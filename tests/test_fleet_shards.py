@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from impromptu_ops.fleet.roster import select_shard
+from impromptu_ops.roster import select_shard
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.fixtures_fleet import make_fleet
 from tests.fixtures_jobs import ops

@@ -86,7 +86,7 @@ PUBLIC_MODULES = (
     "impromptu_ops.reconcile.model", "impromptu_ops.reconcile.service",
     "impromptu_ops.gate.gate",
     # agents by name (the roster: which agents, one agent's settings, shards)
-    "impromptu_ops.fleet", "impromptu_ops.fleet.roster",
+    "impromptu_ops.fleet", "impromptu_ops.roster",
 )
 """The supported surface. Every other module's docstring (or its package's) starts with
 ``Private:``: internal, changed without notice (``tests/test_api.py`` checks both)."""

@@ -226,6 +226,7 @@ class FleetSettings:
     max_requests: int = 16  # fleet health: platform requests in flight at once, all agents
     include_default: bool = True  # the agent ``default`` is part of the fleet
     shards: int = 1  # shard count (Kubernetes sets IMPROMPTU_FLEET_SHARDS in the bundle)
+    rotate_deadline: float = 900.0  # fleet rotate: seconds one agent's rotation may take
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "fleet.concurrency": (1, 1024),
     "fleet.max_requests": (1, 4096),
     "fleet.shards": (1, 100_000),
+    "fleet.rotate_deadline": (1, 24 * 3600),
 }
 
 # Numbers that are limits must be positive (zero would disable or break the thing limited):

@@ -1,6 +1,6 @@
 """``impromptu-ops agents list``: every agent of this configuration and where its keys live.
 
-Thin: the roster (:mod:`impromptu_ops.fleet.roster`) decides which agents exist and where
+Thin: the roster (:mod:`impromptu_ops.roster`) decides which agents exist and where
 their keys, state and wallet are; this module renders it. It opens no store: "where the keys
 live" is the configured location, not a claim that keys are there.
 """
@@ -23,7 +23,7 @@ def agents() -> None:
 @pass_app
 def list_cmd(app: App, as_json: bool) -> None:
     """List every agent: its keys' location, state folder and wallet (from the config)."""
-    from impromptu_ops.fleet.roster import agent_settings, fleet_names, keys_location
+    from impromptu_ops.roster import agent_settings, fleet_names, keys_location
 
     base = app.file_settings()
     rows = []

@@ -3,7 +3,7 @@
 Commands get an :class:`App` through ``@pass_app`` and ask it for settings (built once,
 with the command's own flags as overrides) instead of reading the environment themselves.
 The settings are those of the selected agent (``--agent``, ``IMPROMPTU_AGENT``, a
-command's own ``--agent``; ``default`` otherwise): :func:`impromptu_ops.fleet.roster.
+command's own ``--agent``; ``default`` otherwise): :func:`impromptu_ops.roster.
 agent_settings`. :meth:`App.file_settings` is the unselected view the ``fleet`` commands
 start from.
 """
@@ -34,7 +34,7 @@ class App:
 
         Keyword names use ``__`` for the dot: ``settings(platform__api_url=url)``.
         """
-        from impromptu_ops.fleet.roster import agent_settings
+        from impromptu_ops.roster import agent_settings
 
         extra = {k.replace("__", "."): v for k, v in more.items() if v is not None}
         if self._settings is None or extra:
@@ -58,7 +58,7 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 def agent_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback of every ``--agent``: a bad name is a usage error before any work."""
     from impromptu_ops.errors import InputError
-    from impromptu_ops.fleet.roster import check_name
+    from impromptu_ops.roster import check_name
 
     if value is None:
         return None

@@ -1,6 +1,6 @@
 """``impromptu-ops fleet``: health, heartbeat and rotation for every agent at once.
 
-Thin: the roster (:mod:`impromptu_ops.fleet.roster`) names the agents and this process's
+Thin: the roster (:mod:`impromptu_ops.roster`) names the agents and this process's
 shard of them (``JOB_COMPLETION_INDEX`` of ``IMPROMPTU_FLEET_SHARDS`` in a Kubernetes
 Indexed Job; all of them otherwise); :mod:`impromptu_ops.fleet` runs the work; this module
 renders it and picks the exit code.
@@ -28,7 +28,7 @@ from impromptu_ops.settings import Settings
 
 def _roster(app: App) -> tuple[Settings, list[str]]:
     """The unselected settings and this process's agents (its shard of the fleet)."""
-    from impromptu_ops.fleet.roster import fleet_names, select_shard, shard_from_env
+    from impromptu_ops.roster import fleet_names, select_shard, shard_from_env
 
     base = app.file_settings()
     index, shards = shard_from_env(os.environ, base)

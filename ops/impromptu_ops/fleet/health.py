@@ -78,9 +78,9 @@ def run_fleet_health(base: Settings, names: Sequence[str], policy: HealthPolicy,
     """
     import time
 
-    from impromptu_ops.fleet.roster import agent_settings
     from impromptu_ops.health.checks import plan
     from impromptu_ops.health.runner import run_checks
+    from impromptu_ops.roster import agent_settings
 
     gate = threading.Semaphore(max_requests or base.fleet.max_requests)
     specs = plan(_bounded_context(base, policy, gate), checks)  # an unknown name: raise now

@@ -80,7 +80,7 @@ def _heartbeat_one(settings: Settings, name: str) -> Any:
 
 def fleet_heartbeat(base: Settings, names: Sequence[str]) -> list[AgentRun[Any]]:
     """One heartbeat per agent (see the module docstring); outcomes in roster order."""
-    from impromptu_ops.fleet.roster import agent_settings
+    from impromptu_ops.roster import agent_settings
 
     settings = {n: agent_settings(base, n) for n in names}
     deadline = max((s.jobs.heartbeat_deadline for s in settings.values()), default=1.0)
@@ -127,7 +127,6 @@ def write_fleet_metrics(path: Path, runs: Sequence[AgentRun[Any]]) -> None:
 # --- rotation -----------------------------------------------------------------------------
 
 ROTATE_PROVIDERS = ("impromptu",)  # what the scheduled `rotate impromptu --if-due` rotates
-ROTATE_DEADLINE = 900.0  # seconds one agent's rotation may take (the unit's own timeout)
 
 
 def _rotate_one(settings: Settings, providers: Sequence[str]) -> list[Any]:
@@ -151,10 +150,10 @@ def fleet_rotate(base: Settings, names: Sequence[str], providers: Sequence[str] 
     Returns:
         One run per agent; after a failed canary the others are ``skipped`` (not started).
     """
-    from impromptu_ops.fleet.roster import agent_settings
+    from impromptu_ops.roster import agent_settings
 
     return run_each(list(names), lambda n: _rotate_one(agent_settings(base, n), providers),
-                    concurrency=base.fleet.concurrency, deadline=ROTATE_DEADLINE,
+                    concurrency=base.fleet.concurrency, deadline=base.fleet.rotate_deadline,
                     canary=canary, failed=rotate_failed)
 
 

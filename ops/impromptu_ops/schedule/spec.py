@@ -59,7 +59,7 @@ JOBS: tuple[JobDef, ...] = (
 JOB_NAMES = tuple(j.job for j in JOBS)
 # ``install --fleet-shards N``: the fleet commands replace the per-agent heartbeat, rotation
 # and health jobs (reconcile stays one job); in Kubernetes each runs as an Indexed Job of N
-# pods, each pod serving its shard of the agents (impromptu_ops.fleet.roster).
+# pods, each pod serving its shard of the agents (impromptu_ops.roster).
 FLEET_JOBS: tuple[JobDef, ...] = (
     JobDef("fleet-heartbeat", ("fleet", "heartbeat", "--json"), INTERVAL_MINUTES,
            RANDOM_DELAY_SECONDS, 0, "Impromptu fleet heartbeat (every agent)"),
@@ -172,7 +172,7 @@ def build_specs(settings: Settings, command: tuple[str, ...], *, seed: str,
 def _fleet_timeout(settings: Settings, per_agent: float) -> int:
     """A fleet job's time limit: its agents' runs, ``fleet.concurrency`` at a time (the
     whole fleet as the bound: a shard's share of a hash is not known in advance)."""
-    from impromptu_ops.fleet.roster import fleet_names
+    from impromptu_ops.roster import fleet_names
 
     agents = max(1, len(fleet_names(settings)))
     rounds = -(-agents // max(1, settings.fleet.concurrency))
@@ -261,9 +261,7 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
         if metrics_file:
             argv += ("--metrics-file", str(metrics_file))
     elif job == "fleet-rotate":
-        from impromptu_ops.fleet.jobs import ROTATE_DEADLINE
-
-        timeout = _fleet_timeout(settings, ROTATE_DEADLINE)
+        timeout = _fleet_timeout(settings, settings.fleet.rotate_deadline)
     if user and not _USER_RE.match(user):
         raise ConfigError(f"--run-as {user[:40]!r} is not a user name or uid")
     values = [("--image", image), *((f"setting {k}", v) for k, v in env.items()),
