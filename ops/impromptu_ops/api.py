@@ -86,6 +86,8 @@ PUBLIC_MODULES = (
     "impromptu_ops.rotation.outcome",
     "impromptu_ops.reconcile.model", "impromptu_ops.reconcile.service",
     "impromptu_ops.gate.gate",
+    # agents by name (the roster: which agents, one agent's settings, shards)
+    "impromptu_ops.fleet", "impromptu_ops.roster",
 )
 """The supported surface. Every other module's docstring (or its package's) starts with
 ``Private:``: internal, changed without notice (``tests/test_api.py`` checks both)."""
@@ -273,8 +275,8 @@ class Agent:
             ConfigError: an unknown check name or a bad policy file.
         """
         from impromptu_ops.health.checks import HealthContext, plan
-        from impromptu_ops.policy.health import load_policy
         from impromptu_ops.health.runner import run_checks
+        from impromptu_ops.policy.health import load_policy
 
         if policy is None:
             policy = load_policy(self.settings.paths.policies_dir,

@@ -37,6 +37,7 @@ from impromptu_ops.secret import Secret
 from impromptu_ops.settings_schema import (
     AGENT_NAME,
     CONTROL_CHARS,
+    DEFAULT_AGENT,
     MAX_CONFIG_BYTES,
     MiB,
     coerce,
@@ -223,6 +224,17 @@ class ExecSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    """``fleet`` commands (see :mod:`impromptu_ops.fleet`)."""
+
+    concurrency: int = 8  # agents served at once (each agent's own checks run beside it)
+    max_requests: int = 16  # fleet health: platform requests in flight at once, all agents
+    include_default: bool = True  # the agent ``default`` is part of the fleet
+    shards: int = 1  # shard count (Kubernetes sets IMPROMPTU_FLEET_SHARDS in the bundle)
+    rotate_deadline: float = 900.0  # fleet rotate: seconds one agent's rotation may take
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, grouped by the part of the tool that uses them."""
 
@@ -235,6 +247,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     rotation: RotationSettings = field(default_factory=RotationSettings)
     exec: ExecSettings = field(default_factory=ExecSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     # ``[agents.NAME.<section>]`` tables of the config file: the effective settings of each
     # named agent (its table over the file, under env and flags), validated like the rest.
@@ -249,7 +262,13 @@ class Settings:
 
     @property
     def local_store_path(self) -> Path:
-        return self.store.local_path or self.paths.data_dir / "secrets.store"
+        """One store file per agent (so one rollback counter each): ``default`` keeps
+        ``<data_dir>/secrets.store``, agent NAME uses ``<data_dir>/agents/NAME/``."""
+        if self.store.local_path:
+            return self.store.local_path
+        if self.store.agent == DEFAULT_AGENT:
+            return self.paths.data_dir / "secrets.store"
+        return self.paths.data_dir / "agents" / self.store.agent / "secrets.store"
 
     @property
     def local_key_path(self) -> Path:
@@ -278,6 +297,7 @@ ENV_ALIASES: dict[str, str] = {
     "store.vault_namespace": "VAULT_NAMESPACE",
     "store.vault_ca_cert": "VAULT_CACERT",
     "store.backend": "IMPROMPTU_STORE_BACKEND",
+    "store.agent": "IMPROMPTU_AGENT",  # IMPROMPTU_STORE_AGENT (read first) is its alias
     "chain.rpc_url": "IMPROMPTU_CHAIN_RPC",
 }
 

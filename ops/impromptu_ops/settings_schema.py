@@ -34,6 +34,7 @@ MAX_SECONDS = 366 * 24 * 3600.0  # no duration, timeout or deadline of ours exce
 MAX_INT = 2**63 - 1
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+DEFAULT_AGENT = "default"
 
 # Inclusive (low, high) bounds where the default for the kind does not fit.
 RANGES: dict[str, tuple[float, float]] = {
@@ -66,6 +67,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "jobs.ping_backoff": (0, 3600),
     "gate.max_clock_skew": (0, 7 * 24 * 3600),
     "chain.display_decimals": (0, 77),
+    "fleet.concurrency": (1, 1024),
+    "fleet.max_requests": (1, 4096),
+    "fleet.shards": (1, 100_000),
+    "fleet.rotate_deadline": (1, 24 * 3600),
 }
 
 # Numbers that are limits must be positive (zero would disable or break the thing limited):
@@ -87,6 +92,9 @@ _URL_NAME = re.compile(r"(_url|_addr)$")
 # Extra checks that a range cannot express: key -> (predicate, what it must be).
 CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "store.scrypt_n": (lambda n: n & (n - 1) == 0, "a power of two"),
+    # an agent name is a Vault path segment and a folder name: a plain name, nothing else
+    "store.agent": (lambda name: bool(AGENT_NAME.match(name)),
+                    "a plain name (letters, digits, - and _; at most 63)"),
 }
 
 

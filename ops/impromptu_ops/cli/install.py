@@ -52,6 +52,10 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
                    "shell) and run the jobs as it.")
 @click.option("--image", default="impromptu-ops:latest", show_default=True,
               help="kubernetes: the container image.")
+@click.option("--fleet-shards", type=click.IntRange(1, 1000), default=None, metavar="N",
+              help="Schedule the fleet commands (every agent) instead of the one agent's "
+                   "jobs; kubernetes: as Indexed Jobs of N pods, each serving its shard of "
+                   "the agents (N > 1 needs Vault).")
 @click.option("--output", "output_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write the schedule files here instead of their usual place.")
 @click.option("--dry-run", is_flag=True,
@@ -60,8 +64,8 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
               help="Answer yes to moving plaintext keys into the store.")
 @pass_app
 def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
-            create_user: bool, image: str, output_dir: Path | None, dry_run: bool,
-            assume_yes: bool) -> None:
+            create_user: bool, image: str, fleet_shards: int | None, output_dir: Path | None,
+            dry_run: bool, assume_yes: bool) -> None:
     """Create the private folders, check the store, scan for plaintext keys and write the
     schedules of the four jobs: heartbeat (every 30 min), rotate --if-due (daily), earnings
     reconcile (weekly) and health (every 5 min) as systemd timers, crontab lines, launchd
@@ -78,7 +82,8 @@ def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
 
     settings = app.settings()
     plan = plan_install(settings, scheduler or detect_scheduler(), scope=scope, user=run_as,
-                        image=image, output_dir=output_dir, create_user=create_user)
+                        image=image, output_dir=output_dir, create_user=create_user,
+                        fleet_shards=fleet_shards or 0)
     if dry_run:
         for line in describe(plan):
             out(line)

@@ -105,7 +105,7 @@ def plan_install(settings: Settings, scheduler: str, *, scope: str | None = None
                  user: str = "", image: str = "impromptu-ops:latest",
                  output_dir: Path | None = None, command: tuple[str, ...] | None = None,
                  home: Path | None = None, seed: str | None = None,
-                 create_user: bool = False) -> InstallPlan:
+                 create_user: bool = False, fleet_shards: int = 0) -> InstallPlan:
     """Everything install would do, with no side effect.
 
     Raises:
@@ -133,8 +133,11 @@ def plan_install(settings: Settings, scheduler: str, *, scope: str | None = None
         raise ConfigError("--run-as root: the jobs need no privileges",
                           hint=f"use --create-user (system user {DEDICATED_USER!r})")
     home = home or Path.home()
+    if fleet_shards > 1 and scheduler != "kubernetes":
+        raise ConfigError("--fleet-shards above 1 spreads the fleet over Kubernetes pods",
+                          hint="add --scheduler kubernetes, or use --fleet-shards 1")
     specs = build_specs(settings, command or default_command(), seed=seed or _seed(),
-                        scope=scope, user=user, image=image)
+                        scope=scope, user=user, image=image, fleet_shards=fleet_shards)
     files = generate.render_all(specs, scheduler)
     plan = InstallPlan(scheduler, specs[0], specs)
     plan.notes += validate.validate(files)
