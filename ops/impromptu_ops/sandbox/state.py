@@ -27,6 +27,14 @@ Any module may add its own top-level member (``data.setdefault(name, ...)``). Va
 stay JSON; timestamps are stored as epoch seconds (floats) and rendered RFC 3339 on the
 wire with :func:`iso`.
 
+Cost with many agents: the two members that grow with the fleet, ``agents`` and ``keys``,
+are :class:`Records`, dicts that remember which records a request looked up or changed.
+Saving re-serialises only those records (the others keep their last JSON text), so the
+per-request cost is one small serialisation plus one write and fsync of the file, not a
+``json.dumps`` of 1,000 agents to find out whether anything changed. A request that walks
+every record through ``values()``/``items()`` makes the next save re-serialise them all;
+read-only scans use :meth:`Records.peek` instead.
+
 Secrets: the state never holds an Impromptu API key, only its SHA-256. Idempotent replays
 of key creation (which must repeat the key itself) live in :attr:`State.memory` only.
 """
@@ -44,12 +52,84 @@ from pathlib import Path
 from typing import Any
 
 from impromptu_ops import files
-from impromptu_ops.atomic import private_dir, write_bytes, write_json
+from impromptu_ops.atomic import private_dir, write_bytes, write_text
 from impromptu_ops.errors import ConfigError, OpsError
 from impromptu_ops.sandbox.config import SandboxConfig
 
 SCHEMA = 1
 STATE_FILE = "state.json"
+TRACKED = ("agents", "keys")  # the members that grow with the fleet
+
+
+class Records(dict[str, Any]):
+    """A member of the state holding records by id, remembering which ids a request got.
+
+    Every way to reach a record for writing marks it: ``[]``, :meth:`get`, assignment,
+    deletion mark that id; ``values()``, ``items()`` and the bulk mutators mark all.
+    :meth:`peek` lists the records without marking them: for read-only scans only.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.touched: set[str] = set()
+        self.all_touched = True  # nothing serialised yet
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        self.touched.add(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # not self.get: that is this method; [] is what marks the record
+        return self[key] if key in self else default  # noqa: SIM401
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.touched.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.touched.add(key)
+
+    def _all(self) -> None:
+        self.all_touched = True
+
+    def values(self) -> Any:
+        self._all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._all()
+        return super().items()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.touched.add(key)
+        return super().setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.touched.add(key)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._all()
+        return super().popitem()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._all()
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self._all()
+        super().clear()
+
+    def __ior__(self, other: Any) -> Records:  # type: ignore[override,misc]
+        self._all()
+        super().__ior__(other)
+        return self
+
+    def peek(self) -> list[Any]:
+        """The records, unmarked: the caller must not change them."""
+        return list(super().values())
 
 
 def iso(ts: float) -> str:
@@ -80,8 +160,8 @@ def empty_state() -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "clockOffset": 0.0,
-        "agents": {},
-        "keys": {},
+        "agents": Records(),
+        "keys": Records(),
         "challenges": {},
         "payments": {"registered": {}, "used": {}},
         "ledgerIntents": [],
@@ -114,8 +194,10 @@ class State:
         # Held for the whole of each request: the sandbox is a simulator, not a load test.
         self.lock = threading.RLock()
         self.memory: dict[str, Any] = {}
+        self._fragments: dict[str, dict[str, str]] = {}  # member -> id -> '"id": {...}'
+        self._joined: dict[str, str] = {}  # member -> its last JSON text
         self.data = self._load()
-        self._saved = self._dump()
+        self._saved = self._parts()
 
     def _load(self) -> dict[str, Any]:
         raw = files.read_optional(self.path, what="sandbox state", error=ConfigError,
@@ -128,24 +210,63 @@ class State:
                               hint="point --state-dir at an empty folder")
         for key, value in empty_state().items():
             data.setdefault(key, value)
-            want = (int, float) if isinstance(value, float) else type(value)
+            want = (int, float) if isinstance(value, float) else (
+                dict if isinstance(value, dict) else type(value))
             if value is not None and (not isinstance(data[key], want)
                                       or isinstance(data[key], bool)):
                 raise ConfigError(f"sandbox state {self.path}: member {key!r} is not a"
                                   f" {type(value).__name__}",
                                   hint="restore the file or point --state-dir at an empty folder")
+        for key in TRACKED:
+            data[key] = Records(data[key])
         return data
 
-    def _dump(self) -> str:
-        return json.dumps(self.data, sort_keys=True)
+    def _records_text(self, name: str, records: Records) -> str:
+        """The member as JSON text, re-serialising only the records marked since the last
+        time (see the module docstring)."""
+        fragments = self._fragments.setdefault(name, {})
+        joined = self._joined.get(name)
+        if joined is not None and not records.all_touched and not records.touched:
+            return joined  # nothing looked up since the last save
+        if records.all_touched:
+            fragments.clear()
+            ids: Any = list(dict.keys(records))
+        else:
+            ids = records.touched
+        for key in ids:
+            if dict.__contains__(records, key):
+                fragments[key] = (json.dumps(key) + ": "
+                                  + json.dumps(dict.__getitem__(records, key), sort_keys=True))
+            else:
+                fragments.pop(key, None)
+        records.touched = set()
+        records.all_touched = False
+        joined = self._joined[name] = "{" + ", ".join(fragments[k] for k in sorted(fragments)) + "}"
+        return joined
+
+    def _parts(self) -> list[tuple[str, str]]:
+        """``(member, its JSON text)`` in order; unchanged members keep the same string
+        object, so comparing with the last save is cheap."""
+        parts = []
+        for key in sorted(self.data):
+            value = self.data[key]
+            if key in TRACKED and isinstance(value, dict):
+                if not isinstance(value, Records):  # replaced wholesale: track it again
+                    value = self.data[key] = Records(value)
+                text = self._records_text(key, value)
+            else:
+                text = json.dumps(value, sort_keys=True)
+            parts.append((key, text))
+        return parts
 
     def save_if_changed(self) -> None:
         """Write ``state.json`` atomically when the document changed since the last write."""
         with self.lock:
-            text = self._dump()
-            if text != self._saved:
-                write_json(self.path, self.data)
-                self._saved = text
+            parts = self._parts()
+            if parts != self._saved:
+                write_text(self.path, "{" + ", ".join(
+                    json.dumps(k) + ": " + t for k, t in parts) + "}\n")
+                self._saved = parts
 
     # --- clock ---------------------------------------------------------------------------
     def now(self) -> float:
