@@ -16,7 +16,7 @@ from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
 
 def _writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
-    real = state_module.write_text
+    from impromptu_ops.atomic import write_text as real
 
     def counting(path: Path, text: str, mode: int = 0o600) -> None:
         seen.append(path)
