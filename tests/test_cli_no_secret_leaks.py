@@ -33,6 +33,7 @@ COVERED_ELSEWHERE = {
 
 # Command path -> argument lists to run. "{...}" placeholders are filled per test.
 INVOCATIONS: dict[str, list[list[str]]] = {
+    "agents list": [["agents", "list"], ["--agent", "leak-b", "agents", "list", "--json"]],
     "api status": [["api", "status"]],
     "config path": [["config", "path"]],
     "config show": [["config", "show"], ["config", "show", "--json"]],

@@ -219,6 +219,15 @@ class ExecSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    """``fleet`` commands (see :mod:`impromptu_ops.fleet`)."""
+
+    concurrency: int = 8  # agents served at once (each agent's own checks run beside it)
+    include_default: bool = True  # the agent ``default`` is part of the fleet
+    shards: int = 1  # shard count (Kubernetes sets IMPROMPTU_FLEET_SHARDS in the bundle)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, grouped by the part of the tool that uses them."""
 
@@ -231,6 +240,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     rotation: RotationSettings = field(default_factory=RotationSettings)
     exec: ExecSettings = field(default_factory=ExecSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     # ``[agents.NAME.<section>]`` tables of the config file: the effective settings of each
     # named agent (its table over the file, under env and flags), validated like the rest.
@@ -245,7 +255,13 @@ class Settings:
 
     @property
     def local_store_path(self) -> Path:
-        return self.store.local_path or self.paths.data_dir / "secrets.store"
+        """One store file per agent (so one rollback counter each): ``default`` keeps
+        ``<data_dir>/secrets.store``, agent NAME uses ``<data_dir>/agents/NAME/``."""
+        if self.store.local_path:
+            return self.store.local_path
+        if self.store.agent == DEFAULT_AGENT:
+            return self.paths.data_dir / "secrets.store"
+        return self.paths.data_dir / "agents" / self.store.agent / "secrets.store"
 
     @property
     def local_key_path(self) -> Path:
@@ -274,6 +290,7 @@ ENV_ALIASES: dict[str, str] = {
     "store.vault_namespace": "VAULT_NAMESPACE",
     "store.vault_ca_cert": "VAULT_CACERT",
     "store.backend": "IMPROMPTU_STORE_BACKEND",
+    "store.agent": "IMPROMPTU_AGENT",  # IMPROMPTU_STORE_AGENT (read first) is its alias
     "chain.rpc_url": "IMPROMPTU_CHAIN_RPC",
 }
 
@@ -301,6 +318,7 @@ MAX_SECONDS = 366 * 24 * 3600.0  # no duration, timeout or deadline of ours exce
 MAX_INT = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+DEFAULT_AGENT = "default"
 
 # Inclusive (low, high) bounds where the default for the kind does not fit.
 RANGES: dict[str, tuple[float, float]] = {
@@ -333,6 +351,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "jobs.ping_backoff": (0, 3600),
     "gate.max_clock_skew": (0, 7 * 24 * 3600),
     "chain.display_decimals": (0, 77),
+    "fleet.concurrency": (1, 1024),
+    "fleet.shards": (1, 100_000),
 }
 
 # Numbers that are limits must be positive (zero would disable or break the thing limited):
@@ -354,6 +374,9 @@ _URL_NAME = re.compile(r"(_url|_addr)$")
 # Extra checks that a range cannot express: key -> (predicate, what it must be).
 CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "store.scrypt_n": (lambda n: n & (n - 1) == 0, "a power of two"),
+    # an agent name is a Vault path segment and a folder name: a plain name, nothing else
+    "store.agent": (lambda name: bool(AGENT_NAME.match(name)),
+                    "a plain name (letters, digits, - and _; at most 63)"),
 }
 
 
@@ -482,6 +505,8 @@ def _coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
             if _FILE_NAME.search(key) and path.name in ("", ".", ".."):
                 raise bad("names a folder, and a file is needed here")
             return path
+        if key in CHECKS and not CHECKS[key][0](raw):
+            raise ConfigError(f"{where}: must be {CHECKS[key][1]}, got {shown}{origin_note}")
         if key in CHOICES and raw not in CHOICES[key]:
             raise ConfigError(f"{where}: {shown} is not one of "
                               + ", ".join(repr(c) for c in CHOICES[key]) + origin_note)

@@ -15,6 +15,8 @@ import click
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "": ("impromptu-ops quickstart",
          "impromptu-ops health --format nagios"),
+    "agents": ("impromptu-ops agents list",),
+    "agents list": ("impromptu-ops agents list --json",),
     "api": ("impromptu-ops api status",),
     "api status": ("impromptu-ops api status --json",),
     "config": ("impromptu-ops config show",),

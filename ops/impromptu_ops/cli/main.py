@@ -25,7 +25,7 @@ import click
 
 from impromptu_ops import __version__
 from impromptu_ops.cli import examples, jobrun, nextsteps
-from impromptu_ops.cli.app import App
+from impromptu_ops.cli.app import App, agent_name
 from impromptu_ops.errors import OpsError, Terminated
 from impromptu_ops.logs import configure
 from impromptu_ops.secret import REDACTOR
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # name -> "module:attribute". Keep sorted; one line per command group.
 COMMANDS: dict[str, str] = {
+    "agents": "impromptu_ops.cli.agents:agents",
     "api": "impromptu_ops.cli.api:api",
     "config": "impromptu_ops.cli.config:config",
     "earnings": "impromptu_ops.cli.earnings:earnings",
@@ -78,13 +79,16 @@ class LazyGroup(click.Group):
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file (default: $XDG_CONFIG_HOME/impromptu-ops/config.toml).")
 @click.option("--api-url", help="Platform base URL (default: env IMPROMPTU_API_URL, config).")
+@click.option("--agent", metavar="NAME", callback=agent_name,
+              help="The agent to act for (default: env IMPROMPTU_AGENT, else 'default'): "
+                   "its keys, state, wallet and [agents.NAME] settings.")
 @click.option("--debug", is_flag=True, help="Show (redacted) tracebacks.")
 @click.option("--log-format", type=click.Choice(["auto", "human", "json"]), default="auto",
               show_default=True, help="Logs on stderr: human on a TTY, JSON lines otherwise.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None, api_url: str | None, debug: bool,
-        log_format: str, verbose: int) -> None:
+def cli(ctx: click.Context, config_file: Path | None, api_url: str | None,
+        agent: str | None, debug: bool, log_format: str, verbose: int) -> None:
     """Operate AI agents on the Impromptu platform safely.
 
     Start with `impromptu-ops quickstart`: the whole lifecycle against the local sandbox.
@@ -96,6 +100,8 @@ def cli(ctx: click.Context, config_file: Path | None, api_url: str | None, debug
     app.config_file = config_file
     if api_url:
         app.overrides["platform.api_url"] = api_url
+    if agent:
+        app.overrides["store.agent"] = agent
 
 
 examples.apply(cli, ())
@@ -119,7 +125,7 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"{where}: {message} (see '{where} --help')"
 
 
-_GLOBAL_VALUES = frozenset({"--config", "--api-url", "--log-format"})
+_GLOBAL_VALUES = frozenset({"--config", "--api-url", "--agent", "--log-format"})
 
 
 def _command_path(argv: list[str]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from impromptu_ops.cli.app import App, pass_app
+from impromptu_ops.cli.app import App, agent_name, pass_app
 from impromptu_ops.cli.output import err, out, out_json
 from impromptu_ops.settings import Settings
 from impromptu_ops.store.base import SecretStore
@@ -39,12 +39,17 @@ def _store_opener(settings: Settings) -> Callable[[], SecretStore]:
 @click.option("--force-new", is_flag=True,
               help="Start over although an earlier registration's outcome is unknown.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--agent", "agent", default=None, callback=agent_name, metavar="NAME",
+              help="Create (or resume) the local agent NAME: its keys, state and "
+                   "[agents.NAME] config table (an alias of the global --agent).")
 @click.pass_context
 def register(ctx: click.Context, name: str | None, description: str, capabilities: str,
              accept_tos: bool, referrer: str | None, payment_tx: str | None,
              max_difficulty: int | None, max_memory_mib: int | None, workers: int | None,
-             force_new: bool, as_json: bool) -> None:
+             force_new: bool, as_json: bool, agent: str | None) -> None:
     """Register an agent: solve the PoW, prove payment, store the secrets first."""
+    if agent:
+        ctx.ensure_object(App).overrides["store.agent"] = agent
     if ctx.invoked_subcommand is not None:
         return
     if not name:
@@ -72,7 +77,7 @@ def register(ctx: click.Context, name: str | None, description: str, capabilitie
                                 hooks=hooks)
     finally:
         api.close()
-    recorded = _record_wallet(app, result.wallet_address, result.name)
+    recorded = _record_wallet(app, result.wallet_address, result.name, settings.store.agent)
     summary = {"agentId": result.agent_id, "name": result.name,
                "walletAddress": result.wallet_address, "tier": result.tier,
                "status": result.status, "secretsStoredIn": result.kept.where,
@@ -86,10 +91,11 @@ def register(ctx: click.Context, name: str | None, description: str, capabilitie
         out(f"{key}: {shown}")
 
 
-def _record_wallet(app: App, wallet: str, name: str) -> str:
-    """Record the wallet as ``[chain] wallet_address`` in the config file (for
-    ``earnings reconcile``); a failure is a note, never a failed registration: the secrets
-    are already stored."""
+def _record_wallet(app: App, wallet: str, name: str, agent: str) -> str:
+    """Record the wallet as ``[chain] wallet_address`` (agent ``default``) or
+    ``[agents.AGENT.chain] wallet_address`` in the config file (for ``earnings
+    reconcile``); a failure is a note, never a failed registration: the secrets are already
+    stored."""
     import os
 
     from impromptu_ops.errors import OpsError
@@ -100,7 +106,7 @@ def _record_wallet(app: App, wallet: str, name: str) -> str:
         return ""
     path = app.config_file or config_path(os.environ)
     try:
-        record_wallet(path, wallet, agent_name=name)
+        record_wallet(path, wallet, agent_name=name, agent=agent)
     except OpsError as exc:
         err(f"note: wallet not recorded in the config file: {exc.diagnostics()}; set "
             "chain.wallet_address yourself")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from impromptu_ops import contract
-from impromptu_ops.cli.app import App, pass_app
+from impromptu_ops.cli.app import App, agent_name, pass_app
 from impromptu_ops.cli.output import err, out, out_json, stdout_is_tty, table
 from impromptu_ops.errors import InputError, PolicyDenied
 from impromptu_ops.secret import Secret
@@ -30,8 +30,8 @@ MAX_STDIN = 64 * 1024
 
 
 def backend_option(fn: F) -> F:
-    fn = click.option("--agent", default=None,
-                      help="Agent whose secrets to use (Vault path segment).")(fn)
+    fn = click.option("--agent", default=None, callback=agent_name, metavar="NAME",
+                      help="Agent whose secrets to use (an alias of the global --agent).")(fn)
     return click.option(
         "--backend", type=click.Choice(["local", "vault"]), default=None,
         help="Secret store (default: vault when VAULT_ADDR or the config names one, "
@@ -351,7 +351,8 @@ def check_cmd(app: App, backend: str | None, agent: str | None) -> None:
 
 @secrets.command("policy")
 @click.argument("role", type=click.Choice(["heartbeat", "rotation", "operator"]))
-@click.option("--agent", default=None, help="Agent name (default: store.agent).")
+@click.option("--agent", default=None, callback=agent_name, metavar="NAME",
+              help="Agent name (default: the global --agent, else 'default').")
 @pass_app
 def policy_cmd(app: App, role: str, agent: str | None) -> None:
     """Print the least-privilege Vault policy (HCL) for ROLE and one agent."""

@@ -4,8 +4,8 @@ Registration returns the agent's wallet address; ``earnings reconcile`` needs it
 ``chain.wallet_address``. This module owns writing that one key into the TOML config file
 (:func:`impromptu_ops.settings.config_path`) with ``tomlkit``, so the user's comments, key
 order and layout survive; the write is atomic (temp file, fsync, rename) and the file stays
-0600. For now the key is the default agent's ``[chain] wallet_address``; a per-agent table
-(``[agents.NAME]``) will take it when the settings grow one.
+0600. The key is the default agent's ``[chain] wallet_address``, and agent NAME's
+``[agents.NAME.chain] wallet_address`` (the table that gives that agent its own settings).
 
 A different address already there is not lost: it is kept as a comment above the new one
 (the operator may have registered a second agent on purpose, or by mistake). Nothing here
@@ -28,14 +28,40 @@ from impromptu_ops.errors import ConfigError, InputError
 MAX_CONFIG_BYTES = 1 << 20  # a config file larger than this is not one we edit
 
 
-def record_wallet(path: Path, wallet: str, *, agent_name: str = "",
+def _chain_table(doc: tomlkit.TOMLDocument, path: Path, agent: str) -> Table:
+    """``[chain]`` (agent ``default``) or ``[agents.AGENT.chain]``, created when missing."""
+    parent: Table | tomlkit.TOMLDocument = doc
+    where = "chain"
+    if agent != "default":
+        for key in ("agents", agent):
+            child = parent.get(key)
+            if child is None:
+                child = tomlkit.table(is_super_table=True)
+                parent.append(key, child)
+            if not isinstance(child, Table):
+                raise ConfigError(f"config file {path}: [{where if key != 'agents' else key}] "
+                                  "is not a table")
+            parent = child
+        where = f"agents.{agent}.chain"
+    chain = parent.get("chain")
+    if chain is None:
+        chain = tomlkit.table()
+        parent.append("chain", chain)
+    if not isinstance(chain, Table):
+        raise ConfigError(f"config file {path}: [{where}] is not a table")
+    return chain
+
+
+def record_wallet(path: Path, wallet: str, *, agent_name: str = "", agent: str = "default",
                   now: datetime | None = None) -> bool:
-    """Set ``[chain] wallet_address`` in the config file at ``path``.
+    """Set the agent's ``wallet_address`` in the config file at ``path``.
 
     Args:
         path: the config file (created, with its folder, when missing).
         wallet: the agent's wallet address.
         agent_name: written in the comment beside the key.
+        agent: the local agent: ``default`` writes ``[chain]``, NAME writes
+            ``[agents.NAME.chain]``.
         now: the time written in comments (tests pin it).
 
     Returns:
@@ -60,12 +86,7 @@ def record_wallet(path: Path, wallet: str, *, agent_name: str = "",
         doc = tomlkit.parse(text)
     except TOMLKitError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-    chain = doc.get("chain")
-    if chain is None:
-        chain = tomlkit.table()
-        doc.append("chain", chain)
-    if not isinstance(chain, Table):
-        raise ConfigError(f"config file {path}: [chain] is not a table")
+    chain = _chain_table(doc, path, agent)
     old = chain.get("wallet_address")
     if isinstance(old, str) and old.strip().lower() == address:
         return False
