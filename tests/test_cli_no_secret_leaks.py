@@ -34,6 +34,11 @@ COVERED_ELSEWHERE = {
 # Command path -> argument lists to run. "{...}" placeholders are filled per test.
 INVOCATIONS: dict[str, list[list[str]]] = {
     "agents list": [["agents", "list"], ["--agent", "leak-b", "agents", "list", "--json"]],
+    "fleet health": [["fleet", "health"], ["fleet", "health", "--format", "nagios"],
+                     ["fleet", "health", "--format", "json"],
+                     ["fleet", "health", "--format", "prometheus"]],
+    "fleet heartbeat": [["fleet", "heartbeat", "--json"]],
+    "fleet rotate": [["fleet", "rotate", "--if-due", "--json"]],
     "api status": [["api", "status"]],
     "config path": [["config", "path"]],
     "config show": [["config", "show"], ["config", "show", "--json"]],

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from impromptu_ops.health.checks import run_health
+from impromptu_ops.api import Agent as OpsAgent
 from impromptu_ops.health.model import Status
 from impromptu_ops.health.policy import load_policy
 from impromptu_ops.settings import load_settings
@@ -200,7 +200,8 @@ def test_library_entry_point_runs_checks_concurrently(healthy: Agent) -> None:
     healthy.fault(path="/api/health$", kind="latency", delay=0.6, times=None)
     settings = load_settings()
     t0 = time.perf_counter()
-    report = run_health(settings, load_policy(settings.paths.policies_dir))
+    report = OpsAgent.from_settings(settings).health(
+        policy=load_policy(settings.paths.policies_dir))
     assert report.status is Status.OK
     assert time.perf_counter() - t0 < 1.15  # not 0.6 + 0.6 (+ security-status)
 

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from impromptu_ops.health.checks import run_health
+from impromptu_ops.api import Agent
 from impromptu_ops.health.model import Status
 from impromptu_ops.health.policy import default_policy
-from impromptu_ops.jobs.heartbeat import run_scheduled
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import load_settings
 from impromptu_ops.store.factory import open_store
 
 
 def _store_check(settings: Any) -> Any:
-    (result,) = run_health(settings, default_policy(), ("store",)).results
+    agent = Agent.from_settings(settings)
+    (result,) = agent.health(checks=("store",), policy=default_policy()).results
     return result
 
 
@@ -37,7 +37,8 @@ def test_sealed_store_is_critical(fresh_bao_server: Any, unique_agent: str) -> N
     fresh_bao_server.seal()
     result = _store_check(settings)
     assert result.status is Status.CRITICAL
-    (key,) = run_health(settings, default_policy(), ("platform_key",)).results
+    (key,) = Agent.from_settings(settings).health(checks=("platform_key",),
+                                                 policy=default_policy()).results
     assert key.status is Status.CRITICAL
 
 
@@ -52,6 +53,6 @@ def test_heartbeat_with_the_heartbeat_approle(bao_server: Any, unique_agent: str
     settings = load_settings({"store.backend": "vault", "store.vault_addr": bao_server.addr,
                               "store.agent": unique_agent, "store.vault_role_id": role_id,
                               "store.vault_secret_id_file": secret_id_file})
-    report = run_scheduled(settings)
+    report = Agent.from_settings(settings).heartbeat()
     assert report.exit_code == 0, report.steps
     assert report.agent["name"] == "vault-agent"

@@ -322,7 +322,7 @@ def test_without_the_toolkit_it_still_logs_and_exits_1(tmp_path: Path,
 
 def test_the_native_heartbeat_looks_at_the_manifest_at_most_once_a_day(
         sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from impromptu_ops.jobs.heartbeat import run_scheduled
+    from impromptu_ops.api import Agent as OpsAgent
     from impromptu_ops.jobs.skillcheck import last_check
     from impromptu_ops.settings import load_settings
 
@@ -330,14 +330,14 @@ def test_the_native_heartbeat_looks_at_the_manifest_at_most_once_a_day(
     settings = load_settings()
     sandbox.control("POST", "skill/publish", {
         "version": "10.0.0", "files": [{"path": "SKILL.md", "content": "# skill\n"}]})
-    first = run_scheduled(settings)
+    first = OpsAgent.from_settings(settings).heartbeat()
     step = {s.name: s for s in first.steps}["skill"]
     assert step.status == "warn" and step.summary.startswith("v10.0.0 published (none installed)")
     checked = last_check(settings)
     assert checked is not None and checked.published == "10.0.0"
     sandbox.control("POST", "skill/publish", {
         "version": "10.1.0", "files": [{"path": "SKILL.md", "content": "# skill 2\n"}]})
-    second = run_scheduled(settings)
+    second = OpsAgent.from_settings(settings).heartbeat()
     summary = {s.name: s for s in second.steps}["skill"].summary
     assert summary.startswith("v10.0.0 published") and "(checked " in summary  # no new look
     assert last_check(settings) == checked

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from impromptu_ops.jobs.heartbeat import HeartbeatReport, run_scheduled
+from impromptu_ops.api import Agent as OpsAgent
+from impromptu_ops.jobs.heartbeat import HeartbeatReport
 from impromptu_ops.jobs.state import load, state_path
 from impromptu_ops.settings import load_settings
 from tests.fixtures_jobs import Agent, make_agent, ops
@@ -28,7 +29,7 @@ FAST = {"platform.backoff_base": 0.05, "platform.backoff_cap": 0.2,
 
 
 def beat(**more: Any) -> HeartbeatReport:
-    return run_scheduled(load_settings({**FAST, **more}))
+    return OpsAgent.from_settings(load_settings({**FAST, **more})).heartbeat()
 
 
 def steps(report: HeartbeatReport) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from impromptu_ops.api import Agent as OpsAgent
 from impromptu_ops.errors import (
     Interrupted,
     MalformedResponse,
@@ -22,7 +23,7 @@ from impromptu_ops.errors import (
     TransportError,
 )
 from impromptu_ops.pow.solver import Plan
-from impromptu_ops.registration.api import Answer, ClientRegistrationApi
+from impromptu_ops.registration.api import Answer
 from impromptu_ops.registration.flow import Hooks, RegistrationRequest, register_agent
 from impromptu_ops.secret import Secret
 from impromptu_ops.store.factory import open_store
@@ -43,7 +44,7 @@ class Tamper:
                  challenge: Callable[[Any], Any] = lambda c: c,
                  body: Callable[[dict[str, Any]], dict[str, Any]] = lambda b: b,
                  answer: Callable[[Answer], Answer] = lambda a: a) -> None:
-        self.api = ClientRegistrationApi(registrar.settings().platform)
+        self.api = OpsAgent.from_settings(registrar.settings()).registration_api()
         self._challenge, self._body, self._answer = challenge, body, answer
         self.challenges: list[Any] = []
 
@@ -262,10 +263,11 @@ class UnreachableOnProof(Tamper):
         with socket.socket() as probe:  # a loopback port nobody listens on
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        platform = dataclasses.replace(registrar.settings().platform, max_retries=1,
-                                       backoff_base=0.01,
+        settings = registrar.settings()
+        platform = dataclasses.replace(settings.platform, max_retries=1, backoff_base=0.01,
                                        api_url=f"http://127.0.0.1:{port}/api")
-        self.dead = ClientRegistrationApi(platform)
+        self.dead = OpsAgent.from_settings(
+            dataclasses.replace(settings, platform=platform)).registration_api()
 
     def register(self, body: Mapping[str, Any]) -> Answer:
         if "pow" in body or "payment" in body:

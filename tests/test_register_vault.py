@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from impromptu_ops.api import Agent as OpsAgent
 from impromptu_ops.errors import OpsError
 from impromptu_ops.pow.solver import Plan
-from impromptu_ops.registration.api import ClientRegistrationApi
 from impromptu_ops.registration.flow import Hooks, RegistrationRequest, register_agent
 from impromptu_ops.registration.keeping import SecretsNotStored, recover
 from impromptu_ops.settings import load_settings
@@ -39,7 +39,7 @@ def test_vault_sealed_mid_registration_goes_to_the_emergency_file(
     registrar.setenv(VAULT_ADDR=fresh_bao_server.addr, VAULT_TOKEN=fresh_bao_server.root_token,
                      IMPROMPTU_STORE_AGENT=unique_agent)
     settings = registrar.settings()
-    api = ClientRegistrationApi(settings.platform)
+    api = OpsAgent.from_settings(settings).registration_api()
 
     def seal(plan: Plan) -> None:  # the store was fine at preflight, gone at the answer
         fresh_bao_server.seal()

@@ -31,9 +31,17 @@ PRIVATE_DIR = 0o700
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) as 0700 if missing; tighten it if it is looser.
 
+    Parents this call creates are 0700 too (``mkdir(parents=True)`` would leave them to the
+    umask): a per-agent folder such as ``<data_dir>/agents/NAME`` must not create a
+    readable ``<data_dir>`` on the way.
+
     Raises:
         ConfigError: the path exists and is not a folder.
     """
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for parent in reversed(missing[1:]):
+        with contextlib.suppress(FileExistsError):
+            parent.mkdir(mode=PRIVATE_DIR)
     path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     st = path.stat()
     if not stat.S_ISDIR(st.st_mode):

@@ -151,25 +151,32 @@ SKILL_FILE_PATH: Final = "/skill/{version}/{path}"
 PROMPT_FILES: Final = ("SKILL.md", "HEARTBEAT.md")
 
 # --- Secrets: canonical names and the environment names the original scripts read ---------
+# One constant per secret name: code names a secret by these, never by a string literal.
+IMPROMPTU_API_KEY: Final = "impromptu-api-key"
+OPENROUTER_API_KEY: Final = "openrouter-api-key"
+OPENROUTER_MANAGEMENT_KEY: Final = "openrouter-management-key"  # OpenRouter's current name
+OPENROUTER_PROVISIONING_KEY: Final = "openrouter-provisioning-key"  # older name, an alias
+WALLET_PRIVATE_KEY: Final = "wallet-private-key"
+VAULT_SECRET_ID: Final = "vault-secret-id"  # noqa: S105 - a name, not a secret
 SECRET_NAMES: Final = (
-    "impromptu-api-key",
-    "openrouter-api-key",
-    "openrouter-management-key",  # OpenRouter's current name for the provisioning key
-    "openrouter-provisioning-key",  # the older name, still read as an alias
-    "wallet-private-key",
-    "vault-secret-id",
+    IMPROMPTU_API_KEY,
+    OPENROUTER_API_KEY,
+    OPENROUTER_MANAGEMENT_KEY,
+    OPENROUTER_PROVISIONING_KEY,
+    WALLET_PRIVATE_KEY,
+    VAULT_SECRET_ID,
 )
 SECRET_ENV: Final = {
-    "impromptu-api-key": "IMPROMPTU_API_KEY",
-    "openrouter-api-key": "OPENROUTER_API_KEY",
-    "openrouter-management-key": "OPENROUTER_MANAGEMENT_KEY",
-    "openrouter-provisioning-key": "OPENROUTER_PROVISIONING_KEY",
-    "wallet-private-key": "IMPROMPTU_WALLET_PRIVATE_KEY",
-    "vault-secret-id": "VAULT_SECRET_ID",
+    IMPROMPTU_API_KEY: "IMPROMPTU_API_KEY",
+    OPENROUTER_API_KEY: "OPENROUTER_API_KEY",
+    OPENROUTER_MANAGEMENT_KEY: "OPENROUTER_MANAGEMENT_KEY",
+    OPENROUTER_PROVISIONING_KEY: "OPENROUTER_PROVISIONING_KEY",
+    WALLET_PRIVATE_KEY: "IMPROMPTU_WALLET_PRIVATE_KEY",
+    VAULT_SECRET_ID: "VAULT_SECRET_ID",
 }
 # What an agent needs at run time, and all `secrets exec` hands over unless told otherwise
 # (--only): management keys, wallet keys and Vault credentials are named explicitly.
-RUNTIME_SECRET_NAMES: Final = ("impromptu-api-key", "openrouter-api-key")
+RUNTIME_SECRET_NAMES: Final = (IMPROMPTU_API_KEY, OPENROUTER_API_KEY)
 
 
 # Response members that carry a secret (registration, key creation; OpenRouter's `key` is

@@ -14,6 +14,7 @@ retry) from "the network failed" (:class:`TransportError`: retry under a deadlin
     │   ├── MalformedResponse        65   a peer sent a body we cannot parse or trust
     │   └── TamperedStore            65   the local store failed authentication
     ├── TransportError               69   the network failed (connect, timeout, reset)
+    │   ├── ConnectFailed            69   no connection was made: nothing was sent
     │   └── DeadlineExceeded         69   retries ran out of their overall deadline
     ├── PlatformError                 1   the platform answered with an error code
     │   ├── AuthError                77   UNAUTHORIZED, ACCOUNT_NOT_ACTIVE, AUTHZ_001
@@ -97,6 +98,14 @@ class TransportError(OpsError):
     """The network failed: connection refused or reset, timeout, truncated transfer."""
 
     exit_code = 69
+
+
+class ConnectFailed(TransportError):
+    """No connection could be made (refused, unresolvable, connect or pool timeout).
+
+    The request never left the process, so even a non-idempotent POST (a registration)
+    certainly did not reach the server: callers may safely start over.
+    """
 
 
 class DeadlineExceeded(TransportError):

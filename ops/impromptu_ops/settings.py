@@ -223,6 +223,7 @@ class FleetSettings:
     """``fleet`` commands (see :mod:`impromptu_ops.fleet`)."""
 
     concurrency: int = 8  # agents served at once (each agent's own checks run beside it)
+    max_requests: int = 16  # fleet health: platform requests in flight at once, all agents
     include_default: bool = True  # the agent ``default`` is part of the fleet
     shards: int = 1  # shard count (Kubernetes sets IMPROMPTU_FLEET_SHARDS in the bundle)
 
@@ -352,6 +353,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "gate.max_clock_skew": (0, 7 * 24 * 3600),
     "chain.display_decimals": (0, 77),
     "fleet.concurrency": (1, 1024),
+    "fleet.max_requests": (1, 4096),
     "fleet.shards": (1, 100_000),
 }
 

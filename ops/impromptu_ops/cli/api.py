@@ -23,9 +23,9 @@ def status(app: App, as_json: bool, prefix: str | None) -> int:
 
     Exits 0 when both answer, otherwise with the first failure's exit code.
     """
-    from impromptu_ops.platform.status import api_status
+    from impromptu_ops.api import Agent
 
-    result = api_status(app.settings(platform__path_prefix=prefix))
+    result = Agent.from_settings(app.settings(platform__path_prefix=prefix)).status()
     if as_json:
         out_json(result.to_json())
     else:

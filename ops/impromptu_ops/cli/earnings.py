@@ -122,8 +122,9 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
     Exit 0 when everything reconciles, 1 when discrepancies are found, 3 when it could not
     check. Reruns reuse a local cache of scanned blocks and are fast.
     """
+    from impromptu_ops.api import Agent
     from impromptu_ops.reconcile import render
-    from impromptu_ops.reconcile.service import Window, run_reconciliation
+    from impromptu_ops.reconcile.service import Window
 
     if from_block is not None and since is not None:
         raise click.UsageError("give --from-block or --since, not both", ctx=ctx)
@@ -142,7 +143,7 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
         if prices is not None:  # a bad price file is refused before a long scan
             from impromptu_ops.reconcile.prices import load_prices
             price_list = load_prices(prices, settings.chain.max_price_file_bytes)
-        report = run_reconciliation(settings, window, progress=progress)
+        report = Agent.from_settings(settings).reconcile(window, progress=progress)
         if output is not None:
             render.write_report(report, fmt, output, price_list)
             err(f"{render.verdict(report)}: report written to {output}")

@@ -26,6 +26,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "earnings reconcile": (
         "impromptu-ops earnings reconcile --since 2026-01-01",
         "impromptu-ops earnings reconcile --format json --output ~/earnings.json"),
+    "fleet": ("impromptu-ops fleet health --format nagios",),
+    "fleet health": ("impromptu-ops fleet health",
+                     "impromptu-ops fleet health --format prometheus > /var/lib/node_exporter/"
+                     "textfile_collector/impromptu-fleet.prom"),
+    "fleet heartbeat": ("impromptu-ops fleet heartbeat --json",),
+    "fleet rotate": ("impromptu-ops fleet rotate --if-due",
+                     "impromptu-ops fleet rotate --if-due --provider openrouter --json"),
     "health": ("impromptu-ops health",
                "impromptu-ops health --format nagios -w budget=30: -t 10"),
     "heartbeat": ("impromptu-ops heartbeat",

@@ -82,7 +82,7 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
            warning: tuple[str, ...], critical: tuple[str, ...], timeout: float | None) -> None:
     """Check the config, the store, both keys, the platform, budget, key age, heartbeat
     freshness, folder permissions and shell files for plaintext keys."""
-    from impromptu_ops.health.checks import run_health
+    from impromptu_ops.api import Agent
     from impromptu_ops.health.policy import load_policy
     from impromptu_ops.health.render import exit_code, render
 
@@ -92,7 +92,7 @@ def health(ctx: click.Context, app: App, fmt: str, checks: tuple[str, ...],
         policy = policy.with_overrides(warning, critical)
         if timeout is not None:
             policy = policy.capped(timeout)
-        report = run_health(settings, policy, checks)
+        report = Agent.from_settings(settings).health(checks=checks, policy=policy)
         text, code = render(report, fmt), exit_code(report, fmt)
     except OpsError as exc:
         text, code = "", _unknown(fmt, exc.diagnostics())

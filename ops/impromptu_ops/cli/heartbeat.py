@@ -27,12 +27,13 @@ def heartbeat(ctx: click.Context, app: App, as_json: bool, metrics_file: Path | 
               ping_url: str | None) -> None:
     """Check in with the platform: heartbeat, new notifications, wallet sync,
     recommendations and budget. Safe to run from cron, systemd or Kubernetes."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.errors import OpsError
-    from impromptu_ops.jobs.heartbeat import lines, run_scheduled
+    from impromptu_ops.jobs.heartbeat import lines
 
     try:
         settings = app.settings(jobs__metrics_file=metrics_file, jobs__ping_url=ping_url)
-        report = run_scheduled(settings)
+        report = Agent.from_settings(settings).heartbeat()
     except OpsError as exc:
         if as_json:  # a log shipper still gets its one line per run
             out_json({"exitCode": exc.exit_code, "outcome": "failed",

@@ -43,6 +43,9 @@ JOB_COMMANDS: dict[tuple[str, ...], str] = {
     ("rotate", "vault-secret-id"): "rotate-vault-secret-id",
     ("earnings", "reconcile"): "reconcile",
     ("health",): "health",
+    ("fleet", "heartbeat"): "fleet-heartbeat",
+    ("fleet", "rotate"): "fleet-rotate",
+    ("fleet", "health"): "fleet-health",
 }
 _MARK = "_impromptu_scheduled_job"
 

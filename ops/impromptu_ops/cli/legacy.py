@@ -50,7 +50,7 @@ def health_cmd(ctx: click.Context, app: App) -> None:
 @click.pass_context
 def heartbeat_cmd(ctx: click.Context, app: App) -> None:
     """heartbeat.sh: timestamped lines on stdout and in ~/.impromptu/heartbeat.log; 0 or 1."""
-    from impromptu_ops.jobs.heartbeat import run_scheduled
+    from impromptu_ops.api import Agent
     from impromptu_ops.legacy import heartbeat as hb
     from impromptu_ops.legacy.keys import PLATFORM_KEY, env_hint, find_key
 
@@ -60,8 +60,7 @@ def heartbeat_cmd(ctx: click.Context, app: App) -> None:
         found = find_key(settings, PLATFORM_KEY, os.environ)
         hint = env_hint("heartbeat", [found])
         if found.secret is not None:
-            secret = found.secret
-            rendered = hb.messages(run_scheduled(settings, key_loader=lambda: secret))
+            rendered = hb.messages(Agent.from_settings(settings).heartbeat(key=found.secret))
         elif found.store_problem is not None:
             rendered = hb.config_failed(f"cannot read the secret store: {found.store_problem}")
         else:

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "api": "impromptu_ops.cli.api:api",
     "config": "impromptu_ops.cli.config:config",
     "earnings": "impromptu_ops.cli.earnings:earnings",
+    "fleet": "impromptu_ops.cli.fleet:fleet",
     "health": "impromptu_ops.cli.health:health",
     "heartbeat": "impromptu_ops.cli.heartbeat:heartbeat",
     "install": "impromptu_ops.cli.install:install",

@@ -8,21 +8,12 @@ moves the secrets of an emergency file into the store.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from impromptu_ops.cli.app import App, agent_name, pass_app
 from impromptu_ops.cli.output import err, out, out_json
-from impromptu_ops.settings import Settings
-from impromptu_ops.store.base import SecretStore
-
-
-def _store_opener(settings: Settings) -> Callable[[], SecretStore]:
-    from impromptu_ops.store.factory import open_store
-
-    return lambda: open_store(settings)
 
 
 @click.group("register", invoke_without_command=True)
@@ -54,9 +45,9 @@ def register(ctx: click.Context, name: str | None, description: str, capabilitie
         return
     if not name:
         raise click.UsageError("--name is required", ctx)
+    from impromptu_ops.api import Agent
     from impromptu_ops.cli.pow import ProgressBar, describe_plan
-    from impromptu_ops.registration.api import ClientRegistrationApi
-    from impromptu_ops.registration.flow import Hooks, RegistrationRequest, register_agent
+    from impromptu_ops.registration.flow import Hooks, RegistrationRequest
 
     app = ctx.ensure_object(App)
     settings = app.settings(pow__max_difficulty_bits=max_difficulty,
@@ -69,14 +60,9 @@ def register(ctx: click.Context, name: str | None, description: str, capabilitie
         capabilities=tuple(c.strip() for c in capabilities.split(",") if c.strip()),
         accept_tos=accept_tos, referrer=referrer, payment_tx=payment_tx, force_new=force_new)
 
-    api = ClientRegistrationApi(settings.platform)
-    try:
-        hooks = Hooks(on_plan=lambda p: err(describe_plan(p)), progress=ProgressBar(),
-                      note=lambda t: err(f"note: {t}"))
-        result = register_agent(settings, request, api=api, open_store=_store_opener(settings),
-                                hooks=hooks)
-    finally:
-        api.close()
+    hooks = Hooks(on_plan=lambda p: err(describe_plan(p)), progress=ProgressBar(),
+                  note=lambda t: err(f"note: {t}"))
+    result = Agent.from_settings(settings).register(request, hooks=hooks)
     recorded = _record_wallet(app, result.wallet_address, result.name, settings.store.agent)
     summary = {"agentId": result.agent_id, "name": result.name,
                "walletAddress": result.wallet_address, "tier": result.tier,
@@ -118,15 +104,9 @@ def _record_wallet(app: App, wallet: str, name: str, agent: str) -> str:
 @pass_app
 def accept_tos_cmd(app: App) -> None:
     """Accept the terms for the agent whose key is in the store (PENDING -> ACTIVE)."""
-    from impromptu_ops.registration.api import ClientRegistrationApi
-    from impromptu_ops.registration.flow import accept_terms
+    from impromptu_ops.api import Agent
 
-    settings = app.settings()
-    api = ClientRegistrationApi(settings.platform)
-    try:
-        status = accept_terms(settings, api=api, open_store=_store_opener(settings))
-    finally:
-        api.close()
+    status = Agent.from_settings(app.settings()).accept_terms()
     out(f"terms accepted; status: {status}")
 
 
@@ -135,8 +115,7 @@ def accept_tos_cmd(app: App) -> None:
 @pass_app
 def recover_cmd(app: App, file: Path) -> None:
     """Move the secrets of an emergency FILE into the store, then delete the file."""
-    from impromptu_ops.registration.flow import recover_emergency
+    from impromptu_ops.api import Agent
 
-    settings = app.settings()
-    agent_id, kept = recover_emergency(settings, file, _store_opener(settings))
+    agent_id, kept = Agent.from_settings(app.settings()).recover(file)
     out(f"agent {agent_id}: {', '.join(kept.names)} stored in {kept.where}; {file} deleted")

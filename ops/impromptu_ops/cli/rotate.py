@@ -83,12 +83,12 @@ def _provider_command(name: str) -> click.Command:
     @pass_app
     def command(app: App, grace: float | None, on_rotate: str | None, dry_run: bool,
                 if_due: bool, as_json: bool, old_key_hash: str | None = None) -> None:
-        from impromptu_ops.rotation import service
+        from impromptu_ops.api import Agent
 
         try:
-            outcome = service.rotate(app.settings(), name, grace=grace, dry_run=dry_run,
-                                     if_due=if_due, on_rotate=on_rotate,
-                                     old_key_hash=old_key_hash)
+            outcome = Agent.from_settings(app.settings()).rotate(
+                name, grace=grace, dry_run=dry_run, if_due=if_due, on_rotate=on_rotate,
+                old_key_hash=old_key_hash)
         except OpsError as exc:
             err(f"impromptu-ops: rotate {name}: {exc.diagnostics()}")
             raise click.exceptions.Exit(_mapped(exc)) from None
@@ -114,10 +114,10 @@ for _name in PROVIDER_NAMES:
 @pass_app
 def resume(app: App, provider: str | None, force: bool, as_json: bool) -> None:
     """Continue every interrupted rotation (or PROVIDER's) from its recorded step."""
-    from impromptu_ops.rotation import service
+    from impromptu_ops.api import Agent
 
     try:
-        outcomes = service.resume(app.settings(), provider, force=force)
+        outcomes = Agent.from_settings(app.settings()).resume_rotations(provider, force=force)
     except OpsError as exc:
         err(f"impromptu-ops: rotate resume: {exc.diagnostics()}")
         raise click.exceptions.Exit(_mapped(exc)) from None
@@ -131,10 +131,10 @@ def resume(app: App, provider: str | None, force: bool, as_json: bool) -> None:
 @pass_app
 def rollback(app: App, provider: str | None, force: bool, as_json: bool) -> None:
     """Undo an unfinished rotation: the old key becomes current again, the new one dies."""
-    from impromptu_ops.rotation import service
+    from impromptu_ops.api import Agent
 
     try:
-        outcome = service.rollback(app.settings(), provider, force=force)
+        outcome = Agent.from_settings(app.settings()).roll_back_rotation(provider, force=force)
     except OpsError as exc:
         err(f"impromptu-ops: rotate rollback: {exc.diagnostics()}")
         raise click.exceptions.Exit(_mapped(exc)) from None
@@ -149,10 +149,11 @@ def rollback(app: App, provider: str | None, force: bool, as_json: bool) -> None
 @pass_app
 def status(app: App, provider: str | None, as_json: bool, lines: int) -> None:
     """Show each rotation's record (ids, step, times; never values) and its audit trail."""
-    from impromptu_ops.rotation import service
+    from impromptu_ops.api import Agent
 
     try:
-        views = service.status(app.settings(), provider, audit_lines=lines)
+        views = Agent.from_settings(app.settings()).rotation_status(provider,
+                                                                    audit_lines=lines)
     except OpsError as exc:
         err(f"impromptu-ops: rotate status: {exc.diagnostics()}")
         raise click.exceptions.Exit(_mapped(exc)) from None

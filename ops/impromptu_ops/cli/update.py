@@ -21,7 +21,9 @@ from impromptu_ops.secret import REDACTOR
 
 
 def _gate(app: App) -> UpdateGate:
-    return UpdateGate(app.settings())
+    from impromptu_ops.api import Agent
+
+    return Agent.from_settings(app.settings()).updates
 
 
 def _interactive() -> bool:

@@ -51,6 +51,7 @@ from impromptu_ops.health.policy import HealthPolicy, evaluate
 from impromptu_ops.health.runner import CheckSpec
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
+from impromptu_ops.store.base import SecretStore
 
 T = TypeVar("T")
 PLATFORM_KEY = "impromptu-api-key"
@@ -84,24 +85,22 @@ class HealthContext:
     """What the checks share: settings, policy, and memoised fetches."""
 
     def __init__(self, settings: Settings, policy: HealthPolicy,
+                 open_store: Callable[[], SecretStore],
                  wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.policy = policy
         self.wall = wall
-        self._store = _Once(self._open_store)
+        self._store = _Once(open_store)
         self._keys: dict[str, _Once] = {
             name: _Once(lambda n=name: self.store().read(n).value())  # type: ignore[misc]
             for name in (PLATFORM_KEY, OPENROUTER_KEY)
         }
         self._heartbeat = _Once(self._fetch_heartbeat)
 
-    def _open_store(self) -> Any:
-        from impromptu_ops.store.factory import open_store
-
-        return open_store(self.settings)
-
-    def store(self) -> Any:
-        return self._store.get()
+    def store(self) -> SecretStore:
+        """The agent's store, opened once (by the composition root's opener)."""
+        store: SecretStore = self._store.get()
+        return store
 
     def secret(self, name: str) -> Secret:
         """The secret from the store (SecretNotFound when absent)."""
@@ -452,12 +451,4 @@ def plan(ctx: HealthContext, names: tuple[str, ...] = ()) -> list[CheckSpec]:
     return specs
 
 
-def run_health(settings: Settings, policy: HealthPolicy, names: tuple[str, ...] = ()) -> Any:
-    """Run the checks and return the :class:`~.model.Report` (the library entry point)."""
-    from impromptu_ops.health.runner import run_checks
-
-    ctx = HealthContext(settings, policy)
-    return run_checks(plan(ctx, names))
-
-
-__all__ = ["CHECKS", "LEGACY_CHECKS", "HealthContext", "plan", "run_health"]
+__all__ = ["CHECKS", "LEGACY_CHECKS", "HealthContext", "plan"]

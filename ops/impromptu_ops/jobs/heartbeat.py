@@ -44,7 +44,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from impromptu_ops.errors import (
     BudgetExhausted,
@@ -60,6 +61,10 @@ from impromptu_ops.jobs import state as state_mod
 from impromptu_ops.jobs.state import HeartbeatState
 from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from impromptu_ops.platform.client import PlatformClient
+    from impromptu_ops.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -152,42 +157,34 @@ def pause_for(exc: PlatformError, now: float, longest: float = 48 * 3600.0
     return None
 
 
+ClientFactory = Callable[["Secret", float], "PlatformClient"]
+"""Builds a platform client for one step from the key and the seconds left of the job."""
+
+
 class HeartbeatJob:
     """One run of the heartbeat.
 
+    The job builds nothing itself: the composition root (:class:`impromptu_ops.api.Agent`)
+    hands it the key and the clients.
+
     Args:
         settings: the effective settings.
-        client_factory: builds a platform client for one step, given the seconds left
-            (default: :class:`~impromptu_ops.platform.client.PlatformClient` with
-            ``platform.deadline`` capped to what is left of the job's deadline).
-        key_loader: returns the platform key (default: from the store).
+        client_factory: builds a platform client for one step, given the key and the
+            seconds left (the client's ``platform.deadline`` capped to them).
+        key_loader: returns the platform key (raises SecretNotFound when none is stored).
         wall, clock: injected wall clock and monotonic clock.
     """
 
-    def __init__(self, settings: Settings, *,
-                 client_factory: Callable[[float], Any] | None = None,
-                 key_loader: Callable[[], Any] | None = None,
+    def __init__(self, settings: Settings, *, client_factory: ClientFactory,
+                 key_loader: Callable[[], Secret],
                  wall: Callable[[], float] = time.time,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self._client_factory = client_factory or self._default_client
-        self._key_loader = key_loader or self._key_from_store
-        self._key: Any = None
+        self._client_factory = client_factory
+        self._key_loader = key_loader
+        self._key: Secret | None = None
         self.wall = wall
         self.clock = clock
-
-    # --- dependencies -----------------------------------------------------------------------
-    def _key_from_store(self) -> Any:
-        from impromptu_ops.store.factory import open_store
-
-        return open_store(self.settings).read("impromptu-api-key").value()
-
-    def _default_client(self, seconds_left: float) -> Any:
-        from impromptu_ops.platform.client import PlatformClient
-
-        platform = replace(self.settings.platform,
-                           deadline=max(0.1, min(self.settings.platform.deadline, seconds_left)))
-        return PlatformClient(platform, self._key)
 
     # --- the run -------------------------------------------------------------------------------
     def run(self, on_locked: Callable[[], object] | None = None) -> HeartbeatReport:
@@ -267,7 +264,8 @@ class HeartbeatJob:
             left = deadline - self.clock()
             if left < MIN_STEP_SECONDS:
                 raise DeadlineExceeded(f"{name}: the job's deadline is used up")
-            client = self._client_factory(left)
+            assert self._key is not None  # loaded before the first call
+            client = self._client_factory(self._key, left)
             try:
                 return fn(client)
             finally:
@@ -424,12 +422,6 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def run_heartbeat(settings: Settings, **kw: Any) -> HeartbeatReport:
-    """Run one heartbeat (the library entry point). Raises LockBusy when a run is active."""
-    return HeartbeatJob(settings, **kw).run()
-
-
-
 
 def samples(report: HeartbeatReport) -> list[Any]:
     """The run as Prometheus samples for the textfile collector."""
@@ -465,8 +457,9 @@ def samples(report: HeartbeatReport) -> list[Any]:
     return out
 
 
-def run_scheduled(settings: Settings, *, metrics_file: Any = None,
-                  **kw: Any) -> HeartbeatReport:
+def run_scheduled(settings: Settings, *, client_factory: ClientFactory,
+                  key_loader: Callable[[], Secret], metrics_file: Path | None = None
+                  ) -> HeartbeatReport:
     """A scheduled run: run, write the textfile.
 
     ``metrics_file`` defaults to ``jobs.metrics_file``. A busy lock is reported as a skipped
@@ -476,7 +469,7 @@ def run_scheduled(settings: Settings, *, metrics_file: Any = None,
     """
     metrics_file = metrics_file or settings.jobs.metrics_file
 
-    job = HeartbeatJob(settings, **kw)
+    job = HeartbeatJob(settings, client_factory=client_factory, key_loader=key_loader)
     try:
         report = job.run()
     except LockBusy as exc:
@@ -509,5 +502,5 @@ def lines(report: HeartbeatReport) -> list[str]:
     out += [f"[WARN] problem: {_clean(p, 160)}" for p in report.problems]
     return out
 
-__all__ = ["EXIT_SKIPPED", "HeartbeatJob", "HeartbeatReport", "run_heartbeat", "run_scheduled",
+__all__ = ["EXIT_SKIPPED", "HeartbeatJob", "HeartbeatReport", "run_scheduled",
            "samples"]

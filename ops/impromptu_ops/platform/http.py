@@ -39,6 +39,7 @@ import httpx
 from impromptu_ops import contract
 from impromptu_ops.errors import (
     ConfigError,
+    ConnectFailed,
     DeadlineExceeded,
     MalformedResponse,
     OpsError,
@@ -202,7 +203,7 @@ class HttpCore:
                 return HttpResponse(resp.status_code, resp.headers, body, method, path,
                                     parse_rate_limit(resp.headers))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _Attempt(TransportError(
+            raise _Attempt(ConnectFailed(
                 f"{method} {path}: cannot connect to {self._host()}: {_why(exc)}",
                 hint="check the URL and the network; the platform may be down"), sent=False
             ) from None

@@ -15,32 +15,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
-from impromptu_ops import contract
-from impromptu_ops.errors import OpsError, SecretNotFound
+from impromptu_ops.errors import OpsError
 from impromptu_ops.platform.client import PlatformClient
 from impromptu_ops.platform.ratelimit import RateLimit
 from impromptu_ops.platform.results import Heartbeat
 from impromptu_ops.secret import Secret
-from impromptu_ops.settings import Settings
+from impromptu_ops.settings import PlatformSettings
 
-API_KEY_NAME = contract.SECRET_NAMES[0]  # "impromptu-api-key"
-KeySource = Callable[[Settings], Secret | None]
-
-
-def stored_api_key(settings: Settings) -> Secret | None:
-    """The platform key from the configured secret store, or None when none is stored.
-
-    Raises:
-        StoreError: the store exists but cannot be read (sealed, tampered, unreachable).
-    """
-    from impromptu_ops.store.factory import open_store
-
-    try:
-        return open_store(settings).read(API_KEY_NAME).value()
-    except SecretNotFound:
-        return None
+KeySource = Callable[[], Secret | None]
+"""Returns the platform key, or None when none is stored (raises StoreError when the store
+cannot be read). The platform package does not know the store: the caller passes this."""
+ClientFactory = Callable[[Secret | None], PlatformClient]
 
 
 @dataclass(frozen=True)
@@ -85,28 +70,27 @@ class ApiStatus:
         }
 
 
-def api_status(settings: Settings, *, key_source: KeySource = stored_api_key,
-               transport: httpx.BaseTransport | None = None) -> ApiStatus:
+def api_status(settings: PlatformSettings, *, key_source: KeySource,
+               make_client: ClientFactory) -> ApiStatus:
     """Check the platform's health endpoint and, with a stored key, the heartbeat.
 
     Args:
-        settings: the effective settings (platform URL and limits, the store).
-        key_source: where the key comes from (default: the configured store).
-        transport: an httpx transport for tests.
+        settings: the platform settings (URL and path prefix, for the report).
+        key_source: where the key comes from (the composition root reads the store).
+        make_client: builds the platform client for the key (None: no key).
 
     Returns:
         An :class:`ApiStatus`; failures are recorded in it, not raised.
     """
-    p = settings.platform
     found: list[tuple[str, OpsError]] = []
     try:
-        key = key_source(settings)
+        key = key_source()
     except OpsError as exc:
         found.append(("key", exc))
         key = None
     health: str | None = None
     heartbeat: Heartbeat | None = None
-    with PlatformClient(p, key, transport=transport) as client:
+    with make_client(key) as client:
         try:
             health = client.health().status or "(no status)"
         except OpsError as exc:
@@ -117,5 +101,5 @@ def api_status(settings: Settings, *, key_source: KeySource = stored_api_key,
             except OpsError as exc:
                 found.append(("heartbeat", exc))
         rate = client.last_rate_limit
-    return ApiStatus(p.api_url, p.path_prefix, health, key is not None, heartbeat, rate,
-                     tuple(found))
+    return ApiStatus(settings.api_url, settings.path_prefix, health, key is not None,
+                     heartbeat, rate, tuple(found))

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from impromptu_ops import contract
 from impromptu_ops.chain import erc20, finality, networks
@@ -45,8 +45,10 @@ from impromptu_ops.reconcile.model import (
 )
 from impromptu_ops.settings import Settings
 
+if TYPE_CHECKING:
+    from impromptu_ops.platform.client import PlatformClient
+
 log = logging.getLogger(__name__)
-API_KEY_NAME = contract.SECRET_NAMES[0]  # "impromptu-api-key"
 RECEIPT_BATCH = 100
 SAVE_EVERY_CHUNKS = 50
 MAX_LEDGER_PAGES = 10_000
@@ -564,25 +566,27 @@ def _fetch_receipts(rpc: JsonRpcClient, tx_hashes: list[str], heads: finality.He
 
 
 def run_reconciliation(settings: Settings, window: Window, *,
+                       platform: Callable[[], PlatformClient],
                        progress: Callable[[int, int], None] | None = None,
                        now: datetime | None = None) -> Report:
-    """Everything ``earnings reconcile`` needs: the key from the store, the platform client,
-    the chain client, one :func:`reconcile_earnings` run; clients closed afterwards.
+    """Everything ``earnings reconcile`` needs: the platform client, the chain client, one
+    :func:`reconcile_earnings` run; clients closed afterwards.
+
+    Args:
+        platform: builds the platform client with the agent's key (the composition root's
+            :meth:`impromptu_ops.api.Agent.platform`); called only once the chain
+            settings are known to be usable.
 
     Raises:
         ConfigError: no chain RPC or wallet configured.
         OpsError: any failure to read the store, the platform or the chain.
     """
-    from impromptu_ops.platform.client import PlatformClient
-    from impromptu_ops.store.factory import open_store
-
     chain = settings.chain
     if not chain.rpc_url:
         raise ConfigError("no chain RPC configured",
                           hint="set chain.rpc_url (env IMPROMPTU_CHAIN_RPC) to a Base RPC URL")
     check_chain_settings(settings)  # a configuration mistake is reported before the store
-    api_key = open_store(settings).read(API_KEY_NAME).value()
-    with PlatformClient(settings.platform, api_key) as client, JsonRpcClient(
+    with platform() as client, JsonRpcClient(
             chain.rpc_url, timeout=chain.rpc_timeout,
             max_response_bytes=chain.max_response_bytes,
             rate_limit_retries=chain.rate_limit_retries, backoff_base=chain.backoff_base,

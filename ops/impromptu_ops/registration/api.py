@@ -12,13 +12,15 @@ This module owns no registration logic (see :mod:`.flow`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from impromptu_ops.errors import DeadlineExceeded, TransportError
+from impromptu_ops.errors import ConnectFailed, DeadlineExceeded, TransportError
 from impromptu_ops.secret import Secret
-from impromptu_ops.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from impromptu_ops.platform.client import PlatformClient
 
 NEEDS_POW = 428
 NEEDS_PAYMENT = 402
@@ -48,12 +50,14 @@ def never_sent(exc: TransportError) -> bool:
     """Whether a failed ``POST /agents/register`` certainly never reached the server.
 
     The platform client resends that POST only when the connection itself failed (nothing
-    left the process), so a final "cannot connect" error, or a :class:`DeadlineExceeded`
-    (which only ends a series of such resends), means no attempt was sent; any other
-    transport failure may have registered the agent. The client does not expose that
-    ``sent`` flag, so this adapter reads its documented connect-failure message.
+    left the process): a :class:`~impromptu_ops.errors.ConnectFailed`, or a
+    :class:`~impromptu_ops.errors.DeadlineExceeded` that ended a series of them (its
+    ``__cause__`` is the last attempt's error), means no attempt was sent; any other
+    transport failure may have registered the agent.
     """
-    return isinstance(exc, DeadlineExceeded) or ": cannot connect to " in exc.message
+    if isinstance(exc, DeadlineExceeded):
+        return isinstance(exc.__cause__, ConnectFailed)
+    return isinstance(exc, ConnectFailed)
 
 
 class RegistrationApi(Protocol):
@@ -69,17 +73,31 @@ class RegistrationApi(Protocol):
         ...
 
 
+ClientFactory = Callable[["Secret | None"], "PlatformClient"]
+"""Builds a platform client sending the given key (None: no key)."""
+
+
 class ClientRegistrationApi:
-    """:class:`RegistrationApi` over the platform client (v1 or legacy paths)."""
+    """:class:`RegistrationApi` over the platform client (v1 or legacy paths).
 
-    def __init__(self, settings: PlatformSettings) -> None:
-        from impromptu_ops.platform.client import PlatformClient
+    Args:
+        make_client: builds the platform clients it uses (the composition root's, see
+            :meth:`impromptu_ops.api.Agent.platform`): one without a key for the
+            registration calls, one with the new key to accept the terms.
+    """
 
-        self._settings = settings
-        self._client = PlatformClient(settings, None)
+    def __init__(self, make_client: ClientFactory) -> None:
+        self._make_client = make_client
+        self._client = make_client(None)
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> ClientRegistrationApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def register(self, body: Mapping[str, Any]) -> Answer:
         answer = self._client.register_attempt(body)
@@ -89,7 +107,5 @@ class ClientRegistrationApi:
         return self._client.register_challenge().raw
 
     def accept_tos(self, api_key: Secret) -> Mapping[str, Any]:
-        from impromptu_ops.platform.client import PlatformClient
-
-        with PlatformClient(self._settings, api_key) as client:
+        with self._make_client(api_key) as client:
             return client.accept_tos().raw

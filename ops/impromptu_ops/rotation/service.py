@@ -85,7 +85,7 @@ def grace_for(settings: Settings, provider: str, flag: float | None) -> float:
     return load_rotation_policy(settings.paths.policies_dir).for_provider(provider).grace_seconds
 
 
-def build_rotator(settings: Settings, provider: str, *, store: SecretStore | None = None,
+def build_rotator(settings: Settings, provider: str, *, store: SecretStore,
                   grace: float | None = None, on_rotate: str | None = None,
                   provider_factory: Callable[[Settings, str, SecretStore], Provider] | None
                   = None, old_key_hash: str | None = None) -> Rotator:
@@ -93,10 +93,6 @@ def build_rotator(settings: Settings, provider: str, *, store: SecretStore | Non
 
     ``on_rotate``: the reload hook's command line (``""``: none; ``None``: the policy's).
     """
-    if store is None:
-        from impromptu_ops.store.factory import open_store
-
-        store = open_store(settings)
     make = provider_factory or (functools.partial(build_provider, old_key_hash=old_key_hash)
                                 if old_key_hash else build_provider)
     policy = load_rotation_policy(settings.paths.policies_dir).for_provider(provider)
@@ -115,7 +111,7 @@ def build_rotator(settings: Settings, provider: str, *, store: SecretStore | Non
 
 def rotate(settings: Settings, provider: str, *, grace: float | None = None,
            dry_run: bool = False, if_due: bool = False, on_rotate: str | None = None,
-           store: SecretStore | None = None, old_key_hash: str | None = None) -> Outcome:
+           store: SecretStore, old_key_hash: str | None = None) -> Outcome:
     """``rotate PROVIDER``: rotate now (or finish an abandoned rotation first).
 
     With ``if_due``, first finish an interrupted rotation or a due retirement of an old
@@ -127,10 +123,6 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
         LockBusy, RotationBusy, CasConflict: exit 75.
         ConfigError, StoreError: nothing was changed.
     """
-    if store is None:
-        from impromptu_ops.store.factory import open_store
-
-        store = open_store(settings)
     rotator = build_rotator(settings, provider, store=store, grace=grace,
                             on_rotate=on_rotate, old_key_hash=old_key_hash)
     try:
@@ -188,12 +180,8 @@ def _active(store: SecretStore) -> list[str]:
 
 
 def resume(settings: Settings, provider: str | None = None, *, force: bool = False,
-           store: SecretStore | None = None) -> list[Outcome]:
+           store: SecretStore) -> list[Outcome]:
     """``rotate resume``: continue every interrupted rotation (or the named one)."""
-    if store is None:
-        from impromptu_ops.store.factory import open_store
-
-        store = open_store(settings)
     names = [provider] if provider else _active(store)
     outcomes = []
     for name in names:
@@ -210,12 +198,8 @@ def resume(settings: Settings, provider: str | None = None, *, force: bool = Fal
 
 
 def rollback(settings: Settings, provider: str | None = None, *, force: bool = False,
-             store: SecretStore | None = None) -> Outcome:
+             store: SecretStore) -> Outcome:
     """``rotate rollback``: undo the unfinished rotation (the named one, or the only one)."""
-    if store is None:
-        from impromptu_ops.store.factory import open_store
-
-        store = open_store(settings)
     if provider is None:
         active = _active(store)
         if not active:
@@ -232,12 +216,8 @@ def rollback(settings: Settings, provider: str | None = None, *, force: bool = F
 
 
 def status(settings: Settings, provider: str | None = None, *,
-           store: SecretStore | None = None, audit_lines: int = 20) -> list[dict[str, Any]]:
+           store: SecretStore, audit_lines: int = 20) -> list[dict[str, Any]]:
     """``rotate status``: each provider's record and recent audit trail (no values)."""
-    if store is None:
-        from impromptu_ops.store.factory import open_store
-
-        store = open_store(settings)
     records = RecordStore(store)
     audit = AuditLog(audit_path(settings))
     chain = audit.verify()
