@@ -14,14 +14,23 @@ scan, every wallet in topics[2] / topics[1]); every report must reconcile. The n
 alternative, N separate scans, is N times the single figure.
 
 Health half (goal: ``fleet health`` over 200 agents at least 20x faster in wall time than
-200 separate ``health`` processes): needs ``fleet health`` (branch fleet-a); printed as
-"not available" when that command is not installed.
+200 separate ``health`` processes): 200 agents made by one ``/_sandbox/agents/bulk``
+request, each with its platform and OpenRouter keys in its own local store and a
+``[agents.NAME.chain]`` table; one ``fleet heartbeat`` so every freshness check is OK;
+then ``fleet health --format nagios`` (one process) against ``impromptu-ops --agent NAME
+health --format nagios`` once per agent, sequentially (``--sample K`` times K of them and
+scales to all). Printed as "not available" when ``fleet health`` is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -76,26 +85,108 @@ def reconcile_half(wallets_count: int, style: str) -> None:
           f"{wallets_count} separate scans would make ~{one_calls * wallets_count} calls")
 
 
-def health_half(agents: int) -> None:
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600,
+                          check=False)
+    return time.perf_counter() - started, proc.returncode, (proc.stdout or proc.stderr)
+
+
+def health_half(agents: int, sample: int) -> None:
+    """``fleet health --format nagios`` over ``agents`` sandbox agents (made with the bulk
+    control, each key in its own local store, one ``fleet heartbeat`` first so freshness
+    is OK) vs ``impromptu-ops --agent NAME health --format nagios`` run once per agent,
+    one after the other as a cron loop would (``sample`` of them timed, scaled to all)."""
     if importlib.util.find_spec("impromptu_ops.cli.fleet") is None:
         print(f"  fleet health over {agents} agents: not available (the 'fleet health' "
               "command is not on this branch)")
         return
-    from bench.fleet_health import run_health_half
-    run_health_half(agents)
+    home = Path(tempfile.mkdtemp(prefix="impromptu-fleet-bench-"))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("IMPROMPTU_", "VAULT_", "OPENROUTER_"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local/share"),
+               XDG_STATE_HOME=str(home / ".local/state"))
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # load_settings/open_store below must see the bench HOME
+
+    import httpx
+
+    from impromptu_ops.fleet.roster import agent_settings
+    from impromptu_ops.sandbox.server import SandboxConfig, SandboxServer
+    from impromptu_ops.secret import Secret
+    from impromptu_ops.settings import config_path
+    from impromptu_ops.store.factory import open_store
+
+    server = SandboxServer(SandboxConfig.build(), home / "sandbox", host="127.0.0.1", port=0)
+    server.start()
+    try:
+        env["IMPROMPTU_API_URL"] = os.environ["IMPROMPTU_API_URL"] = server.base_url
+        env["IMPROMPTU_OPENROUTER_URL"] = os.environ["IMPROMPTU_OPENROUTER_URL"] = (
+            server.openrouter_url)
+        started = time.perf_counter()
+        made = server.control("POST", "agents/bulk", {"count": agents,
+                                                      "namePrefix": "bench"})["agents"]
+        bulk = time.perf_counter() - started
+        names = [f"a{i:03d}" for i in range(len(made))]
+        path = config_path(os.environ)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("[fleet]\ninclude_default = false\n" + "".join(
+            f'[agents.{n}.chain]\nwallet_address = "{m["walletAddress"]}"\n'
+            for n, m in zip(names, made, strict=True)))
+        prov = server.control("POST", "openrouter/provisioning-key")["key"]
+        base = load_settings()
+        with httpx.Client(timeout=30) as client:
+            for n, m in zip(names, made, strict=True):
+                or_key = client.post(f"{server.openrouter_url}/keys", json={"name": n},
+                                     headers={"Authorization": f"Bearer {prov}"}).json()["key"]
+                store = open_store(agent_settings(base, n))
+                store.write("impromptu-api-key", {"value": Secret(m["apiKey"])}, cas=0)
+                store.write("openrouter-api-key", {"value": Secret(or_key)}, cas=0)
+        exe = str(Path(sys.executable).with_name("impromptu-ops"))
+        beat = _run([exe, "fleet", "heartbeat"], env)
+        print(f"  setup: {len(made)} agents by one bulk control in {bulk:.2f} s; "
+              f"fleet heartbeat {beat[0]:.1f} s exit {beat[1]}")
+        fleet_wall, fleet_code, fleet_out = _run([exe, "fleet", "health", "--format",
+                                                  "nagios"], env)
+        singles: list[float] = []
+        codes: set[int] = set()
+        for n in names[:sample]:
+            secs, code, _ = _run([exe, "--agent", n, "health", "--format", "nagios"], env)
+            singles.append(secs)
+            codes.add(code)
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(home, ignore_errors=True)
+    per = statistics.mean(singles)
+    total = per * len(names)
+    ratio = total / fleet_wall
+    print(f"  fleet health --format nagios, one process, {len(names)} agents: "
+          f"{fleet_wall:.2f} s, exit {fleet_code}: {fleet_out.strip()[:110]}")
+    print(f"  {len(names)} separate 'health --format nagios' processes: "
+          f"{'measured' if sample >= len(names) else f'{len(singles)} timed, scaled to'} "
+          f"{total:.1f} s ({per * 1000:.0f} ms each, exit codes {sorted(codes)})")
+    print(f"  ratio separate / fleet: {ratio:.1f}x ({'meets' if ratio >= 20 else 'BELOW'} "
+          "the 20x goal)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--wallets", type=int, default=100)
+    parser.add_argument("--sample", type=int, default=200,
+                        help="how many of the separate health processes to time (the total "
+                             "is scaled from them; default: all of them)")
     parser.add_argument("--skip-health", action="store_true")
     parser.add_argument("--skip-reconcile", action="store_true")
     args = parser.parse_args()
     if not args.skip_health:
         print(f"fleet health: {args.agents} sandbox agents, one process vs "
               f"{args.agents} processes")
-        health_half(args.agents)
+        health_half(args.agents, args.sample)
     if not args.skip_reconcile:
         print(f"fleet reconcile: {args.wallets} wallets vs one, provider limit "
               f"{MAX_BLOCKS:,} blocks or {MAX_RESULTS} results per call")

@@ -185,3 +185,13 @@ def _rotate_lines(run: AgentRun[list[Any]]) -> list[str]:
     if run.error is not None:
         return [f"{run.agent}: failed: {run.error.diagnostics()}"]
     return [f"{run.agent}: {o.provider}: {o.message}" for o in run.value or []]
+
+
+def _add_reconcile() -> None:
+    """``fleet reconcile`` lives in its own module (issue 17, one chain scan)."""
+    from impromptu_ops.cli.fleet_reconcile import reconcile_cmd
+
+    fleet.add_command(reconcile_cmd)
+
+
+_add_reconcile()

@@ -1,7 +1,8 @@
 """``impromptu-ops fleet reconcile``: every agent's ledger against ONE chain scan.
 
-Thin: the roster (:mod:`impromptu_ops.fleet.roster`) names the agents and gives each its
-settings; :func:`impromptu_ops.reconcile.fleet.run_fleet_reconciliation` does the work;
+Thin: the roster (:mod:`impromptu_ops.fleet.roster`) names the agents (this process's
+shard of them, as the other ``fleet`` commands) and gives each its settings;
+:func:`impromptu_ops.reconcile.fleet.run_fleet_reconciliation` does the work;
 :mod:`impromptu_ops.reconcile.fleet_render` writes one report per agent into
 ``--output-dir`` and renders the fleet summary printed here.
 
@@ -50,7 +51,9 @@ def reconcile_cmd(ctx: click.Context, app: App, from_block: int | None, since: s
     Exit 0 when every agent reconciles, 1 when any has discrepancies (named), 3 when it
     could not check.
     """
-    from impromptu_ops.fleet.roster import agent_settings, fleet_names
+    from impromptu_ops.api import Agent
+    from impromptu_ops.cli.fleet import _roster
+    from impromptu_ops.fleet.roster import agent_settings
     from impromptu_ops.reconcile import fleet_render
     from impromptu_ops.reconcile.fleet import run_fleet_reconciliation, verdict
     from impromptu_ops.reconcile.service import Window
@@ -66,9 +69,9 @@ def reconcile_cmd(ctx: click.Context, app: App, from_block: int | None, since: s
     try:
         if output_dir is not None:
             fleet_render.check_folder(output_dir)  # before a long scan, not after it
-        base = app.file_settings()
-        members = [(name, agent_settings(base, name)) for name in fleet_names(base)]
-        result = run_fleet_reconciliation(members, window)
+        base, names = _roster(app)  # this process's shard: all agents unless sharded
+        agents = [Agent.from_settings(agent_settings(base, name)) for name in names]
+        result = run_fleet_reconciliation(agents, window)
         written = fleet_render.write_reports(result, output_dir, report_format) \
             if output_dir is not None else None
         out(fleet_render.render_summary(result, fmt, written), nl=False)

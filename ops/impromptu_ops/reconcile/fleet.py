@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from impromptu_ops.chain import finality
 from impromptu_ops.chain.rpc import JsonRpcClient
@@ -42,6 +43,9 @@ from impromptu_ops.reconcile.service import (
     scan_wallets,
 )
 from impromptu_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from impromptu_ops.platform.client import PlatformClient
 
 log = logging.getLogger(__name__)
 EXIT_RECONCILED, EXIT_DISCREPANCIES, EXIT_UNKNOWN = 0, 1, 3
@@ -176,42 +180,53 @@ def reconcile_fleet(members: Sequence[Member], rpc: JsonRpcClient, window: Windo
                        rpc.method_calls("eth_getLogs") - getlogs_before, scanner.splits)
 
 
-def run_fleet_reconciliation(members: Sequence[tuple[str, Settings]], window: Window, *,
+class FleetAgent(Protocol):
+    """What the fleet run needs of an agent: :class:`impromptu_ops.api.Agent` fits."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def platform(self) -> PlatformClient: ...
+
+
+def run_fleet_reconciliation(agents: Sequence[FleetAgent], window: Window, *,
                              progress: Callable[[int, int], None] | None = None,
                              now: datetime | None = None) -> FleetResult:
-    """Everything ``fleet reconcile`` needs: each agent's key from its own store and its
-    platform client, one chain client for all, one :func:`reconcile_fleet` run.
+    """Everything ``fleet reconcile`` needs: each agent's platform client (with the key
+    from its own store), one chain client for all, one :func:`reconcile_fleet` run.
 
-    An agent whose key cannot be read is an ``unknown`` outcome; the others go on.
+    An agent whose key or platform client cannot be had is an ``unknown`` outcome; the
+    others go on.
 
     Raises:
         ConfigError: no agent, or no chain RPC configured.
         OpsError: the chain could not be read.
     """
-    from impromptu_ops.platform.client import PlatformClient
-    from impromptu_ops.reconcile.service import API_KEY_NAME, PlatformLedger
-    from impromptu_ops.store.factory import open_store
+    from impromptu_ops.reconcile.service import PlatformLedger
 
-    if not members:
+    if not agents:
         raise ConfigError("no agents to reconcile", hint="register one or list them in the "
                           "config ([agents.NAME] tables)")
-    chain = members[0][1].chain
+    chain = agents[0].settings.chain
     if not chain.rpc_url:
         raise ConfigError("no chain RPC configured",
                           hint="set chain.rpc_url (env IMPROMPTU_CHAIN_RPC) to a Base RPC URL")
     failed: dict[str, Outcome] = {}
     with contextlib.ExitStack() as stack:
         fleet: list[Member] = []
-        for name, settings in members:
+        for agent in agents:
+            settings = agent.settings
             try:
                 check_chain_settings(settings)  # a config mistake before the store
-                key = open_store(settings).read(API_KEY_NAME).value()
-                client = stack.enter_context(PlatformClient(settings.platform, key))
+                client = stack.enter_context(agent.platform())
             except OpsError as exc:
-                failed[name] = Outcome(name, settings.chain.wallet_address.lower(),
-                                       error=exc.diagnostics())
+                failed[agent.name] = Outcome(agent.name, settings.chain.wallet_address.lower(),
+                                             error=exc.diagnostics())
                 continue
-            fleet.append(Member(name, settings, PlatformLedger(client)))
+            fleet.append(Member(agent.name, settings, PlatformLedger(client)))
         rpc = stack.enter_context(JsonRpcClient(
             chain.rpc_url, timeout=chain.rpc_timeout,
             max_response_bytes=chain.max_response_bytes,
@@ -219,5 +234,5 @@ def run_fleet_reconciliation(members: Sequence[tuple[str, Settings]], window: Wi
             backoff_cap=chain.backoff_cap, max_retry_after=chain.max_retry_after))
         result = reconcile_fleet(fleet, rpc, window, now=now, progress=progress)
     by_name = {o.name: o for o in result.outcomes} | failed
-    return FleetResult(tuple(by_name[n] for n, _ in members), result.scanned_blocks,
+    return FleetResult(tuple(by_name[a.name] for a in agents), result.scanned_blocks,
                        result.getlogs_calls, result.splits)
