@@ -88,6 +88,7 @@ def test_one_scan_names_each_agents_discrepancies(
                        ("delta", "payout_missing_on_chain")):
         assert by_name[name].report.kinds() == {Kind(kind)}, name
         assert by_name[name].report.context["wallet"] == by_name[name].wallet
+        assert by_name[name].report.context["sharedScan"]["wallets"] == 4
     assert verdict(result) == 1
     assert result.named("discrepancies") == ["bravo", "charlie", "delta"]
 

@@ -86,3 +86,30 @@ def test_bad_bulk_requests_are_refused_and_create_nothing(tmp_path: Path,
         answer = httpx.post(sb.root_url + "/_sandbox/agents/bulk", json=body, timeout=30)
         assert answer.status_code == 400, answer.text
         assert sb.control("GET", "state")["agents"] == {}
+
+
+def test_concurrent_requests_share_writes_and_every_answer_is_saved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit: 8 clients x 10 counted requests need fewer writes than requests, and
+    each answered change (the key's lastUsedAt, the daily counter) is in the file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "state"
+    writes = _writes(monkeypatch)
+    with SandboxServer(SandboxConfig(burst_window_seconds=0.001), folder) as sb:
+        made = sb.control("POST", "agents/bulk", {"count": 8, "tier": "PARTNER"})["agents"]
+        before = len(writes)
+
+        def ten(agent: dict[str, Any]) -> list[int]:
+            with httpx.Client(timeout=30) as client:
+                return [client.get(sb.base_url + "/v1/agent/budget", headers={
+                    "Authorization": f"Bearer {agent['apiKey']}"}).status_code
+                    for _ in range(10)]
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = [c for batch in pool.map(ten, made) for c in batch]
+        assert codes == [200] * 80
+        assert len(writes) - before < 80
+        saved = _saved(folder)
+        assert all(k["lastUsedAt"] is not None for k in saved["keys"].values())
+        assert all(a["daily"]["used"] >= 10 for a in saved["agents"].values())

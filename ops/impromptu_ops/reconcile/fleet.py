@@ -148,7 +148,7 @@ def reconcile_fleet(members: Sequence[Member], rpc: JsonRpcClient, window: Windo
     if actual != chain.chain_id:
         raise ChainError(f"the RPC serves chain id {actual}, the configuration says "
                          f"{chain.chain_id}", hint="check chain.rpc_url and chain.chain_id")
-    calls_before, elements_before = rpc.calls, rpc.elements
+    calls_before = rpc.calls
     getlogs_before = rpc.method_calls("eth_getLogs")
     locks = sorted({m.settings.paths.state_dir / "earnings" / "reconcile.lock"
                     for m, _ in ready})
@@ -163,11 +163,16 @@ def reconcile_fleet(members: Sequence[Member], rpc: JsonRpcClient, window: Windo
         scanner = LogScanner(rpc, min(m.settings.chain.max_block_range for m, _ in ready))
         scan_wallets([p for _, p in plans], scanner, progress=progress)
         scanned = sum(b - a + 1 for a, b in merge_ranges([g for _, p in plans for g in p.gaps]))
+        shared = {"wallets": len(plans), "blocks": scanned,
+                  "rpcCalls": rpc.calls - calls_before,
+                  "getLogsCalls": rpc.method_calls("eth_getLogs") - getlogs_before}
         for m, plan in plans:
             try:
+                # each report counts its own calls; the shared scan is named apart
                 report = finish_run(plan, rpc, m.ledger, now, scanned_blocks=sum(
                     b - a + 1 for a, b in plan.gaps), splits=scanner.splits,
-                    calls_before=calls_before, elements_before=elements_before)
+                    calls_before=rpc.calls, elements_before=rpc.elements,
+                    shared_scan=shared)
             except ChainError:
                 raise
             except OpsError as exc:

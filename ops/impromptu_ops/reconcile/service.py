@@ -404,9 +404,15 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
 
 def finish_run(plan: Plan, rpc: JsonRpcClient, ledger: LedgerSource, now: datetime, *,
                scanned_blocks: int, splits: int, calls_before: int,
-               elements_before: int) -> Report:
+               elements_before: int, shared_scan: Mapping[str, int] | None = None) -> Report:
     """After the scan: reorg verdicts, the ledger, receipts of payouts outside the scan,
     matching, dates, the balance check; saves the cache and returns the report.
+
+    Args:
+        shared_scan: when the scan served several wallets (``fleet reconcile``), what it
+            covered and cost (``wallets``, ``rpcCalls``), recorded in the context as
+            ``sharedScan``; the report's own ``rpcCalls`` then count from
+            ``calls_before`` (this agent's part).
 
     Raises:
         ChainError, MalformedResponse, OpsError: as :func:`reconcile_earnings`.
@@ -500,6 +506,8 @@ def finish_run(plan: Plan, rpc: JsonRpcClient, ledger: LedgerSource, now: dateti
         "splits": splits, "generatedAt": now.replace(microsecond=0).isoformat(),
         "sendersChecked": policy.payout_senders is not None,
     }
+    if shared_scan is not None:
+        context["sharedScan"] = dict(shared_scan)
     return replace(report, context=context, outgoing=tuple(sorted(sent)),
                    block_times=times, balances=balances)
 

@@ -1,10 +1,12 @@
 """The sandbox's persistent state: one JSON document in the state folder, plus blobs.
 
 This module owns where and how the simulated platform remembers things: ``state.json``
-(written with :func:`impromptu_ops.atomic.write_json` after every request that changed it,
-so a restart, even after SIGKILL, loses nothing that was answered), content-addressed blobs
-under ``blobs/`` (published skill files, so the JSON stays small), the simulated clock
-(real time plus a persisted offset) and the one lock that serialises request handling.
+(written atomically, temp file + fsync + rename, after every request that changed it and
+before that request is answered, so a restart, even after SIGKILL, loses nothing that was
+answered; concurrent requests share one write: group commit, see :meth:`State.commit`),
+content-addressed blobs under ``blobs/`` (published skill files, so the JSON stays
+small), the simulated clock (real time plus a persisted offset) and the one lock that
+serialises request handling.
 It does not know what any record means: feature modules own their part of the document.
 
 Layout of ``state.json`` (top-level members, each owned by one feature module)::
@@ -197,7 +199,13 @@ class State:
         self._fragments: dict[str, dict[str, str]] = {}  # member -> id -> '"id": {...}'
         self._joined: dict[str, str] = {}  # member -> its last JSON text
         self.data = self._load()
-        self._saved = self._parts()
+        # Saving (group commit): snapshot() under the lock, commit() outside it. Lock
+        # order: lock -> _write_lock, never the reverse (commit never takes lock).
+        self._write_lock = threading.Lock()
+        self._seq = 0
+        self._latest: tuple[int, list[tuple[str, str]]] = (0, self._parts())
+        self._written_seq = 0
+        self._written_parts = self._latest[1]
 
     def _load(self) -> dict[str, Any]:
         raw = files.read_optional(self.path, what="sandbox state", error=ConfigError,
@@ -259,14 +267,37 @@ class State:
             parts.append((key, text))
         return parts
 
-    def save_if_changed(self) -> None:
-        """Write ``state.json`` atomically when the document changed since the last write."""
+    def snapshot(self) -> int:
+        """Take the document as it is now (call with :attr:`lock` held, after a handler
+        ran); returns the ticket :meth:`commit` makes durable."""
         with self.lock:
-            parts = self._parts()
-            if parts != self._saved:
+            self._seq += 1
+            self._latest = (self._seq, self._parts())
+            return self._seq
+
+    def commit(self, ticket: int) -> None:
+        """Make the snapshot ``ticket`` durable before its request is answered: group
+        commit. The newest snapshot is written (it holds every earlier change), once, by
+        whichever waiting request gets the write lock first; the others find their ticket
+        already written and return without a write. Called without :attr:`lock`, so other
+        requests run while the file is written and fsynced; a snapshot equal to the file
+        is not written again.
+        """
+        with self._write_lock:
+            if ticket <= self._written_seq:
+                return
+            seq, parts = self._latest
+            if parts != self._written_parts:
                 write_text(self.path, "{" + ", ".join(
                     json.dumps(k) + ": " + t for k, t in parts) + "}\n")
-                self._saved = parts
+                self._written_parts = parts
+            self._written_seq = seq
+
+    def save_if_changed(self) -> None:
+        """Write ``state.json`` atomically now if the document changed since the last
+        write (for callers outside a request: shutdown, fault bookkeeping)."""
+        with self.lock:
+            self.commit(self.snapshot())
 
     # --- clock ---------------------------------------------------------------------------
     def now(self) -> float:
