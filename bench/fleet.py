@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -85,14 +86,27 @@ def reconcile_half(wallets_count: int, style: str) -> None:
           f"{wallets_count} separate scans would make ~{one_calls * wallets_count} calls")
 
 
+CPU: dict[str, float] = {}
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall time of the process; CPU of it (children) and of this process (the sandbox
+    serving it) in :data:`CPU`."""
+    child, own = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600,
                           check=False)
+    CPU["process"] = _cpu(resource.RUSAGE_CHILDREN) - child
+    CPU["sandbox"] = _cpu(resource.RUSAGE_SELF) - own
     return time.perf_counter() - started, proc.returncode, (proc.stdout or proc.stderr)
 
 
-def health_half(agents: int, sample: int) -> None:
+def health_half(agents: int, sample: int, concurrency: int | None) -> None:
     """``fleet health --format nagios`` over ``agents`` sandbox agents (made with the bulk
     control, each key in its own local store, one ``fleet heartbeat`` first so freshness
     is OK) vs ``impromptu-ops --agent NAME health --format nagios`` run once per agent,
@@ -132,7 +146,8 @@ def health_half(agents: int, sample: int) -> None:
         names = [f"a{i:03d}" for i in range(len(made))]
         path = config_path(os.environ)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("[fleet]\ninclude_default = false\n" + "".join(
+        tuned = f"concurrency = {concurrency}\n" if concurrency else ""
+        path.write_text("[fleet]\ninclude_default = false\n" + tuned + "".join(
             f'[agents.{n}.chain]\nwallet_address = "{m["walletAddress"]}"\n'
             for n, m in zip(names, made, strict=True)))
         prov = server.control("POST", "openrouter/provisioning-key")["key"]
@@ -150,6 +165,7 @@ def health_half(agents: int, sample: int) -> None:
               f"fleet heartbeat {beat[0]:.1f} s exit {beat[1]}")
         fleet_wall, fleet_code, fleet_out = _run([exe, "fleet", "health", "--format",
                                                   "nagios"], env)
+        fleet_cpu = dict(CPU)
         singles: list[float] = []
         codes: set[int] = set()
         for n in names[:sample]:
@@ -164,8 +180,12 @@ def health_half(agents: int, sample: int) -> None:
     per = statistics.mean(singles)
     total = per * len(names)
     ratio = total / fleet_wall
-    print(f"  fleet health --format nagios, one process, {len(names)} agents: "
+    print(f"  fleet health --format nagios, one process, {len(names)} agents "
+          f"(fleet.concurrency {concurrency or 'default'}): "
           f"{fleet_wall:.2f} s, exit {fleet_code}: {fleet_out.strip()[:110]}")
+    print(f"    CPU during it: the fleet process {fleet_cpu['process']:.2f} s, the sandbox "
+          f"serving it {fleet_cpu['sandbox']:.2f} s; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"  {len(names)} separate 'health --format nagios' processes: "
           f"{'measured' if sample >= len(names) else f'{len(singles)} timed, scaled to'} "
           f"{total:.1f} s ({per * 1000:.0f} ms each, exit codes {sorted(codes)})")
@@ -180,13 +200,16 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200,
                         help="how many of the separate health processes to time (the total "
                              "is scaled from them; default: all of them)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="fleet.concurrency for the fleet run (default: the setting's "
+                             "default, 8 agents at once)")
     parser.add_argument("--skip-health", action="store_true")
     parser.add_argument("--skip-reconcile", action="store_true")
     args = parser.parse_args()
     if not args.skip_health:
         print(f"fleet health: {args.agents} sandbox agents, one process vs "
               f"{args.agents} processes")
-        health_half(args.agents, args.sample)
+        health_half(args.agents, args.sample, args.concurrency)
     if not args.skip_reconcile:
         print(f"fleet reconcile: {args.wallets} wallets vs one, provider limit "
               f"{MAX_BLOCKS:,} blocks or {MAX_RESULTS} results per call")
