@@ -26,7 +26,7 @@ from impromptu_ops.errors import (
 )
 from impromptu_ops.rotation.provider import KeyRef, NewKey, label_rotation, rotation_label
 from impromptu_ops.secret import REDACTOR, Secret
-from impromptu_ops.store.base import SecretMetadata, SecretVersion, VersionInfo
+from impromptu_ops.store.base import SecretMetadata, SecretVersion, StoreStatus, VersionInfo
 
 T = TypeVar("T")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -192,8 +192,8 @@ class MemoryStore:
     def rollback(self, name: str, version: int) -> int:
         raise NotImplementedError
 
-    def check(self) -> str:
-        return "ok"
+    def check(self) -> StoreStatus:
+        return StoreStatus("ok")
 
 
 class FakeProvider:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -142,3 +143,32 @@ def test_shard_env(tmp_path: Path) -> None:
                 {"IMPROMPTU_FLEET_SHARDS": "x"}):
         with pytest.raises(ConfigError):
             roster.shard_from_env(env, s)
+
+
+def test_register_agent_creates_a_named_agent(sandbox_factory: Any,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``register --agent NAME``: the keys go to NAME's own store file, the wallet to
+    ``[agents.NAME.chain]``, the registration journal to NAME's state; ``default`` is
+    untouched (sandbox: the registration flow of the platform contract)."""
+    from impromptu_ops.settings import config_path
+    from impromptu_ops.store.factory import open_store
+    from tests.fixtures_register import Registrar
+
+    registrar = Registrar(sandbox_factory(), monkeypatch, capsys)
+    res = registrar.run("register", "--agent", "alice", "--name", "alice-bot", "--accept-tos",
+                        "--json")
+    assert res.code == 0, res.err
+    wallet = json.loads(res.out)["walletAddress"]
+    base = load_settings()
+    alice = roster.agent_settings(base, "alice")
+    assert open_store(alice).list()  # its keys, in its own file
+    assert alice.local_store_path.is_file() and not base.local_store_path.exists()
+    assert base.agents["alice"].chain.wallet_address.lower() == wallet.lower()
+    assert base.chain.wallet_address == ""  # the default agent's wallet is not touched
+    # its registration lock and journal lived in its own state folder, not the default's
+    assert (alice.paths.state_dir / "registration.lock").exists()
+    assert not (base.paths.state_dir / "registration.lock").exists()
+    assert "[agents.alice.chain]" in config_path(__import__("os").environ).read_text()
+    listed = CliRunner().invoke(cli, ["agents", "list", "--json"])
+    assert {r["agent"] for r in json.loads(listed.output)} == {"default", "alice"}

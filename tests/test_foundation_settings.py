@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.settings import describe, load_settings
@@ -73,3 +76,32 @@ def test_paths_follow_the_env_given(tmp_path: Path) -> None:
     assert s.paths.data_dir == tmp_path / "data" / "impromptu-ops"
     assert s.paths.config_dir == tmp_path / "h" / ".config" / "impromptu-ops"
     assert s.local_store_path == tmp_path / "data" / "impromptu-ops" / "secrets.store"
+
+
+def test_unknown_override_key_is_an_error(tmp_path: Path) -> None:
+    """A misspelt flag override used to be dropped silently; now it names the key."""
+    cfg = tmp_path / "none.toml"
+    with pytest.raises(ConfigError, match=r"unknown setting 'platform\.api_ur'"):
+        load_settings({"platform.api_ur": "http://127.0.0.1:1"}, env={}, config_file=cfg)
+    with pytest.raises(ConfigError, match=r"unknown setting 'nosuch\.field'"):
+        load_settings({"nosuch.field": 1}, env={}, config_file=cfg)
+    # a known key still works, and a None value (a flag not given) is still fine
+    s = load_settings({"platform.api_url": "http://127.0.0.1:1", "jobs.ping_url": None},
+                      env={}, config_file=cfg)
+    assert s.platform.api_url == "http://127.0.0.1:1"
+
+
+@hyp_settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_any_unknown_override_key_is_a_config_error(key: str) -> None:
+    """Whatever the key, the answer is a ConfigError naming it or a valid setting."""
+    import dataclasses
+
+    from impromptu_ops.settings import SECTIONS
+
+    known = {f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)}
+    if key in known:
+        return
+    with pytest.raises(ConfigError) as err:
+        load_settings({key: "x"}, env={}, config_file=Path("/nonexistent/impromptu.toml"))
+    assert "unknown setting" in err.value.message

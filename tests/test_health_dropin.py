@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impromptu_ops import __version__
+from impromptu_ops.api import Agent as OpsAgent
 from impromptu_ops.sandbox.server import SandboxServer
 from tests.dropins import REPO, closed_port_url, module_sandbox, run
 from tests.fixtures_jobs import Agent, make_agent
@@ -266,7 +267,8 @@ def test_each_request_gets_the_originals_ten_seconds(
 
     monkeypatch.setattr(probe, "get", spy)
     settings = load_settings({"platform.read_timeout": 30.0, "platform.deadline": 120.0})
-    result = run_checks(settings, {}, isolated_home, clock.time())
+    result = run_checks(settings, {}, isolated_home, clock.time(),
+                        open_store=lambda: OpsAgent.from_settings(settings).store)
     assert seen == [("/health", 10.0), ("/v1/agent/heartbeat", 10.0)]
     assert result.errors == 0
 

@@ -309,6 +309,7 @@ def test_a_long_store_outage_fails_safely(tmp_path: Path) -> None:
 def test_every_command_closes_its_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            command: str) -> None:
     """The service closes the provider's HTTP clients after each run, also after a failure."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.rotation import service
     from impromptu_ops.settings import load_settings
 
@@ -317,26 +318,26 @@ def test_every_command_closes_its_provider(tmp_path: Path, monkeypatch: pytest.M
         w.versions.clear()  # nothing to rotate: the run fails before the intent
     made: list[FakeProvider] = []
 
-    def build(_settings: object, _name: str, _store: object) -> FakeProvider:
+    def build(_settings: object, _name: str, _store: object, **_wiring: object) -> FakeProvider:
         made.append(FakeProvider(w))
         return made[-1]
 
     monkeypatch.setattr(service, "build_provider", build)
     settings = load_settings({"paths.state_dir": str(tmp_path / "state")}, env={},
                              config_file=tmp_path / "none.toml")
-    store = MemoryStore(w)
+    agent = Agent(settings, store=MemoryStore(w))
     if command in ("resume", "rollback"):  # an interrupted rotation to act on
         w.plan = {w.events + 14: "crash-after"}  # the record write before the create
         with pytest.raises(SimulatedCrash):
-            service.rotate(settings, "openrouter", grace=0, store=store)
+            agent.rotate("openrouter", grace=0)
         made.clear()
     if command.startswith("rotate"):
-        out = service.rotate(settings, "openrouter", grace=0, store=store)
+        out = agent.rotate("openrouter", grace=0)
         assert out.exit_code == (1 if command == "rotate-fails" else 0), out
     elif command == "resume":
-        assert service.resume(settings, "openrouter", store=store)[0].exit_code == 0
+        assert agent.resume_rotations("openrouter")[0].exit_code == 0
     else:
-        assert service.rollback(settings, "openrouter", store=store).exit_code == 0
+        assert agent.roll_back_rotation("openrouter").exit_code == 0
     assert made and all(getattr(p, "closed", 0) == 1 for p in made)
 
 

@@ -29,6 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impromptu_ops.errors import ConfigError, MalformedResponse
+from impromptu_ops.platform.client import PlatformClient
 from impromptu_ops.platform.openrouter import OpenRouterClient, ProvisionedKey
 from impromptu_ops.rotation.provider import ROTATION_TAG, label_rotation, rotation_label
 from impromptu_ops.rotation.providers.openrouter import (
@@ -157,8 +158,11 @@ def test_unconfirmed_disable_or_delete_is_never_taken_as_done() -> None:
                     return Secret("sk-or-v1-" + "m" * 64)
             return Version()
 
+    def no_platform(key: Secret) -> PlatformClient:
+        raise AssertionError("disable/delete must not call the platform")
+
     provider = OpenRouterProvider(PlatformSettings(), Store(),  # type: ignore[arg-type]
-                                  openrouter=factory)
+                                  openrouter=factory, platform=no_platform)
     with pytest.raises(MalformedResponse, match="did not confirm"):
         provider.disable("h1")
     with pytest.raises(MalformedResponse, match="did not confirm deleting"):

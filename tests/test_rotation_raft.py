@@ -59,5 +59,7 @@ def test_leader_killed_mid_rotation(raft_cluster: RaftCluster, sandbox: SandboxS
     rec = bench.record("openrouter")
     assert rec is not None and rec.state == State.DONE
     watcher.assert_clean("created", "stored", "promoted", "done")
-    audit = (Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl").read_text()
+    # a named agent keeps its state in its own folder (issue 17: STATE/agents/NAME)
+    audit = (Path(bench.env["XDG_STATE_HOME"]) / "impromptu-ops/agents"
+             / store_env["IMPROMPTU_STORE_AGENT"] / "audit/rotation.jsonl").read_text()
     assert "store-retry" in audit or "store-outage" in audit  # it did meet the outage

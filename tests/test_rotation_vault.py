@@ -38,8 +38,10 @@ def test_rotate_secret_id(approle: AppRoleBench) -> None:
         proc = approle.cli("rotate", "vault-secret-id", "--grace", "0", env=watcher.env())
     assert proc.returncode == 0, proc.stderr
     approle.assert_rotated()
-    audit = (Path(approle.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/rotation.jsonl"
-             ).read_text()
+    # a named agent keeps its state in its own folder (issue 17: STATE/agents/NAME)
+    audit = (Path(approle.env["XDG_STATE_HOME"]) / "impromptu-ops/agents"
+             / approle.env["IMPROMPTU_STORE_AGENT"]
+             / "audit/rotation.jsonl").read_text()
     for value in (approle.current(), approle.initial):
         assert value not in proc.stdout + proc.stderr + audit
     watcher.assert_clean(*FORWARD)
@@ -114,7 +116,8 @@ def test_fault_at_each_vault_call(approle: AppRoleBench, label: str, method: str
         watcher.assert_clean("done")
         if label == "create-late":  # minted, answer lost: found by its metadata and
             # destroyed by the read-back before the next attempt, not by a later sweep
-            audit = (Path(approle.env["XDG_STATE_HOME"]) / "impromptu-ops/audit/"
+            audit = (Path(approle.env["XDG_STATE_HOME"]) / "impromptu-ops/agents"
+                     / approle.env["IMPROMPTU_STORE_AGENT"] / "audit/"
                      "rotation.jsonl").read_text().splitlines()
             events = [json.loads(line) for line in audit]
             names = [e["event"] for e in events]
@@ -166,4 +169,5 @@ def test_two_machines_sharing_vault_the_cas_decides(bao_server: BaoServer, uniqu
     rec, _version = RecordStore(bench.store).load("openrouter")
     assert rec is not None and rec.state == State.DONE and rec.attempt == 1
     for n in (1, 2):
-        assert (tmp_path / f"machine{n}" / "impromptu-ops/locks").is_dir()
+        assert (tmp_path / f"machine{n}" / "impromptu-ops/agents" / unique_agent
+                / "locks").is_dir()  # the agent's own state folder (issue 17)

@@ -7,8 +7,8 @@ what every use case needs:
 - the secret store (opened on first use, never before: building an ``Agent`` does no I/O);
 - the keys in it (read from the store each time they are needed, so a rotation is seen at
   once and no secret outlives its use in this object);
-- the platform client and the OpenRouter client, built here and nowhere else in the CLI
-  path, with the transports, clocks and sleepers a test injects.
+- the platform client and the OpenRouter client, built here and nowhere else in the
+  package, with the HTTP transports a test injects.
 
 Its methods are what runbooks do — :meth:`Agent.register`, :meth:`Agent.heartbeat`,
 :meth:`Agent.health`, :meth:`Agent.rotate`, :meth:`Agent.reconcile`, the update gate
@@ -18,9 +18,9 @@ or exits: errors are the :mod:`impromptu_ops.errors` tree, exit codes belong to 
 Every import of a use case happens inside the method that needs it, so importing this module
 costs almost nothing (``health`` and ``heartbeat`` start as fast as before).
 
-Public names are listed in ``__all__``. Modules whose docstring starts with ``Private:``
-are internal to the package and may change without notice; everything reachable from
-``__all__`` here (and the result types it returns) is the supported surface.
+Public names are listed in ``__all__``; the supported modules in :data:`PUBLIC_MODULES`.
+Every other module's docstring (or its package's) starts with ``Private:``: internal to
+the package, changed without notice.
 
 Example::
 
@@ -66,7 +66,45 @@ if TYPE_CHECKING:  # types only: importing them at run time would slow every com
     from impromptu_ops.secret import Secret
     from impromptu_ops.store.base import SecretStore
 
-__all__ = ["Agent"]
+__all__ = ["PUBLIC_MODULES", "Agent"]
+
+PUBLIC_MODULES = (
+    # the API and what every caller needs
+    "impromptu_ops.api", "impromptu_ops.errors", "impromptu_ops.settings",
+    "impromptu_ops.secret", "impromptu_ops.contract",
+    # the packages that hold public modules (namespaces)
+    "impromptu_ops.store", "impromptu_ops.platform", "impromptu_ops.health",
+    "impromptu_ops.jobs", "impromptu_ops.registration", "impromptu_ops.rotation",
+    "impromptu_ops.reconcile", "impromptu_ops.gate",
+    # what Agent owns and returns
+    "impromptu_ops.store.base", "impromptu_ops.platform.client",
+    "impromptu_ops.platform.openrouter", "impromptu_ops.platform.results",
+    "impromptu_ops.platform.ratelimit", "impromptu_ops.platform.status",
+    "impromptu_ops.health.model", "impromptu_ops.health.policy",
+    "impromptu_ops.jobs.heartbeat", "impromptu_ops.registration.flow",
+    "impromptu_ops.registration.keeping", "impromptu_ops.rotation.engine",
+    "impromptu_ops.reconcile.model", "impromptu_ops.reconcile.service",
+    "impromptu_ops.gate.gate",
+    # agents by name (the roster: which agents, one agent's settings, shards)
+    "impromptu_ops.fleet", "impromptu_ops.fleet.roster",
+)
+"""The supported surface. Every other module's docstring (or its package's) starts with
+``Private:``: internal, changed without notice (``tests/test_api.py`` checks both)."""
+
+
+def _settings_for(settings: Settings, name: str) -> Settings:
+    """The settings of agent ``name``: its ``[agents.NAME]`` table's, else ``settings``
+    with ``store.agent = name`` (checked like any other value of that setting)."""
+    if name in settings.agents:
+        return settings.agents[name]
+    from impromptu_ops.errors import ConfigError
+    from impromptu_ops.settings import AGENT_NAME
+
+    if not AGENT_NAME.fullmatch(name):
+        raise ConfigError(f"agent name {name[:40]!r} is not a plain name",
+                          hint="up to 63 letters, digits, '-' and '_', starting with a "
+                               "letter or digit")
+    return replace(settings, store=replace(settings.store, agent=name))
 
 
 class Agent:
@@ -93,18 +131,27 @@ class Agent:
         self._updates: UpdateGate | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *,
+    def from_settings(cls, settings: Settings | None = None, *, agent: str | None = None,
                       store: SecretStore | None = None,
                       platform_transport: httpx.BaseTransport | None = None,
                       openrouter_transport: httpx.BaseTransport | None = None) -> Agent:
         """The agent the settings describe (default: settings from the environment and
         the config file, as the CLI loads them).
 
+        Args:
+            settings: the effective settings.
+            agent: build for this agent name instead of ``store.agent``: its
+                ``[agents.NAME]`` settings when the config file has that table, else the
+                same settings with ``store.agent`` set to it. A fleet builds one
+                ``Agent`` per name.
+
         Raises:
-            ConfigError: the settings cannot be loaded.
+            ConfigError: the settings cannot be loaded, or ``agent`` is not a plain name.
         """
-        return cls(settings if settings is not None else load_settings(), store=store,
-                   platform_transport=platform_transport,
+        chosen = settings if settings is not None else load_settings()
+        if agent is not None and agent != chosen.store.agent:
+            chosen = _settings_for(chosen, agent)
+        return cls(chosen, store=store, platform_transport=platform_transport,
                    openrouter_transport=openrouter_transport)
 
     # --- what the agent owns -----------------------------------------------------------------
@@ -294,21 +341,23 @@ class Agent:
 
         return service.rotate(self.settings, provider, grace=grace, dry_run=dry_run,
                               if_due=if_due, on_rotate=on_rotate, store=self.store,
-                              old_key_hash=old_key_hash)
+                              clients=self, old_key_hash=old_key_hash)
 
     def resume_rotations(self, provider: str | None = None, *, force: bool = False
                          ) -> list[Outcome]:
         """Continue every interrupted rotation (or ``provider``'s) from its recorded step."""
         from impromptu_ops.rotation import service
 
-        return service.resume(self.settings, provider, force=force, store=self.store)
+        return service.resume(self.settings, provider, force=force, store=self.store,
+                              clients=self)
 
     def roll_back_rotation(self, provider: str | None = None, *, force: bool = False
                            ) -> Outcome:
         """Undo an unfinished rotation: the old key becomes current again."""
         from impromptu_ops.rotation import service
 
-        return service.rollback(self.settings, provider, force=force, store=self.store)
+        return service.rollback(self.settings, provider, force=force, store=self.store,
+                                clients=self)
 
     def rotation_status(self, provider: str | None = None, *, audit_lines: int = 20
                         ) -> list[dict[str, Any]]:
@@ -339,5 +388,5 @@ class Agent:
         if self._updates is None:
             from impromptu_ops.gate.gate import UpdateGate
 
-            self._updates = UpdateGate(self.settings)
+            self._updates = UpdateGate(self.settings, transport=self._platform_transport)
         return self._updates

@@ -1,4 +1,4 @@
-"""Crash-safe file writes and private folders.
+"""Private: Crash-safe file writes and private folders.
 
 A job killed at any instant leaves either the old file or the new one, never a mix:
 write to a temp file in the same folder, fsync it, ``os.replace`` it over the target, then

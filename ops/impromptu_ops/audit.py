@@ -1,4 +1,4 @@
-"""Hash-chained, append-only JSON-lines audit logs.
+"""Private: Hash-chained, append-only JSON-lines audit logs.
 
 Rotation and the update gate record every step here. Each line is a JSON object with the
 event's fields plus ``seq``, ``ts``, ``prev`` (the previous line's hash) and ``hash`` (the
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from impromptu_ops.atomic import PRIVATE_DIR
 from impromptu_ops.errors import IntegrityError
@@ -136,7 +136,7 @@ class AuditLog:
         finally:
             os.close(fd)
 
-    def _reader(self) -> Any:
+    def _reader(self) -> BinaryIO | None:
         """The log opened for reading without blocking (``None`` when there is none)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)

@@ -1,4 +1,4 @@
-"""The child's standard streams under ``secrets exec``: pipes or a pseudo-terminal, masked.
+"""Private: The child's standard streams under ``secrets exec``: pipes or a pseudo-terminal, masked.
 
 One :class:`ChildIO` is built per ``secrets exec`` and shared by every start of the child
 (a restart reuses the same pipes or terminal, so output order is kept across restarts):

@@ -1,4 +1,4 @@
-"""Reading local files that may be hostile: one way, used for every file we read.
+"""Private: Reading local files that may be hostile: one way, used for every file we read.
 
 A path an operator (or an attacker with write access to a folder) points us at can be a
 folder, a FIFO that blocks ``open()`` forever, a device that never ends, a symlink into
@@ -26,7 +26,7 @@ import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from impromptu_ops.errors import InputError, LocalIOError, OpsError
 
@@ -152,7 +152,7 @@ def parse_json(data: bytes | str, *, what: str, error: type[OpsError] = InputErr
     ``NaN`` and ``Infinity`` are not JSON (RFC 8259 section 6) although Python accepts them.
     """
 
-    def no_constant(name: str) -> Any:
+    def no_constant(name: str) -> NoReturn:
         raise ValueError(f"{name} is not a JSON number")
 
     try:

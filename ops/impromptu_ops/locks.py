@@ -1,4 +1,4 @@
-"""Non-blocking process locks for scheduled jobs.
+"""Private: Non-blocking process locks for scheduled jobs.
 
 A scheduler may start a job while the previous run still works (a slow network, a long
 rotation). The second run must not wait and must not interfere: it takes an ``flock`` on a

@@ -1,4 +1,4 @@
-"""Logging for the CLI: always stderr, human on a TTY, JSON lines on request, redacted.
+"""Private: Logging for the CLI: always stderr, human on a TTY, JSON lines on request, redacted.
 
 Every record passes through :class:`RedactingFilter`, which masks every secret the process
 has loaded (through :data:`impromptu_ops.secret.REDACTOR`) and every known key shape, in

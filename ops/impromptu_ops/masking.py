@@ -1,4 +1,4 @@
-"""Masking a child's output stream: delivered values and key shapes become a placeholder.
+"""Private: Masking a child's output stream: delivered values and key shapes become a placeholder.
 
 ``secrets exec`` hands keys to a program and then reads what it prints (like 1Password's
 ``op run``, which conceals secrets printed to stdout or stderr by default). This module owns

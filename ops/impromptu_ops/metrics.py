@@ -1,4 +1,4 @@
-"""Prometheus text exposition for the node_exporter textfile collector.
+"""Private: Prometheus text exposition for the node_exporter textfile collector.
 
 A scheduled job (the heartbeat) leaves its metrics in a ``*.prom`` file that node_exporter
 reads on each scrape. The collector may read at any instant, so the file is written the

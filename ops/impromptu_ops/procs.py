@@ -1,4 +1,5 @@
-"""Stopping a child process we started (a test server, a local chain): politely, then firmly.
+"""Private: Stopping a child process we started (a test server, a local chain): politely, then
+firmly.
 
 Owns only the terminate-wait-kill sequence; starting processes stays with their owners
 (:mod:`impromptu_ops.chain.anvil`, the test fixtures).

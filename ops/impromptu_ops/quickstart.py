@@ -1,4 +1,5 @@
-"""The quickstart rehearsal: the whole operator lifecycle, on embedded defaults, in one run.
+"""Private: The quickstart rehearsal: the whole operator lifecycle, on embedded defaults, in one
+run.
 
 It starts the sandbox platform in-process on loopback, points a private workspace (config,
 encrypted local store, state) at it, and then runs the *real* ``impromptu-ops`` commands an
@@ -28,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from impromptu_ops.contract import OPENROUTER_API_KEY, OPENROUTER_PROVISIONING_KEY
 from impromptu_ops.secret import REDACTOR, Secret
 
 
@@ -251,19 +253,17 @@ class Rehearsal:
 
     def openrouter(self) -> None:
         """Play the operator's OpenRouter account: a provisioning key and a first key."""
-        from impromptu_ops.platform.openrouter import OpenRouterClient
+        from impromptu_ops.api import Agent
         from impromptu_ops.settings import load_settings
 
         prov = Secret(str(self.sandbox.control("POST", "openrouter/provisioning-key")["key"]),
-                      "openrouter-provisioning-key")
-        settings = load_settings(env=self.env)
-        with OpenRouterClient(settings.platform.openrouter_url, prov,
-                              settings=settings.platform) as client:
+                      OPENROUTER_PROVISIONING_KEY)
+        with Agent.from_settings(load_settings(env=self.env)).openrouter(prov) as client:
             first_key, _hash = client.create_key("quickstart-initial")
         self.step("Store the OpenRouter provisioning key (from stdin, never argv)",
-                  "secrets", "put", "openrouter-provisioning-key", stdin=prov)
+                  "secrets", "put", OPENROUTER_PROVISIONING_KEY, stdin=prov)
         self.step("Store the OpenRouter key (from stdin, never argv)",
-                  "secrets", "put", "openrouter-api-key", stdin=first_key)
+                  "secrets", "put", OPENROUTER_API_KEY, stdin=first_key)
 
     def operate(self) -> None:
         self.step("Heartbeat: what cron or a systemd timer runs every 30 minutes",

@@ -1,4 +1,4 @@
-"""``secrets scan``: find plaintext keys in shell, env, cron and systemd files; move them.
+"""Private: ``secrets scan``: find plaintext keys in shell, env, cron and systemd files; move them.
 
 Two signals per line: a literal value assigned to one of the environment names the
 original scripts read (:data:`impromptu_ops.contract.SECRET_ENV`: ``IMPROMPTU_API_KEY``,
@@ -73,9 +73,9 @@ class Finding:
 
 def _kind_of(value: str) -> tuple[str, str | None]:
     if value.startswith(contract.API_KEY_PREFIX):
-        return "impromptu-api-key", "impromptu-api-key"
+        return "impromptu-api-key", contract.IMPROMPTU_API_KEY
     if value.startswith(contract.OPENROUTER_KEY_PREFIX):
-        return "openrouter-key", "openrouter-api-key"
+        return "openrouter-key", contract.OPENROUTER_API_KEY
     if value.startswith(("hvs.", "hvb.", "hvr.", "s.")):
         return "vault-token", None
     return "hex-key", None
@@ -98,7 +98,7 @@ def find_in_text(text: str, path: Path) -> list[Finding]:
             elif contract.KEY_SHAPES.fullmatch(value):
                 kind, name = _kind_of(value)
                 if kind == "hex-key" and re.search(r"PRIVATE|WALLET", env):
-                    name = "wallet-private-key"
+                    name = contract.WALLET_PRIVATE_KEY
                 found.append(Finding(path, number, kind, env, name, Secret(value)))
             elif _GENERIC_ENV.search(env) and len(value) >= 12:
                 found.append(Finding(path, number, f"env:{env}", env, None, Secret(value)))

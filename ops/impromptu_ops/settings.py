@@ -617,6 +617,21 @@ def _build(overrides: Mapping[str, Any], env: Mapping[str, str],
     return built, sources
 
 
+def _check_override_keys(overrides: Mapping[str, Any]) -> None:
+    """A flag override must name a real setting: a misspelt key is an error, not a no-op.
+
+    Raises:
+        ConfigError: the first unknown ``section.field`` key.
+    """
+    for key in overrides:
+        section, _, name = str(key).partition(".")
+        cls = SECTIONS.get(section)
+        if cls is None or name not in {f.name for f in dataclasses.fields(cls)}:
+            raise ConfigError(f"unknown setting {str(key)[:80]!r} in the overrides",
+                              hint="use section.field, e.g. platform.api_url "
+                                   "(`impromptu-ops config show` lists them)")
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -641,6 +656,7 @@ def load_settings(
     """
     env = os.environ if env is None else env
     overrides = overrides or {}
+    _check_override_keys(overrides)
     path = config_file or config_path(env)
     doc = _read_config(path)
     where = f"config file {path}"

@@ -1,4 +1,4 @@
-"""Ed25519 signatures over the skill manifest: one canonical encoding, shared by all.
+"""Private: Ed25519 signatures over the skill manifest: one canonical encoding, shared by all.
 
 The sandbox signs the manifests it serves and the update gate verifies them; both call the
 functions here so that they can never disagree on what the signed bytes are.

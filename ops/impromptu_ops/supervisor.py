@@ -1,4 +1,4 @@
-"""The supervising parent of ``secrets exec``: start, forward, restart, pass the status on.
+"""Private: The supervising parent of ``secrets exec``: start, forward, restart, pass the status on.
 
 ``secrets exec`` used to replace itself with the command. It now stays as the command's
 parent, as Vault Agent's process supervisor mode and ``doppler run`` do, because only a

@@ -122,15 +122,19 @@ def _heartbeat_line(run: AgentRun[Any]) -> str:
 
     code = heartbeat_code(run)
     tag = "[OK]" if code == 0 else "[SKIP]" if code == 75 else "[FAIL]"
+    # a hint's `impromptu-ops ...` command is this agent's with --agent NAME before it
+    where = f" [for agent {run.agent}: impromptu-ops --agent {run.agent} ...]" \
+        if code not in (0, 75) and run.agent != "default" else ""
     if run.value is None:
-        return f"{tag} {run.agent}: {run.error.diagnostics() if run.error else 'not run'}"
+        return (f"{tag} {run.agent}: {run.error.diagnostics() if run.error else 'not run'}"
+                + where)
     report = run.value
     detail = report.skip_reason or next(
         (s.summary for s in report.steps if s.status in ("fail", "skipped")), "")
     new = len(report.new_notifications)
     return (f"{tag} {run.agent}: {report.outcome}"
             + (f", {new} new notification(s)" if new else "")
-            + (f" ({detail})" if detail and code else ""))
+            + (f" ({detail})" if detail and code else "") + where)
 
 
 @fleet.command("rotate")

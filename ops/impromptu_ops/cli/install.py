@@ -31,9 +31,9 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
             "(secrets scan --fix)?", default=False))):
         err("secrets scan: not fixed; run `impromptu-ops secrets scan --fix` when ready")
         return
-    from impromptu_ops.store.factory import open_store
+    from impromptu_ops.api import Agent
 
-    fixed = secretscan.fix(open_store(app.settings()), report)
+    fixed = secretscan.fix(Agent.from_settings(app.settings()).store, report)
     out(f"secrets scan: moved {len(fixed.moved)} key(s) into the store")
     for finding, why in fixed.left:
         err(f"secrets scan: left {finding.path}:{finding.line}: {why}")
@@ -52,6 +52,10 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
                    "shell) and run the jobs as it.")
 @click.option("--image", default="impromptu-ops:latest", show_default=True,
               help="kubernetes: the container image.")
+@click.option("--fleet-shards", type=click.IntRange(1, 1000), default=None, metavar="N",
+              help="Schedule the fleet commands (every agent) instead of the one agent's "
+                   "jobs; kubernetes: as Indexed Jobs of N pods, each serving its shard of "
+                   "the agents (N > 1 needs Vault).")
 @click.option("--output", "output_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write the schedule files here instead of their usual place.")
 @click.option("--dry-run", is_flag=True,
@@ -60,13 +64,14 @@ def _offer_scan_fix(app: App, assume_yes: bool) -> None:
               help="Answer yes to moving plaintext keys into the store.")
 @pass_app
 def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
-            create_user: bool, image: str, output_dir: Path | None, dry_run: bool,
-            assume_yes: bool) -> None:
+            create_user: bool, image: str, fleet_shards: int | None, output_dir: Path | None,
+            dry_run: bool, assume_yes: bool) -> None:
     """Create the private folders, check the store, scan for plaintext keys and write the
     schedules of the four jobs: heartbeat (every 30 min), rotate --if-due (daily), earnings
     reconcile (weekly) and health (every 5 min) as systemd timers, crontab lines, launchd
     plists or a Kubernetes bundle. A system unit never runs as root: give --run-as USER or
     --create-user."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.schedule.install import (
         apply,
         check_store,
@@ -77,17 +82,18 @@ def install(app: App, scheduler: str | None, scope: str | None, run_as: str,
 
     settings = app.settings()
     plan = plan_install(settings, scheduler or detect_scheduler(), scope=scope, user=run_as,
-                        image=image, output_dir=output_dir, create_user=create_user)
+                        image=image, output_dir=output_dir, create_user=create_user,
+                        fleet_shards=fleet_shards or 0)
     if dry_run:
         for line in describe(plan):
             out(line)
-        for line in check_store(settings):  # read-only
+        for line in check_store(lambda: Agent.from_settings(settings).store):  # read-only
             out(line)
         out("dry run: nothing was changed")
         return
     for line in apply(plan):
         out(line)
-    for line in check_store(settings):
+    for line in check_store(lambda: Agent.from_settings(settings).store):
         out(line)
     _offer_scan_fix(app, assume_yes)
     for line in plan.notes:

@@ -30,10 +30,13 @@ def legacy() -> None:
 @click.pass_context
 def health_cmd(ctx: click.Context, app: App) -> None:
     """impromptu-health.sh: sections of [OK]/[WARN]/[FAIL] lines; exit 0, 2 or 1."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.legacy.health import LegacyHealth, Line, Section, render, run_checks
 
     try:
-        result = run_checks(app.settings(), os.environ, Path.home(), time.time())
+        agent = Agent.from_settings(app.settings())
+        result = run_checks(agent.settings, os.environ, Path.home(), time.time(),
+                            open_store=lambda: agent.store)
     except OpsError as exc:  # our configuration, not the platform: still the original's shape
         result = LegacyHealth((Section("Checking environment...", (
             Line("FAIL", "impromptu-ops configuration is invalid"),
@@ -57,10 +60,11 @@ def heartbeat_cmd(ctx: click.Context, app: App) -> None:
     hint = None
     try:
         settings = app.settings()
-        found = find_key(settings, PLATFORM_KEY, os.environ)
+        agent = Agent.from_settings(settings)
+        found = find_key(lambda: agent.store, PLATFORM_KEY, os.environ)
         hint = env_hint("heartbeat", [found])
         if found.secret is not None:
-            rendered = hb.messages(Agent.from_settings(settings).heartbeat(key=found.secret))
+            rendered = hb.messages(agent.heartbeat(key=found.secret))
         elif found.store_problem is not None:
             rendered = hb.config_failed(f"cannot read the secret store: {found.store_problem}")
         else:
@@ -93,6 +97,7 @@ def heartbeat_cmd(ctx: click.Context, app: App) -> None:
 @click.pass_context
 def install_cmd(ctx: click.Context, app: App, heartbeat_path: Path, health_path: Path) -> None:
     """install.sh: create ~/.impromptu and print the setup advice; installs no schedule."""
+    from impromptu_ops.api import Agent
     from impromptu_ops.legacy.install import advice, machine_kind, prepare_folder
     from impromptu_ops.legacy.keys import OPENROUTER_KEY, PLATFORM_KEY, env_hint, find_keys
 
@@ -108,7 +113,11 @@ def install_cmd(ctx: click.Context, app: App, heartbeat_path: Path, health_path:
     except OSError as exc:
         out(f"  ✗ Cannot create {Path.home() / '.impromptu'}: {exc.strerror}")
         ctx.exit(1)
-    keys = find_keys(settings, [PLATFORM_KEY, OPENROUTER_KEY], os.environ, problem)
+    opener = None
+    if settings is not None:
+        agent = Agent.from_settings(settings)
+        opener = lambda: agent.store  # noqa: E731 - opened inside find_keys, once
+    keys = find_keys(opener, [PLATFORM_KEY, OPENROUTER_KEY], os.environ, problem)
     for line in advice(folder, keys, heartbeat_path, health_path, machine_kind()):
         out(line)
     hint = env_hint("install", keys)

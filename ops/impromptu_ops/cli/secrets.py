@@ -39,7 +39,7 @@ def backend_option(fn: F) -> F:
 
 
 def _store(app: App, backend: str | None, agent: str | None) -> SecretStore:
-    from impromptu_ops.store.factory import open_store
+    from impromptu_ops.api import Agent
     from impromptu_ops.store.local import kdf_of
 
     settings = app.settings(store__backend=backend, store__agent=agent)
@@ -49,7 +49,7 @@ def _store(app: App, backend: str | None, agent: str | None) -> SecretStore:
                               err=True)
         settings = app.settings(store__backend=backend, store__agent=agent,
                                 store__passphrase=Secret(phrase, "store-passphrase"))
-    return open_store(settings)
+    return Agent.from_settings(settings).store
 
 
 @click.group("secrets")
@@ -346,7 +346,7 @@ def scan_cmd(app: App, paths: tuple[Path, ...], fix: bool, no_system: bool, as_j
 @pass_app
 def check_cmd(app: App, backend: str | None, agent: str | None) -> None:
     """Check that the store answers (Vault: reachable, unsealed, token valid)."""
-    out(_store(app, backend, agent).check())
+    out(_store(app, backend, agent).check().summary)
 
 
 @secrets.command("policy")

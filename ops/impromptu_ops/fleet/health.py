@@ -1,4 +1,4 @@
-"""``fleet health``: every agent's health checks in one run, and the fleet's verdict.
+"""Private: ``fleet health``: every agent's health checks in one run, and the fleet's verdict.
 
 Each agent gets the checks of ``impromptu-ops health`` with its own settings (its keys,
 state folder, wallet, ``[agents.NAME]`` values). Agents run concurrently on the fleet pool

@@ -1,4 +1,4 @@
-"""``fleet heartbeat`` and ``fleet rotate --if-due``: the scheduled jobs, once for the fleet.
+"""Private: ``fleet heartbeat`` and ``fleet rotate --if-due``, once for the whole fleet.
 
 Heartbeat: each agent runs the ordinary heartbeat job with its own settings, so each keeps
 its own lock and state file (``<state_dir>/agents/NAME/``), its own once-only notification

@@ -1,4 +1,4 @@
-"""Run one job per agent on a bounded pool, each agent under its own deadline.
+"""Private: Run one job per agent on a bounded pool, each agent under its own deadline.
 
 The fleet commands (health, heartbeat, rotate) share this one scheduler:
 

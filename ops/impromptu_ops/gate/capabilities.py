@@ -1,4 +1,5 @@
-"""What code can do, judged from its commands: the capability classes of the update gate (pure).
+"""Private: What code can do, judged from its commands: the capability classes of the update gate
+(pure).
 
 :mod:`.shell` (tree-sitter) and :mod:`.python_code` (``ast``) turn a file into commands whose
 words are already normalised (quotes, escapes, ``${IFS}``, printf and ``$'..'`` literals,

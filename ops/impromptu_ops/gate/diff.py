@@ -1,4 +1,5 @@
-"""The reviewable diff between the installed tree and the candidate, and its summary (pure).
+"""Private: The reviewable diff between the installed tree and the candidate, and its summary
+(pure).
 
 :func:`render_diff` produces one unified diff in git's layout (``diff --git``, mode lines,
 ``---``/``+++`` headers, hunks). Every control, format, bidi or invisible character is shown

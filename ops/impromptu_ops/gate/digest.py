@@ -1,4 +1,4 @@
-"""The review digest: one SHA-256 that names exactly what a person reviewed (pure).
+"""Private: The review digest: one SHA-256 that names exactly what a person reviewed (pure).
 
 An approval is bound to this digest, and ``apply`` recomputes it from what is on disk at
 that moment. It covers, in one canonical encoding:

@@ -1,4 +1,4 @@
-"""The skill folder on disk: versions, the ``current`` link, quarantine, approvals.
+"""Private: The skill folder on disk: versions, the ``current`` link, quarantine, approvals.
 
 Layout (``settings.skill_dir``, 0700)::
 

@@ -1,4 +1,4 @@
-"""A line diff whose cost is near-linear in the size of its inputs, on every input (pure).
+"""Private: A line diff whose cost is near-linear in the size of its inputs, on every input (pure).
 
 ``difflib.SequenceMatcher`` is quadratic (and worse) when lines repeat: N identical
 installed lines against a candidate alternating two lines took minutes at a few thousand

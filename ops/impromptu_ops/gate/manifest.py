@@ -1,4 +1,4 @@
-"""The skill manifest ``impromptu.skill.json``: strict parsing, path rules, version order.
+"""Private: The skill manifest ``impromptu.skill.json``: strict parsing, path rules, version order.
 
 Shape (contract §7, [ours])::
 
@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from impromptu_ops import contract
 from impromptu_ops.errors import IntegrityError
@@ -244,7 +244,7 @@ def parse_manifest(data: bytes, *, max_files: int) -> Manifest:
     return Manifest(name, version, parse_published_at(obj.get("publishedAt")), entries, obj)
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 

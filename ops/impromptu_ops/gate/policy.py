@@ -1,4 +1,4 @@
-"""The update policy: rules as data (TOML), parsed and checked into values (pure).
+"""Private: The update policy: rules as data (TOML), parsed and checked into values (pure).
 
 A :class:`Policy` is a list of small rules. Each rule has an ``id``, a ``severity``
 (``deny`` or ``warn``) and a ``kind``, one of a fixed set of matchers; what each rule looks

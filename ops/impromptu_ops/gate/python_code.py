@@ -1,4 +1,4 @@
-"""Python read as Python: an ``ast`` walk that finds what a script can do (pure).
+"""Private: Python read as Python: an ``ast`` walk that finds what a script can do (pure).
 
 Calls are resolved through imports and simple assignments (``import socket as s``,
 ``from urllib.request import urlopen``, ``__import__('os')``), values through a small taint

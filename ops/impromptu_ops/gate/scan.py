@@ -1,4 +1,5 @@
-"""Evaluating the policy over a change: (installed tree, candidate tree, manifest) -> findings.
+"""Private: Evaluating the policy over a change: (installed tree, candidate tree, manifest) ->
+findings.
 
 Linear in the size of the candidate. A match counts only when it starts on an *added* line
 (a line the installed version does not have at that place, per :mod:`.linediff`):

@@ -1,4 +1,4 @@
-"""Shell read as shell: a tree-sitter parse, words normalised, commands judged (pure).
+"""Private: Shell read as shell: a tree-sitter parse, words normalised, commands judged (pure).
 
 The file is parsed with ``tree-sitter-bash`` (MIT). Each word is evaluated the way the
 shell would build it, as far as that is knowable without running anything:

@@ -1,4 +1,4 @@
-"""Where a candidate comes from: the platform over HTTP, a local folder, or a tarball.
+"""Private: Where a candidate comes from: the platform over HTTP, a local folder, or a tarball.
 
 Each source returns the raw manifest bytes and the bytes of the files the manifest lists,
 read under the caps of ``settings.gate``. No source writes anything or runs anything; a

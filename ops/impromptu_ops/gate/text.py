@@ -1,4 +1,4 @@
-"""Prompt text as a reader sees it: normalised before the prompt rules run (pure).
+"""Private: Prompt text as a reader sees it: normalised before the prompt rules run (pure).
 
 A phrase the rules look for must not escape them by its spelling on disk:
 

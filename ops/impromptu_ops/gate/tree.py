@@ -1,4 +1,5 @@
-"""A skill tree as a value, its verification against a manifest, and strict reads from disk.
+"""Private: A skill tree as a value, its verification against a manifest, and strict reads from
+disk.
 
 A :class:`Tree` maps relative paths to bytes and a permission mode. The installed version,
 the quarantined candidate and the fetched blobs are all trees, so the policy, the diff and

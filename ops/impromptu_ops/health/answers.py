@@ -1,4 +1,4 @@
-"""The few answer fields the health checks read, parsed tolerantly and cheaply.
+"""Private: The few answer fields the health checks read, parsed tolerantly and cheaply.
 
 Why not :mod:`impromptu_ops.platform.results`: it declares ~26 dataclasses, and building
 them costs ~20 ms at import (more than the whole HTTP round trip of a check) in a command

@@ -1,4 +1,4 @@
-"""The checks of ``impromptu-ops health``, and the context they share.
+"""Private: The checks of ``impromptu-ops health``, and the context they share.
 
 Each check is a function ``(HealthContext) -> CheckResult``. They run concurrently
 (:mod:`.runner`), so what several need — the store, the platform key, the heartbeat answer
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from impromptu_ops import contract
 from impromptu_ops.errors import (
@@ -53,22 +53,25 @@ from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
 from impromptu_ops.store.base import SecretStore
 
+if TYPE_CHECKING:  # probe is imported by the checks that make requests, not at start-up
+    from impromptu_ops.health.probe import ProbeResponse
+
 T = TypeVar("T")
-PLATFORM_KEY = "impromptu-api-key"
-OPENROUTER_KEY = "openrouter-api-key"
+PLATFORM_KEY = contract.IMPROMPTU_API_KEY
+OPENROUTER_KEY = contract.OPENROUTER_API_KEY
 
 
-class _Once:
+class _Once(Generic[T]):
     """A value computed once, on first use, by whichever thread asks first."""
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], T]) -> None:
         self._fn = fn
         self._lock = threading.Lock()
         self._done = False
-        self._value: Any = None
+        self._value: T | None = None
         self._error: BaseException | None = None
 
-    def get(self) -> Any:
+    def get(self) -> T:
         with self._lock:
             if not self._done:
                 try:
@@ -78,7 +81,7 @@ class _Once:
                 self._done = True
         if self._error is not None:
             raise self._error
-        return self._value
+        return self._value  # type: ignore[return-value]  # set when no error was kept
 
 
 class HealthContext:
@@ -91,24 +94,23 @@ class HealthContext:
         self.policy = policy
         self.wall = wall
         self._store = _Once(open_store)
-        self._keys: dict[str, _Once] = {
-            name: _Once(lambda n=name: self.store().read(n).value())  # type: ignore[misc]
-            for name in (PLATFORM_KEY, OPENROUTER_KEY)
+        self._keys: dict[str, _Once[Secret]] = {
+            name: _Once(self._reader(name)) for name in (PLATFORM_KEY, OPENROUTER_KEY)
         }
         self._heartbeat = _Once(self._fetch_heartbeat)
 
+    def _reader(self, name: str) -> Callable[[], Secret]:
+        return lambda: self.store().read(name).value()
+
     def store(self) -> SecretStore:
         """The agent's store, opened once (by the composition root's opener)."""
-        store: SecretStore = self._store.get()
-        return store
+        return self._store.get()
 
     def secret(self, name: str) -> Secret:
         """The secret from the store (SecretNotFound when absent)."""
-        value = self._keys[name].get()
-        assert isinstance(value, Secret)
-        return value
+        return self._keys[name].get()
 
-    def get(self, url: str, timeout: float, bearer: Secret | None = None) -> Any:
+    def get(self, url: str, timeout: float, bearer: Secret | None = None) -> ProbeResponse:
         from impromptu_ops.health import probe
 
         p = self.settings.platform
@@ -127,9 +129,7 @@ class HealthContext:
 
     def heartbeat(self) -> HeartbeatFields:
         """The heartbeat answer's fields, fetched once for every check that needs them."""
-        value = self._heartbeat.get()
-        assert isinstance(value, HeartbeatFields)
-        return value
+        return self._heartbeat.get()
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -160,20 +160,17 @@ def check_config(ctx: HealthContext) -> CheckResult:
 
 
 def check_store(ctx: HealthContext) -> CheckResult:
-    import re
-
     try:
         status = ctx.store().check()
     except ConfigError as exc:
         return CheckResult("store", Status.UNKNOWN, exc.diagnostics())
     except StoreError as exc:  # sealed, unreachable, tampered, refused
         return CheckResult("store", Status.CRITICAL, exc.diagnostics())
-    m = re.search(r"token ttl (\d+)s", status)
-    if m is None:
-        return CheckResult("store", Status.OK, status)
-    ttl = float(m.group(1))
+    if status.token_ttl is None:  # a local store, or a token that never expires
+        return CheckResult("store", Status.OK, status.summary)
+    ttl = float(status.token_ttl)
     verdict = evaluate(ttl, ctx.policy.for_metric("store_token_ttl_seconds"))
-    return CheckResult("store", verdict, status,
+    return CheckResult("store", verdict, status.summary,
                        (_perf("store_token_ttl_seconds", ttl, ctx, "s", 0),))
 
 

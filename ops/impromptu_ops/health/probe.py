@@ -1,4 +1,4 @@
-"""One HTTP GET for a health check: no retries, one deadline, no heavy imports.
+"""Private: One HTTP GET for a health check: no retries, one deadline, no heavy imports.
 
 Why not :class:`~impromptu_ops.platform.client.PlatformClient`: a check reports the state
 *now*, within its own timeout, so the client's retries and backoff are exactly what it must

@@ -1,4 +1,4 @@
-"""The Monitoring Plugins threshold range syntax, parsed and evaluated.
+"""Private: The Monitoring Plugins threshold range syntax, parsed and evaluated.
 
 A range is ``[@][start:][end]`` (the plugin development guidelines, "Threshold and ranges"):
 

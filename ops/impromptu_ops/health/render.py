@@ -1,4 +1,4 @@
-"""The four output formats of ``impromptu-ops health``, plus the legacy script format.
+"""Private: The four output formats of ``impromptu-ops health``, plus the legacy script format.
 
 - ``text``: an aligned table, one row per check, then the overall verdict.
 - ``nagios``: ONE line, ``IMPROMPTU <STATUS> - <summary> | <perfdata>`` (Monitoring Plugins

@@ -1,4 +1,4 @@
-"""Run health checks concurrently, each under its own timeout.
+"""Private: Run health checks concurrently, each under its own timeout.
 
 Every check runs in its own *daemon* thread: a check that hangs past its timeout is
 reported (UNKNOWN, or CRITICAL for checks of the monitored service itself, where "no

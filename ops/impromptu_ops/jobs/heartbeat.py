@@ -41,12 +41,13 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from impromptu_ops.contract import IMPROMPTU_API_KEY
 from impromptu_ops.errors import (
     BudgetExhausted,
     ConfigError,
@@ -67,6 +68,17 @@ if TYPE_CHECKING:
     from impromptu_ops.secret import Secret
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _Answer(Protocol):
+    """A typed platform answer that lists the fields it found missing or null."""
+
+    @property
+    def problems(self) -> Sequence[str]: ...
+
+
+R = TypeVar("R", bound=_Answer)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -254,13 +266,13 @@ class HeartbeatJob:
             self._key = self._key_loader()
         except OpsError as exc:
             missing = isinstance(exc, SecretNotFound)
-            steps.append(Step("heartbeat", "fail", "impromptu-api-key is not in the store "
+            steps.append(Step("heartbeat", "fail", f"{IMPROMPTU_API_KEY} is not in the store "
                               "(next: `impromptu-ops register` creates the agent and stores it; "
-                              "an existing key: `impromptu-ops secrets put impromptu-api-key`)"
+                              f"an existing key: `impromptu-ops secrets put {IMPROMPTU_API_KEY}`)"
                               if missing else f"cannot read the key: {exc.diagnostics()}"))
             return finish(EXIT_FAILED if missing else exc.exit_code, "failed", st)
 
-        def call(name: str, fn: Callable[[Any], Any]) -> Any:
+        def call(name: str, fn: Callable[[PlatformClient], T]) -> T:
             left = deadline - self.clock()
             if left < MIN_STEP_SECONDS:
                 raise DeadlineExceeded(f"{name}: the job's deadline is used up")
@@ -290,7 +302,7 @@ class HeartbeatJob:
         budget: dict[str, Any] = {}
         pause: tuple[float, str] | None = None
 
-        def later(name: str, fn: Callable[[Any], Any]) -> Any:
+        def later(name: str, fn: Callable[[PlatformClient], R]) -> R | None:
             nonlocal pause
             if pause is not None:
                 steps.append(Step(name, "skipped", "paused"))

@@ -1,4 +1,5 @@
-"""Healthchecks-style pings for every scheduled job: one implementation, used by one wrapper.
+"""Private: Healthchecks-style pings for every scheduled job: one implementation, used by one
+wrapper.
 
 The protocol is healthchecks.io's Pinging API (https://healthchecks.io/docs/http_api/,
 https://healthchecks.io/docs/signaling_failures/,

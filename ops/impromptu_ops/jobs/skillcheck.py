@@ -1,4 +1,4 @@
-"""The daily look at the platform's skill manifest: is a newer skill waiting for review?
+"""Private: The daily look at the platform's skill manifest: is a newer skill waiting for review?
 
 The heartbeat calls :func:`check_if_due` once per run. At most once a day
 (:data:`CHECK_EVERY`) it GETs ``settings.manifest_url`` (size-capped, timed out, no

@@ -1,4 +1,4 @@
-"""The heartbeat's local state: what the last runs saw, so the next run can do better.
+"""Private: The heartbeat's local state: what the last runs saw, so the next run can do better.
 
 The file (``<state_dir>/heartbeat.json``, 0600, written atomically) holds:
 

@@ -1,4 +1,4 @@
-"""The original skill scripts' interfaces, kept for the drop-ins in ``scripts/``.
+"""Private: The original skill scripts' interfaces, kept for the drop-ins in ``scripts/``.
 
 ``impromptu-health.sh``, ``heartbeat.sh`` and ``install.sh`` printed fixed lines that cron
 lines, monitors and runbooks depend on (``/work/shared/original-interfaces.md`` lists every

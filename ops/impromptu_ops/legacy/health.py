@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import json
 import platform as py_platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from impromptu_ops import __version__, contract
 from impromptu_ops.errors import AuthError, NotFoundError, OpsError
@@ -46,6 +46,9 @@ from impromptu_ops.legacy.keys import (
 )
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from impromptu_ops.store.base import SecretStore
 
 REQUEST_TIMEOUT: Final = 10.0  # the original's `curl --max-time 10`, per request
 STALE_AFTER: Final = 86_400.0  # the original's manifest age limit (mtime), in seconds
@@ -271,10 +274,13 @@ def _manifest(settings: Settings, home: Path, now: float) -> Section:
     return Section(title, tuple(lines))
 
 
-def run_checks(settings: Settings, env: Mapping[str, str], home: Path, now: float
-               ) -> LegacyHealth:
-    """Run the original's checks in its order; never raises for what it checks."""
-    platform_key, openrouter_key = find_keys(settings, [PLATFORM_KEY, OPENROUTER_KEY], env)
+def run_checks(settings: Settings, env: Mapping[str, str], home: Path, now: float, *,
+               open_store: Callable[[], SecretStore]) -> LegacyHealth:
+    """Run the original's checks in its order; never raises for what it checks.
+
+    ``open_store`` opens the agent's store (:attr:`impromptu_ops.api.Agent.store`).
+    """
+    platform_key, openrouter_key = find_keys(open_store, [PLATFORM_KEY, OPENROUTER_KEY], env)
     environment = Section("Checking environment...", tuple(
         _key_lines(platform_key, None)
         + _key_lines(openrouter_key, "optional for LLM inference")))

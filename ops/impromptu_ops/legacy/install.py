@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from impromptu_ops import contract
 from impromptu_ops.legacy import NOTIFICATIONS_URL, SETUP_URL, legacy_dir
 from impromptu_ops.legacy.keys import FoundKey
 
@@ -56,7 +57,7 @@ def _key_lines(found: FoundKey) -> list[str]:
         return [f"  ✓ {var} found in environment"]
     if found.origin == "store":
         return [f"  ✓ {var} found in the secret store"]
-    if found.name == "impromptu-api-key":
+    if found.name == contract.IMPROMPTU_API_KEY:
         return [f"  ! {var} not set", f"    Get your key at: {SETUP_URL}",
                 f"    Then store it: impromptu-ops secrets put {found.name}"]
     return [f"  ! {var} not set (optional for LLM inference)",

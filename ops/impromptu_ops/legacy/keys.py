@@ -8,15 +8,18 @@ Stdout and the exit code stay what the original gives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from impromptu_ops import contract
 from impromptu_ops.errors import OpsError, SecretNotFound
 from impromptu_ops.secret import Secret
-from impromptu_ops.settings import Settings
 
-PLATFORM_KEY = contract.SECRET_NAMES[0]  # impromptu-api-key
+if TYPE_CHECKING:
+    from impromptu_ops.store.base import SecretStore
+
+PLATFORM_KEY = contract.IMPROMPTU_API_KEY
 OPENROUTER_KEY = contract.SECRET_NAMES[1]  # openrouter-api-key
 
 
@@ -38,24 +41,23 @@ class FoundKey:
         return contract.SECRET_ENV[self.name]
 
 
-def find_keys(settings: Settings | None, names: list[str], env: Mapping[str, str],
-              problem: str | None = None) -> list[FoundKey]:
+def find_keys(open_store: Callable[[], SecretStore] | None, names: list[str],
+              env: Mapping[str, str], problem: str | None = None) -> list[FoundKey]:
     """Each key of ``names`` from the store (opened once), else from its environment
     variable.
 
     Args:
-        settings: the effective settings, or ``None`` when they could not be loaded (then
-            only the environment is read, and ``problem`` says why).
+        open_store: opens the agent's store (the composition root's,
+            :attr:`impromptu_ops.api.Agent.store`), or ``None`` when the settings could not
+            be loaded (then only the environment is read, and ``problem`` says why).
 
     Never raises for a missing or unreadable store: the caller reports it in the
     original's words.
     """
-    from impromptu_ops.store.factory import open_store
-
     store = None
-    if settings is not None:
+    if open_store is not None:
         try:
-            store = open_store(settings)
+            store = open_store()
         except OpsError as exc:
             problem = exc.diagnostics()
     found: list[FoundKey] = []
@@ -75,9 +77,10 @@ def find_keys(settings: Settings | None, names: list[str], env: Mapping[str, str
     return found
 
 
-def find_key(settings: Settings | None, name: str, env: Mapping[str, str]) -> FoundKey:
+def find_key(open_store: Callable[[], SecretStore] | None, name: str, env: Mapping[str, str]
+             ) -> FoundKey:
     """One key, as :func:`find_keys`."""
-    return find_keys(settings, [name], env)[0]
+    return find_keys(open_store, [name], env)[0]
 
 
 def env_hint(script: str, found: list[FoundKey]) -> str | None:

@@ -1,4 +1,4 @@
-"""Error bodies -> typed errors (contract §1), purely.
+"""Private: Error bodies -> typed errors (contract §1), purely.
 
 Owns two steps, both pure:
 

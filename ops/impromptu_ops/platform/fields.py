@@ -1,4 +1,4 @@
-"""Tolerant reading of the platform's JSON answers: each missing, null or mistyped member
+"""Private: Tolerant reading of the platform's JSON answers: each missing, null or mistyped member
 becomes a problem string (``heartbeat.budgetBalance: null``) instead of an exception.
 
 One reader for every consumer: :mod:`.results` builds typed values with it, and the health

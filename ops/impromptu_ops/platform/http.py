@@ -1,4 +1,4 @@
-"""The one HTTP core both clients share: timeouts, size cap, typed errors, safe retries.
+"""Private: The one HTTP core both clients share: timeouts, size cap, typed errors, safe retries.
 
 :class:`HttpCore` owns every byte that crosses the network for the platform and OpenRouter
 clients. One call to :meth:`HttpCore.request` is one *logical* request: it may be sent

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from impromptu_ops import contract
 from impromptu_ops.errors import MalformedResponse
 from impromptu_ops.platform.fields import Reader
 from impromptu_ops.platform.http import Clock, HttpClientBase, HttpCore, Limits, Sleep
@@ -156,7 +157,7 @@ class OpenRouterClient(HttpClientBase):
         value = doc.get("key") if isinstance(doc, dict) else None
         if not isinstance(value, str) or not value:
             raise MalformedResponse("POST /keys: OpenRouter answered without a key")
-        secret = Secret(value, "openrouter-api-key")
+        secret = Secret(value, contract.OPENROUTER_API_KEY)
         data = Reader(doc.get("data"), "data")
         key_hash = data.text("hash")
         if not key_hash:

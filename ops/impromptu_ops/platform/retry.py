@@ -1,4 +1,5 @@
-"""Pure retry arithmetic: full-jitter backoff, ``Retry-After`` parsing, what may be retried.
+"""Private: Pure retry arithmetic: full-jitter backoff, ``Retry-After`` parsing, what may be
+retried.
 
 This module owns the numbers and the yes/no answers of the retry policy; it does no I/O and
 reads no clock or random source of its own (both are passed in), so every rule here is a

@@ -1,4 +1,4 @@
-"""Registration proof-of-work: the challenge format, pure verification and the solver.
+"""Private: Registration proof-of-work: the challenge format, pure verification and the solver.
 
 - :mod:`.challenge`: the challenge and solution as values, parsed from hostile JSON;
 - :mod:`.verify`: pure verification (the reference Argon2id is argon2-cffi);

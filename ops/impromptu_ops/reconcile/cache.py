@@ -1,4 +1,4 @@
-"""The incremental cache: which blocks were scanned, what was found, what was reorged.
+"""Private: The incremental cache: which blocks were scanned, what was found, what was reorged.
 
 This module owns one JSON file per (chain id, token, wallet) under
 ``<state_dir>/earnings/``, written atomically (:func:`impromptu_ops.atomic.write_json`), so a

@@ -1,4 +1,4 @@
-"""The pure reconciliation: ledger + transfers + referrals + policy -> a Report.
+"""Private: The pure reconciliation: ledger + transfers + referrals + policy -> a Report.
 
 This module owns the arithmetic and the rules, and nothing else: no I/O, no clock (``now``
 is an argument), no chain access. Every amount is an ``int`` of base units.

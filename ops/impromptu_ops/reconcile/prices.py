@@ -1,4 +1,4 @@
-"""The user's price file: one price of the token per UTC day, in one named currency.
+"""Private: The user's price file: one price of the token per UTC day, in one named currency.
 
 No price service is reachable from here, so fiat values come from a CSV the user supplies
 (``--prices FILE``), e.g. exported from their exchange or tax tool. Two layouts are read::

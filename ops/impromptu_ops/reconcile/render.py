@@ -1,4 +1,5 @@
-"""Render a :class:`~.model.Report` as a text table, JSON, CSV, Koinly CSV or one HTML page.
+"""Private: Render a :class:`~.model.Report` as a text table, JSON, CSV, Koinly CSV or one HTML
+page.
 
 This module owns presentation only. Amounts stay integers of base units in JSON and CSV
 (as decimal strings, so no reader turns them into floats) beside their exact decimal form

@@ -47,6 +47,7 @@ from impromptu_ops.settings import Settings
 
 if TYPE_CHECKING:
     from impromptu_ops.platform.client import PlatformClient
+    from impromptu_ops.platform.results import Earnings, Profile, Referrals
 
 log = logging.getLogger(__name__)
 RECEIPT_BATCH = 100
@@ -70,11 +71,11 @@ class NamedAgent(Protocol):
 
 
 class PlatformClientLike(Protocol):
-    def earnings(self, after: str | None = None, limit: int | None = None) -> Any: ...
+    def earnings(self, after: str | None = None, limit: int | None = None) -> Earnings: ...
 
-    def referrals(self) -> Any: ...
+    def referrals(self) -> Referrals: ...
 
-    def profile(self) -> Any: ...
+    def profile(self) -> Profile: ...
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The statement: one row per movement of the period, dated, signed, priced.
+"""Private: The statement: one row per movement of the period, dated, signed, priced.
 
 This module owns turning a :class:`~.model.Report` into the rows an accountant reads
 (``Movement``): every ledger entry of the period (credits, the registration fee, payouts)

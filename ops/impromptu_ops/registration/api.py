@@ -1,4 +1,4 @@
-"""The seam to the platform for registration: two endpoints and accept-tos.
+"""Private: The seam to the platform for registration: two endpoints and accept-tos.
 
 Registration needs more than the usual typed calls: the 428 and 402 answers (and the
 POW_*/PAYMENT_* refusals) are the server saying what it still needs, and their bodies (the

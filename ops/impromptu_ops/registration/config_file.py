@@ -1,4 +1,4 @@
-"""Recording the registered agent's wallet in the user's config file.
+"""Private: Recording the registered agent's wallet in the user's config file.
 
 Registration returns the agent's wallet address; ``earnings reconcile`` needs it as
 ``chain.wallet_address``. This module owns writing that one key into the TOML config file

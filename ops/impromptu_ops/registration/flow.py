@@ -65,8 +65,7 @@ from impromptu_ops.registration.payment import (
 from impromptu_ops.secret import Secret
 from impromptu_ops.settings import Settings
 
-API_KEY_NAME, WALLET_KEY_NAME = "impromptu-api-key", "wallet-private-key"
-assert {API_KEY_NAME, WALLET_KEY_NAME} <= set(contract.SECRET_NAMES)
+API_KEY_NAME, WALLET_KEY_NAME = contract.IMPROMPTU_API_KEY, contract.WALLET_PRIVATE_KEY
 MAX_STEPS = 8
 
 

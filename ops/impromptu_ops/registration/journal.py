@@ -1,4 +1,5 @@
-"""The non-secret "registration in progress" record, so an interrupted run can say how to go on.
+"""Private: The non-secret "registration in progress" record, so an interrupted run can say how to
+go on.
 
 One small JSON file, ``<state_dir>/registration.json`` (0600, written atomically), holding
 the agent name, the current step and what that step needs (challenge id and expiry, the

@@ -1,4 +1,4 @@
-"""The registration fee: the server's payment request and the on-chain receipt check.
+"""Private: The registration fee: the server's payment request and the on-chain receipt check.
 
 Pure core: :func:`parse_payment_request` (the 402 body's ``payment`` object, hostile input)
 and :func:`receipt_problems` (a transaction receipt against that request: success, and an

@@ -1,4 +1,4 @@
-"""The test-only hooks of the rotation engine: crash, pause-and-check, and a start barrier.
+"""Private: The test-only hooks of the rotation engine: crash, pause-and-check, and a start barrier.
 
 All three are inert unless their environment variable is set, and nothing else in the
 package reads these variables. They exist so that tests can drive the REAL command in a

@@ -71,6 +71,7 @@ from impromptu_ops.locks import ProcessLock
 from impromptu_ops.rotation import retire, salvage
 from impromptu_ops.rotation.crash import barrier_point, crash_point
 from impromptu_ops.rotation.hook import run_hook
+from impromptu_ops.rotation.keycheck import KeyCheck, Verdict
 from impromptu_ops.rotation.provider import (
     Provider,
     RotationUnsupported,
@@ -748,9 +749,9 @@ class Rotator:
         A probe that cannot reach the provider says nothing new: not at risk.
         """
         verdict = self.probe()
-        if verdict == "ok":
+        if verdict.verdict is Verdict.OK:
             return False, "the agent still has a working key (checked just now)"
-        if not verdict.startswith("refused"):
+        if verdict.verdict is not Verdict.REFUSED:
             before = ("its own key, untouched: the rotation stopped before the cut-over"
                       if not at_least(self.rec.step, Step.PROMOTED)
                       else "the new key, verified before it became current")
@@ -782,21 +783,21 @@ class Rotator:
         except OpsError as exc:
             return True, (f"the agent may be without a working key ({verdict}); storing a "
                           f"working one failed ({exc.diagnostics()}): page someone")
-        self._log("salvaged", which=found.which, key_id=found.key_id, reason=verdict)
+        self._log("salvaged", which=found.which, key_id=found.key_id, reason=str(verdict))
         return False, (f"the current key was refused ({verdict}), so the {found.which} key "
                        f"of rotation {rec.rotation_id}, which works (checked just now), is "
                        "current again")
 
-    def probe(self) -> str:
-        """Does the store's current key work now? ``ok``, ``refused: ...`` or ``unknown: ...``."""
+    def probe(self) -> KeyCheck:
+        """Does the store's current key work now? OK, REFUSED (with why) or UNKNOWN."""
         try:
             value, _meta, _version = self.records.read_key(self.provider.secret)
             self.provider.verify(value)
         except (AuthError, SecretNotFound) as exc:
-            return f"refused: {exc.diagnostics()}"
+            return KeyCheck(Verdict.REFUSED, exc.diagnostics())
         except OpsError as exc:
-            return f"unknown: {exc.diagnostics()}"
-        return "ok"
+            return KeyCheck(Verdict.UNKNOWN, exc.diagnostics())
+        return KeyCheck(Verdict.OK)
 
     def _outcome(self, code: int, message: str, rec: RotationRecord | None) -> Outcome:
         if rec is None:

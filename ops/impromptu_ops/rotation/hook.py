@@ -1,4 +1,4 @@
-"""The reload hook: a command run once a rotation has made the new key current.
+"""Private: The reload hook: a command run once a rotation has made the new key current.
 
 Consumers that hold a copy of the key (an agent started with it in its environment, a
 service that read it at boot) must reload; ``systemctl reload my-agent`` is the usual

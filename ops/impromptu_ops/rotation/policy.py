@@ -1,4 +1,4 @@
-"""Rotation thresholds from ``policies/rotation.toml``, and duration parsing. Pure.
+"""Private: Rotation thresholds from ``policies/rotation.toml``, and duration parsing. Pure.
 
 The file has a ``[default]`` table and optional per-provider tables (``[openrouter]``,
 ``[impromptu]``, ``[vault-secret-id]``) that override it. The health checks read the same

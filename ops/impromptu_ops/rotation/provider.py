@@ -1,4 +1,5 @@
-"""The seam between the rotation engine and a key provider (OpenRouter, Impromptu, AppRole).
+"""Private: The seam between the rotation engine and a key provider (OpenRouter, Impromptu,
+AppRole).
 
 A provider knows how to mint, check, hand over, disable and delete ONE kind of key. It
 knows nothing of records, steps, the store or grace periods: the engine owns those. Every

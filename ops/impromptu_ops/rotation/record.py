@@ -1,4 +1,4 @@
-"""The write-ahead rotation record: steps, the record value, and its CAS home in the store.
+"""Private: The write-ahead rotation record: steps, the record value, and its CAS home in the store.
 
 A rotation is a sequence of named steps. The record names the LAST COMPLETED step, and it
 is written (check-and-set) BEFORE the next provider call, so a process killed at any

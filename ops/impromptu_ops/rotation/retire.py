@@ -1,4 +1,4 @@
-"""The old key's retirement after a grace period: when it is due and what is said about it.
+"""Private: The old key's retirement after a grace period: when it is due and what is said about it.
 
 After promotion the record keeps the rotation RUNNING at step ``promoted`` with
 ``grace_until``: the old key keeps working until then (consumers holding a copy reload in

@@ -1,4 +1,4 @@
-"""The last resort of a failed run: find a key of this rotation that still works.
+"""Private: The last resort of a failed run: find a key of this rotation that still works.
 
 When the store's current key is refused (positive evidence: a 401, or the secret is
 gone), a run must not simply report "page someone" while it holds, in the store, another

@@ -1,4 +1,4 @@
-"""What the ``rotate`` commands call: build a rotator from the settings and run it.
+"""Private: What the ``rotate`` commands call: build a rotator from the settings and run it.
 
 Chooses the provider, the store (:func:`impromptu_ops.store.factory.open_store`), the audit
 log (``<state_dir>/audit/rotation.jsonl``), the local lock (``<state_dir>/locks/``) and the
@@ -13,8 +13,9 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from impromptu_ops import contract
 from impromptu_ops.audit import AuditLog
 from impromptu_ops.errors import ConfigError, OpsError, SecretNotFound
 from impromptu_ops.rotation.engine import (
@@ -33,6 +34,11 @@ from impromptu_ops.rotation.record import RecordStore
 from impromptu_ops.settings import Settings
 from impromptu_ops.store.base import SecretStore
 
+if TYPE_CHECKING:
+    from impromptu_ops.platform.client import PlatformClient
+    from impromptu_ops.platform.openrouter import OpenRouterClient
+    from impromptu_ops.secret import Secret
+
 # Worst first: how several outcomes (``resume`` of every provider) combine into one code.
 SEVERITY = (EXIT_KEY_AT_RISK, EXIT_FAILED_SAFE, EXIT_BUSY, EXIT_DONE)
 
@@ -45,9 +51,18 @@ def lock_path(settings: Settings, provider: str) -> Path:
     return settings.paths.state_dir / "locks" / f"rotate-{provider}.lock"
 
 
-def build_provider(settings: Settings, name: str, store: SecretStore, *,
+class Clients(Protocol):
+    """Where providers get their HTTP clients: the composition root
+    (:class:`impromptu_ops.api.Agent`) builds them, with its transports."""
+
+    def platform(self, key: Secret | None = None) -> PlatformClient: ...
+
+    def openrouter(self, key: Secret | None = None) -> OpenRouterClient: ...
+
+
+def build_provider(settings: Settings, name: str, store: SecretStore, *, clients: Clients,
                    old_key_hash: str | None = None) -> Provider:
-    """The provider called ``name``, wired to the settings.
+    """The provider called ``name``, wired to the settings and the agent's clients.
 
     Raises:
         ConfigError: unknown provider, or its configuration is incomplete.
@@ -56,11 +71,12 @@ def build_provider(settings: Settings, name: str, store: SecretStore, *,
         from impromptu_ops.rotation.providers.openrouter import OpenRouterProvider
 
         return OpenRouterProvider(settings.platform, store, byok=settings.rotation.byok,
-                                  old_key_hash=old_key_hash)
+                                  old_key_hash=old_key_hash, openrouter=clients.openrouter,
+                                  platform=clients.platform)
     if name == "impromptu":
         from impromptu_ops.rotation.providers.impromptu import ImpromptuProvider
 
-        return ImpromptuProvider(settings.platform, store)
+        return ImpromptuProvider(settings.platform, store, platform=clients.platform)
     if name == "vault-secret-id":
         from impromptu_ops.rotation.providers.vault_secret_id import VaultSecretIdProvider
 
@@ -85,7 +101,7 @@ def grace_for(settings: Settings, provider: str, flag: float | None) -> float:
     return load_rotation_policy(settings.paths.policies_dir).for_provider(provider).grace_seconds
 
 
-def build_rotator(settings: Settings, provider: str, *, store: SecretStore,
+def build_rotator(settings: Settings, provider: str, *, store: SecretStore, clients: Clients,
                   grace: float | None = None, on_rotate: str | None = None,
                   provider_factory: Callable[[Settings, str, SecretStore], Provider] | None
                   = None, old_key_hash: str | None = None) -> Rotator:
@@ -93,8 +109,8 @@ def build_rotator(settings: Settings, provider: str, *, store: SecretStore,
 
     ``on_rotate``: the reload hook's command line (``""``: none; ``None``: the policy's).
     """
-    make = provider_factory or (functools.partial(build_provider, old_key_hash=old_key_hash)
-                                if old_key_hash else build_provider)
+    make = provider_factory or functools.partial(build_provider, clients=clients,
+                                                 old_key_hash=old_key_hash)
     policy = load_rotation_policy(settings.paths.policies_dir).for_provider(provider)
     if on_rotate is None:
         on_rotate = policy.on_rotate
@@ -111,7 +127,7 @@ def build_rotator(settings: Settings, provider: str, *, store: SecretStore,
 
 def rotate(settings: Settings, provider: str, *, grace: float | None = None,
            dry_run: bool = False, if_due: bool = False, on_rotate: str | None = None,
-           store: SecretStore, old_key_hash: str | None = None) -> Outcome:
+           store: SecretStore, clients: Clients, old_key_hash: str | None = None) -> Outcome:
     """``rotate PROVIDER``: rotate now (or finish an abandoned rotation first).
 
     With ``if_due``, first finish an interrupted rotation or a due retirement of an old
@@ -123,7 +139,7 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
         LockBusy, RotationBusy, CasConflict: exit 75.
         ConfigError, StoreError: nothing was changed.
     """
-    rotator = build_rotator(settings, provider, store=store, grace=grace,
+    rotator = build_rotator(settings, provider, store=store, clients=clients, grace=grace,
                             on_rotate=on_rotate, old_key_hash=old_key_hash)
     try:
         if if_due and not dry_run:
@@ -162,8 +178,8 @@ def rotate(settings: Settings, provider: str, *, grace: float | None = None,
 def due_reason(settings: Settings, provider: str, store: SecretStore) -> str | None:
     """Why ``provider``'s key is due (age of its newest store version), else ``None``."""
     policy = load_rotation_policy(settings.paths.policies_dir).for_provider(provider)
-    name = {"openrouter": "openrouter-api-key", "impromptu": "impromptu-api-key",
-            "vault-secret-id": "vault-secret-id"}[provider]
+    name = {"openrouter": contract.OPENROUTER_API_KEY, "impromptu": contract.IMPROMPTU_API_KEY,
+            "vault-secret-id": contract.VAULT_SECRET_ID}[provider]
     try:
         meta = store.metadata(name)
     except SecretNotFound:
@@ -180,13 +196,13 @@ def _active(store: SecretStore) -> list[str]:
 
 
 def resume(settings: Settings, provider: str | None = None, *, force: bool = False,
-           store: SecretStore) -> list[Outcome]:
+           store: SecretStore, clients: Clients) -> list[Outcome]:
     """``rotate resume``: continue every interrupted rotation (or the named one)."""
     names = [provider] if provider else _active(store)
     outcomes = []
     for name in names:
         try:
-            rotator = build_rotator(settings, name, store=store)
+            rotator = build_rotator(settings, name, store=store, clients=clients)
             try:
                 outcomes.append(rotator.resume(force=force))
             finally:
@@ -198,7 +214,7 @@ def resume(settings: Settings, provider: str | None = None, *, force: bool = Fal
 
 
 def rollback(settings: Settings, provider: str | None = None, *, force: bool = False,
-             store: SecretStore) -> Outcome:
+             store: SecretStore, clients: Clients) -> Outcome:
     """``rotate rollback``: undo the unfinished rotation (the named one, or the only one)."""
     if provider is None:
         active = _active(store)
@@ -208,7 +224,7 @@ def rollback(settings: Settings, provider: str | None = None, *, force: bool = F
             raise ConfigError("several rotations are unfinished: name one",
                               hint="rotate rollback " + " | ".join(active))
         provider = active[0]
-    rotator = build_rotator(settings, provider, store=store)
+    rotator = build_rotator(settings, provider, store=store, clients=clients)
     try:
         return rotator.rollback(force=force)
     finally:

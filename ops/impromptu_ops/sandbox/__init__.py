@@ -1,4 +1,4 @@
-"""The sandbox: a faithful local simulator of the Impromptu platform API over real HTTP.
+"""Private: The sandbox: a faithful local simulator of the Impromptu platform API over real HTTP.
 
 It serves the contract (``shared/impromptu-platform.md`` sections 1-3, 5, 7 and the
 OpenRouter subset of section 4) on loopback, with budgets, tiers, rate limits, PoW

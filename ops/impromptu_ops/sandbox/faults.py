@@ -1,9 +1,11 @@
 """Fault injection: rules set through ``/_sandbox/faults`` and what each kind does.
 
 A rule ``{path: regex, method: "*"|"GET"..., kind, status?, code?, retryAfter?, delay?,
-times?}`` matches a request when ``re.search(path, request path)`` succeeds (the full path,
-``/api/...`` or ``/openrouter/...``; control paths under ``/_sandbox/`` are never faulted)
-and the method matches. The first matching rule with uses left fires and loses one use;
+times?, agentId?}`` matches a request when ``re.search(path, request path)`` succeeds (the
+full path, ``/api/...`` or ``/openrouter/...``; control paths under ``/_sandbox/`` are never
+faulted), the method matches and, with ``agentId``, the request's bearer key is one of that
+agent's (one agent of a fleet rate-limited or slow while the others are not). The first
+matching rule with uses left fires and loses one use;
 ``times`` defaults to 1, ``null`` means forever. Kinds:
 
 - ``latency``: sleep ``delay`` seconds (default 1), then answer normally;
@@ -78,15 +80,22 @@ def _check_rule(body: dict[str, Any]) -> dict[str, Any]:
     echo_field = body.get("field", "*")
     if not isinstance(echo_field, str) or not echo_field:
         problems["field"] = ["must be a member name or *"]
+    agent_id = body.get("agentId")
+    if agent_id is not None and not isinstance(agent_id, str):
+        problems["agentId"] = ["must be an agent id"]
     if problems:
         raise validation(problems, "bad fault rule")
-    return {"id": new_id("flt"), "path": path, "method": method.upper(), "kind": kind,
+    return {"id": new_id("flt"), "agentId": agent_id, "path": path,
+            "method": method.upper(), "kind": kind,
             "status": status, "code": code, "retryAfter": retry_after,
             "delay": float(delay), "remaining": times, "echo": echo, "field": echo_field}
 
 
-def take_fault(state: State, method: str, path: str) -> dict[str, Any] | None:
+def take_fault(state: State, method: str, path: str, bearer: str | None = None
+               ) -> dict[str, Any] | None:
     """The rule that fires for this request (one use consumed), or ``None``."""
+    from impromptu_ops.sandbox.accounts import find_key
+
     if path == CONTROL_ROOT or path.startswith(CONTROL_ROOT + "/"):
         return None
     with state.lock:
@@ -96,6 +105,10 @@ def take_fault(state: State, method: str, path: str) -> dict[str, Any] | None:
                 continue
             if not re.search(rule["path"], path):
                 continue
+            if rule.get("agentId"):
+                key = find_key(state, bearer) if bearer else None
+                if key is None or key["agentId"] != rule["agentId"]:
+                    continue
             if rule["remaining"] is not None:
                 rule["remaining"] -= 1
                 if rule["remaining"] <= 0:

@@ -249,7 +249,7 @@ class SandboxServer:
         req = Request(method=method, path=path, query=dict(parse_qsl(split.query)),
                       headers=dict(h.headers.items()), body=body, request_id=request_id,
                       prefix=request_prefix(path))
-        rule = faults.take_fault(self.state, method, path)
+        rule = faults.take_fault(self.state, method, path, req.bearer())
         kind = rule["kind"] if rule else ""
         if kind == "latency":
             time.sleep(float(rule["delay"]) if rule else 0.0)

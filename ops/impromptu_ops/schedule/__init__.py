@@ -1,4 +1,4 @@
-"""Scheduling the heartbeat: systemd, cron, launchd and Kubernetes.
+"""Private: Scheduling the heartbeat: systemd, cron, launchd and Kubernetes.
 
 - :mod:`.spec`: what to schedule (:class:`~.spec.ScheduleSpec`), derived from settings.
 - :mod:`.generate`: the four renderers (pure: a spec in, file contents out).

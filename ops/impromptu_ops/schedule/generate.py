@@ -288,12 +288,17 @@ def kubernetes_service_account() -> dict[str, Any]:
             "automountServiceAccountToken": False}
 
 
-def kubernetes_state_claim(size: str = "1Gi") -> dict[str, Any]:
+def kubernetes_state_claim(size: str = "1Gi", shared: bool = False) -> dict[str, Any]:
     """The state the jobs keep between runs (locks, notification de-dup, budget trend,
-    rotation records, the reconciliation cache and report; the local store)."""
+    rotation records, the reconciliation cache and report; the local store).
+
+    ``shared``: the pods of a sharded fleet job run on several nodes at once, so the claim
+    is ReadWriteMany (a storage class that offers it: NFS, CephFS, EFS...). Each agent's
+    state is its own folder, so two shards never write the same file."""
+    mode = "ReadWriteMany" if shared else "ReadWriteOnce"
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": K8S_PVC, "namespace": K8S_NAMESPACE, "labels": _labels()},
-            "spec": {"accessModes": ["ReadWriteOnce"],
+            "spec": {"accessModes": [mode],
                      "resources": {"requests": {"storage": size}}}}
 
 
@@ -362,6 +367,13 @@ def kubernetes_cronjob(spec: ScheduleSpec, namespace: str = K8S_NAMESPACE) -> di
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
         ],
     }
+    job_spec: dict[str, Any] = {}
+    if spec.shards:
+        # An Indexed Job: pod i gets JOB_COMPLETION_INDEX=i from Kubernetes and serves the
+        # agents whose SHA-256 shard is i of IMPROMPTU_FLEET_SHARDS (set in spec.env);
+        # kubernetes.io/docs/concepts/workloads/controllers/job/#completion-mode
+        job_spec = {"completionMode": "Indexed", "completions": spec.shards,
+                    "parallelism": spec.shards}
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -374,6 +386,7 @@ def kubernetes_cronjob(spec: ScheduleSpec, namespace: str = K8S_NAMESPACE) -> di
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {"metadata": {"labels": _labels(spec.job)}, "spec": {
+                **job_spec,
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.timeout_seconds,
                 # A skipped run exits 0 (--skipped-exit-code 0): nothing to retry. A pod
@@ -394,7 +407,8 @@ def kubernetes_bundle(specs: tuple[ScheduleSpec, ...]) -> dict[str, dict[str, An
     bundle: dict[str, dict[str, Any]] = {
         "00-namespace.yaml": kubernetes_namespace(),
         "10-serviceaccount.yaml": kubernetes_service_account(),
-        "20-state-pvc.yaml": kubernetes_state_claim(),
+        "20-state-pvc.yaml": kubernetes_state_claim(
+            shared=any(spec.shards > 1 for spec in specs)),
     }
     for spec in specs:
         if spec.metrics_file is not None:

@@ -30,10 +30,12 @@ import pwd
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from impromptu_ops import atomic
+from impromptu_ops import atomic, contract
 from impromptu_ops.errors import ConfigError, OpsError
 from impromptu_ops.schedule import generate, validate
 from impromptu_ops.schedule.spec import (
@@ -44,6 +46,9 @@ from impromptu_ops.schedule.spec import (
 )
 from impromptu_ops.secret import clip
 from impromptu_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from impromptu_ops.store.base import SecretStore
 
 UNIT_MODE = 0o644
 DEDICATED_USER = "impromptu"  # --create-user
@@ -100,7 +105,7 @@ def plan_install(settings: Settings, scheduler: str, *, scope: str | None = None
                  user: str = "", image: str = "impromptu-ops:latest",
                  output_dir: Path | None = None, command: tuple[str, ...] | None = None,
                  home: Path | None = None, seed: str | None = None,
-                 create_user: bool = False) -> InstallPlan:
+                 create_user: bool = False, fleet_shards: int = 0) -> InstallPlan:
     """Everything install would do, with no side effect.
 
     Raises:
@@ -128,8 +133,11 @@ def plan_install(settings: Settings, scheduler: str, *, scope: str | None = None
         raise ConfigError("--run-as root: the jobs need no privileges",
                           hint=f"use --create-user (system user {DEDICATED_USER!r})")
     home = home or Path.home()
+    if fleet_shards > 1 and scheduler != "kubernetes":
+        raise ConfigError("--fleet-shards above 1 spreads the fleet over Kubernetes pods",
+                          hint="add --scheduler kubernetes, or use --fleet-shards 1")
     specs = build_specs(settings, command or default_command(), seed=seed or _seed(),
-                        scope=scope, user=user, image=image)
+                        scope=scope, user=user, image=image, fleet_shards=fleet_shards)
     files = generate.render_all(specs, scheduler)
     plan = InstallPlan(scheduler, specs[0], specs)
     plan.notes += validate.validate(files)
@@ -210,18 +218,20 @@ def describe(plan: InstallPlan) -> list[str]:
     return out
 
 
-def check_store(settings: Settings) -> list[str]:
-    """The store's status and whether the platform key is in it (never raises)."""
+def check_store(open_store: Callable[[], SecretStore]) -> list[str]:
+    """The store's status and whether the platform key is in it (never raises).
+
+    ``open_store`` opens the agent's store (:attr:`impromptu_ops.api.Agent.store`).
+    """
     from impromptu_ops.errors import SecretNotFound
-    from impromptu_ops.store.factory import open_store
 
     try:
-        store = open_store(settings)
-        lines = [f"store: {store.check()}"]
+        store = open_store()
+        lines = [f"store: {store.check().summary}"]
     except OpsError as exc:
         return [f"store: NOT READY: {exc.diagnostics()}"]
     try:
-        store.metadata("impromptu-api-key")
+        store.metadata(contract.IMPROMPTU_API_KEY)
         lines.append("store: the platform key is present")
     except SecretNotFound:
         lines.append("store: the platform key is missing (register first, or "

@@ -13,12 +13,14 @@ scheduled safely, so :func:`build_spec` refuses it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from impromptu_ops import contract
 from impromptu_ops.errors import ConfigError
 from impromptu_ops.settings import Settings, env_name
 
@@ -55,6 +57,18 @@ JOBS: tuple[JobDef, ...] = (
            "Impromptu agent health check"),
 )
 JOB_NAMES = tuple(j.job for j in JOBS)
+# ``install --fleet-shards N``: the fleet commands replace the per-agent heartbeat, rotation
+# and health jobs (reconcile stays one job); in Kubernetes each runs as an Indexed Job of N
+# pods, each pod serving its shard of the agents (impromptu_ops.fleet.roster).
+FLEET_JOBS: tuple[JobDef, ...] = (
+    JobDef("fleet-heartbeat", ("fleet", "heartbeat", "--json"), INTERVAL_MINUTES,
+           RANDOM_DELAY_SECONDS, 0, "Impromptu fleet heartbeat (every agent)"),
+    JobDef("fleet-rotate", ("fleet", "rotate", "--if-due", "--json"), DAY, 1800, 0,
+           "Rotate each agent's Impromptu key when it is due (canary first)"),
+    JobDef("fleet-health", ("fleet", "health", "--format", "nagios"), 5, 30, 120,
+           "Impromptu fleet health check"),
+)
+MAX_FLEET_SHARDS = 1000
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ class ScheduleSpec:
     job: str = "heartbeat"
     description: str = "Impromptu agent heartbeat"
     config_file: Path | None = None  # the config read at install time (a pod gets a copy)
+    shards: int = 0  # fleet jobs: pods of the Indexed Job (0: not a fleet job)
 
     @property
     def log_file(self) -> Path:
@@ -125,11 +140,43 @@ def stable_offset(seed: str, modulo: int) -> int:
 
 
 def build_specs(settings: Settings, command: tuple[str, ...], *, seed: str,
-                scope: str = "user", user: str = "", image: str = "impromptu-ops:latest"
-                ) -> tuple[ScheduleSpec, ...]:
-    """One spec per scheduled job (:data:`JOBS`), heartbeat first."""
-    return tuple(build_spec(settings, command, seed=seed, scope=scope, user=user, image=image,
-                            job=j.job) for j in JOBS)
+                scope: str = "user", user: str = "", image: str = "impromptu-ops:latest",
+                fleet_shards: int = 0) -> tuple[ScheduleSpec, ...]:
+    """One spec per scheduled job (:data:`JOBS`), heartbeat first; with ``fleet_shards``
+    the fleet jobs (:data:`FLEET_JOBS`) replace heartbeat, rotate and health.
+
+    Raises:
+        ConfigError: as :func:`build_spec`; a shard count out of range; several shards
+            with a local store (pods share the agents' keys through Vault only).
+    """
+    if not fleet_shards:
+        return tuple(build_spec(settings, command, seed=seed, scope=scope, user=user,
+                                image=image, job=j.job) for j in JOBS)
+    if not 1 <= fleet_shards <= MAX_FLEET_SHARDS:
+        raise ConfigError(f"--fleet-shards must be 1..{MAX_FLEET_SHARDS}, got {fleet_shards}")
+    if fleet_shards > 1 and settings.store_backend != "vault":
+        raise ConfigError("a fleet sharded over several pods needs a shared store",
+                          hint="configure Vault (VAULT_ADDR, AppRole or a token file): every "
+                               "pod reads its agents' keys there")
+    specs = []
+    for name in ("fleet-heartbeat", "fleet-rotate", "reconcile", "fleet-health"):
+        spec = build_spec(settings, command, seed=seed, scope=scope, user=user, image=image,
+                          job=name)
+        if name != "reconcile":  # IMPROMPTU_FLEET_SHARDS tells each pod the shard count
+            spec = dataclasses.replace(spec, shards=fleet_shards, env={
+                **spec.env, "IMPROMPTU_FLEET_SHARDS": str(fleet_shards)})
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _fleet_timeout(settings: Settings, per_agent: float) -> int:
+    """A fleet job's time limit: its agents' runs, ``fleet.concurrency`` at a time (the
+    whole fleet as the bound: a shard's share of a hash is not known in advance)."""
+    from impromptu_ops.fleet.roster import fleet_names
+
+    agents = max(1, len(fleet_names(settings)))
+    rounds = -(-agents // max(1, settings.fleet.concurrency))
+    return int(rounds * per_agent) + TIMEOUT_MARGIN_SECONDS
 
 
 def _offset(seed: str, jobdef: JobDef) -> int:
@@ -183,7 +230,7 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
             env["VAULT_CACERT"] = str(settings.store.vault_ca_cert)
         if settings.store.vault_role_id and settings.store.vault_secret_id_file:
             env[env_name("store.vault_role_id")] = settings.store.vault_role_id
-            creds.append(Credential("vault-secret-id", settings.store.vault_secret_id_file,
+            creds.append(Credential(contract.VAULT_SECRET_ID, settings.store.vault_secret_id_file,
                                     env_name("store.vault_secret_id_file")))
         elif settings.store.vault_token_file:
             creds.append(Credential("vault-token", settings.store.vault_token_file,
@@ -194,9 +241,10 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
                 hint="configure AppRole (store.vault_role_id + store.vault_secret_id_file) "
                      "or store.vault_token_file",
             )
-    jobdef = next((j for j in JOBS if j.job == job), None)
+    jobdef = next((j for j in (*JOBS, *FLEET_JOBS) if j.job == job), None)
     if jobdef is None:
         raise ConfigError(f"unknown job {job!r}: use one of {', '.join(JOB_NAMES)}")
+
     argv = (*command, *jobdef.args)
     timeout = jobdef.timeout_seconds
     metrics_file = None
@@ -207,6 +255,15 @@ def build_spec(settings: Settings, command: tuple[str, ...], *, seed: str,
             argv += ("--metrics-file", str(metrics_file))
     elif job == "reconcile":
         argv += ("--output", str(settings.paths.state_dir / REPORT_FILE))
+    elif job == "fleet-heartbeat":  # one labelled textfile for every agent
+        timeout = _fleet_timeout(settings, settings.jobs.heartbeat_deadline + 5.0)
+        metrics_file = settings.jobs.metrics_file
+        if metrics_file:
+            argv += ("--metrics-file", str(metrics_file))
+    elif job == "fleet-rotate":
+        from impromptu_ops.fleet.jobs import ROTATE_DEADLINE
+
+        timeout = _fleet_timeout(settings, ROTATE_DEADLINE)
     if user and not _USER_RE.match(user):
         raise ConfigError(f"--run-as {user[:40]!r} is not a user name or uid")
     values = [("--image", image), *((f"setting {k}", v) for k, v in env.items()),

@@ -93,6 +93,23 @@ def check_data(name: str, data: Mapping[str, Secret]) -> Mapping[str, Secret]:
     return data
 
 
+@dataclass(frozen=True)
+class StoreStatus:
+    """What :meth:`SecretStore.check` found.
+
+    Attributes:
+        summary: one line for a person (backend, location, state; never a value).
+        token_ttl: seconds left on the store's own credential (a Vault token), after any
+            renewal the check did; None when it never expires or the store uses none.
+    """
+
+    summary: str
+    token_ttl: int | None = None
+
+    def __str__(self) -> str:
+        return self.summary
+
+
 class VersionPruningRefused(StoreError):
     """A write would destroy the previous good version (``max_versions`` too small)."""
 
@@ -174,6 +191,7 @@ class SecretStore(Protocol):
         """Write version ``version``'s data again as the newest version (CAS on current)."""
         ...
 
-    def check(self) -> str:
-        """Reachability / seal / token check; returns a short status, raises StoreError."""
+    def check(self) -> StoreStatus:
+        """Reachability / seal / token check; returns a :class:`StoreStatus`, raises
+        StoreError."""
         ...

@@ -1,4 +1,4 @@
-"""Which secrets a child process gets, and how: environment variables or private files.
+"""Private: Which secrets a child process gets, and how: environment variables or private files.
 
 ``secrets exec`` runs a command under a supervising parent (:mod:`impromptu_ops.supervisor`);
 this module decides what that child receives and prepares it:

@@ -1,4 +1,4 @@
-"""Choose and build the secret store from the settings: ``open_store(settings)``.
+"""Private: Choose and build the secret store from the settings: ``open_store(settings)``.
 
 Vault/OpenBao when ``store.backend`` says so or a Vault address is configured
 (``VAULT_ADDR``), else the local encrypted file. Building a store does no I/O: the Vault

@@ -1,4 +1,4 @@
-"""The local encrypted store: one authenticated file, KV v2 semantics, safe writers.
+"""Private: The local encrypted store: one authenticated file, KV v2 semantics, safe writers.
 
 This is the default backend when no Vault is configured. It owns the file I/O around the
 pure parts (:mod:`.sealed` for the envelope, :mod:`.model` for KV v2 behaviour):
@@ -45,7 +45,7 @@ from impromptu_ops import atomic, files
 from impromptu_ops.errors import ConfigError, LocalIOError, LockBusy, StoreError, TamperedStore
 from impromptu_ops.secret import Secret
 from impromptu_ops.store import sealed
-from impromptu_ops.store.base import SecretMetadata, SecretVersion, check_name
+from impromptu_ops.store.base import SecretMetadata, SecretVersion, StoreStatus, check_name
 from impromptu_ops.store.model import KvDocument
 
 log = logging.getLogger(__name__)
@@ -330,8 +330,9 @@ class LocalStore:
         assert new is not None
         return new
 
-    def check(self) -> str:
+    def check(self) -> StoreStatus:
         doc, header = self._load()
         if header is None:
-            return f"local store {self.path} (empty, not created yet)"
-        return f"local store {self.path}: {len(doc.list())} secrets, {header.kdf} key, ok"
+            return StoreStatus(f"local store {self.path} (empty, not created yet)")
+        return StoreStatus(
+            f"local store {self.path}: {len(doc.list())} secrets, {header.kdf} key, ok")

@@ -1,4 +1,4 @@
-"""What the ``secrets`` commands do with a store: put, history, rollback, import.
+"""Private: What the ``secrets`` commands do with a store: put, history, rollback, import.
 
 Every write here is check-and-set against the version just read, so two operators (or an
 operator and a rotation job) cannot silently overwrite each other. Values are checked
@@ -22,11 +22,11 @@ from impromptu_ops.secret import Secret
 from impromptu_ops.store.base import SecretStore, VersionInfo, check_name
 
 _SHAPES: Mapping[str, re.Pattern[str]] = {
-    "impromptu-api-key": contract.API_KEY_RE,
-    "openrouter-api-key": re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
-    "openrouter-management-key": re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
-    "openrouter-provisioning-key": re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
-    "wallet-private-key": re.compile(r"^(0x)?[0-9a-fA-F]{64}$"),
+    contract.IMPROMPTU_API_KEY: contract.API_KEY_RE,
+    contract.OPENROUTER_API_KEY: re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
+    contract.OPENROUTER_MANAGEMENT_KEY: re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
+    contract.OPENROUTER_PROVISIONING_KEY: re.compile(r"^sk-or-[A-Za-z0-9_-]{16,}$"),
+    contract.WALLET_PRIVATE_KEY: re.compile(r"^(0x)?[0-9a-fA-F]{64}$"),
 }
 _ENV_LINE = re.compile(
     r"^\s*(?:export\s+)?(?P<env>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")

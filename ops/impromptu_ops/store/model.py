@@ -1,4 +1,4 @@
-"""KV v2 semantics over a plain JSON document: the pure core of the local store.
+"""Private: KV v2 semantics over a plain JSON document: the pure core of the local store.
 
 :class:`KvDocument` holds the decrypted body of the local store and implements exactly
 the behaviour the Vault backend gets from the server: version numbers, check-and-set,

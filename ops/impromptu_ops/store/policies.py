@@ -1,4 +1,4 @@
-"""Least-privilege Vault ACL policies for the three roles, rendered for one agent.
+"""Private: Least-privilege Vault ACL policies for the three roles, rendered for one agent.
 
 The templates live in ``policies/vault/<role>.hcl`` (``settings.paths.policies_dir``) with
 ``${mount}``, ``${prefix}``, ``${agent}``, ``${approle_mount}`` and ``${approle_role}``

@@ -1,4 +1,4 @@
-"""The local store's file format: an authenticated envelope around a JSON body. Pure.
+"""Private: The local store's file format: an authenticated envelope around a JSON body. Pure.
 
 Layout (one file)::
 

@@ -1,4 +1,4 @@
-"""The Vault/OpenBao backend: KV v2 through hvac, behind our typed protocol.
+"""Private: The Vault/OpenBao backend: KV v2 through hvac, behind our typed protocol.
 
 Secrets live at ``<mount>/data/<prefix>/<agent>/<name>`` (default
 ``secret/data/impromptu/default/impromptu-api-key``). hvac is imported lazily, only here.
@@ -46,6 +46,7 @@ from impromptu_ops.store import vault_auth, vault_errors
 from impromptu_ops.store.base import (
     SecretMetadata,
     SecretVersion,
+    StoreStatus,
     VersionInfo,
     VersionPruningRefused,
     check_data,
@@ -482,7 +483,7 @@ class VaultStore:
         current = self.metadata(name).current_version
         return self.write(name, old.data, current)
 
-    def check(self) -> str:
+    def check(self) -> StoreStatus:
         try:
             state = self._health()
         except _Transport as exc:
@@ -494,4 +495,5 @@ class VaultStore:
         ttl = self._guard("Vault token lookup", lambda: vault_auth.ensure_ttl(
             client, self._auth, self._min_ttl, self.addr))
         life = "no expiry" if ttl == 0 else f"token ttl {ttl}s"
-        return f"{self.description}: {state}, {self._auth.method} auth, {life}"
+        return StoreStatus(f"{self.description}: {state}, {self._auth.method} auth, {life}",
+                           token_ttl=None if ttl == 0 else int(ttl))

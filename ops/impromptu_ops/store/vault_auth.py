@@ -1,4 +1,4 @@
-"""How the Vault backend gets and keeps a token: token (env or file) or AppRole.
+"""Private: How the Vault backend gets and keeps a token: token (env or file) or AppRole.
 
 - **token**: ``VAULT_TOKEN`` (``store.vault_token``) or a token file (``store.vault_token_file``,
   e.g. a Vault Agent sink). The file must not be readable by others.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from impromptu_ops import files
+from impromptu_ops import contract, files
 from impromptu_ops.errors import ConfigError, StoreError
 from impromptu_ops.secret import Secret
 
@@ -100,7 +100,7 @@ def login(client: Any, auth: VaultAuth) -> None:
             unwrapped = client.sys.unwrap()
             client.token = ""
             try:
-                secret_id = Secret(str(unwrapped["data"]["secret_id"]), "vault-secret-id")
+                secret_id = Secret(str(unwrapped["data"]["secret_id"]), contract.VAULT_SECRET_ID)
             except (KeyError, TypeError):
                 raise StoreError("the wrapped secret_id did not unwrap to a secret_id") from None
         answer = client.auth.approle.login(role_id=auth.role_id,

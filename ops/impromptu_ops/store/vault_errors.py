@@ -1,4 +1,4 @@
-"""Vault/OpenBao answers mapped to our error tree, in one place. Pure (no hvac import).
+"""Private: Vault/OpenBao answers mapped to our error tree, in one place. Pure (no hvac import).
 
 hvac's own mapping has traps we must not inherit: it turns 412 (a performance standby that
 has not caught up with our last write yet: retry shortly) into ``UnexpectedError``, a 429

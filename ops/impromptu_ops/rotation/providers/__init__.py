@@ -1,0 +1,1 @@
+"""Private: the rotation providers (one module per service whose keys we rotate)."""

@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from impromptu_ops import contract
 from impromptu_ops.errors import MalformedResponse, NotFoundError, OpsError, SecretNotFound
 from impromptu_ops.platform.client import PlatformClient
 from impromptu_ops.rotation.provider import KeyRef, NewKey, RotationUnsupported, rotation_label
@@ -61,13 +62,13 @@ class ImpromptuProvider:
     """
 
     name = "impromptu"
-    secret = "impromptu-api-key"  # noqa: S105 - the name of a secret, not a value
+    secret = contract.IMPROMPTU_API_KEY
     idempotent_create = True
 
     def __init__(self, settings: PlatformSettings, store: SecretStore, *,
-                 platform: PlatformFactory | None = None) -> None:
+                 platform: PlatformFactory) -> None:
         self.store = store
-        self._platform = platform or (lambda key: PlatformClient(settings, key))
+        self._platform = platform
 
     def _current(self) -> Secret:
         try:

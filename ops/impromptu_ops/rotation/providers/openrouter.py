@@ -56,11 +56,11 @@ from impromptu_ops.secret import Secret
 from impromptu_ops.settings import PlatformSettings
 from impromptu_ops.store.base import SecretStore
 
-MANAGEMENT_SECRET = "openrouter-management-key"  # noqa: S105 - a name (read first)
-PROVISIONING_SECRET = "openrouter-provisioning-key"  # noqa: S105 - its older name
-AGENT_SECRET = "impromptu-api-key"  # noqa: S105 - a name
+MANAGEMENT_SECRET = contract.OPENROUTER_MANAGEMENT_KEY
+PROVISIONING_SECRET = contract.OPENROUTER_PROVISIONING_KEY
+AGENT_SECRET = contract.IMPROMPTU_API_KEY
 BYOK_PROVIDER = "openrouter"
-DEFAULT_NAME = "openrouter-api-key"  # the base name when the old key has none
+DEFAULT_NAME = contract.OPENROUTER_API_KEY  # the base name when the old key has none
 HOW_TO_PROCEED = ("pass the old key's hash with `rotate openrouter --old-key-hash HASH` "
                   "(OpenRouter dashboard, or GET /api/v1/keys with the management key)")
 
@@ -159,12 +159,11 @@ class OpenRouterProvider:
     """
 
     name = "openrouter"
-    secret = "openrouter-api-key"  # noqa: S105 - the name of a secret, not a value
+    secret = contract.OPENROUTER_API_KEY
     idempotent_create = False  # OpenRouter has no idempotency key: read back by name
 
     def __init__(self, settings: PlatformSettings, store: SecretStore, *, byok: bool = True,
-                 openrouter: OpenRouterFactory | None = None,
-                 platform: PlatformFactory | None = None,
+                 openrouter: OpenRouterFactory, platform: PlatformFactory,
                  old_key_hash: str | None = None,
                  now: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
@@ -172,9 +171,8 @@ class OpenRouterProvider:
         self.byok = byok
         self.old_key_hash = (old_key_hash or "").strip() or None
         self._now = now or (lambda: datetime.now(UTC))
-        self._openrouter = openrouter or (
-            lambda key: OpenRouterClient(settings.openrouter_url, key, settings=settings))
-        self._platform = platform or (lambda key: PlatformClient(settings, key))
+        self._openrouter = openrouter
+        self._platform = platform
         self._prov: OpenRouterClient | None = None
         self._agent: PlatformClient | None = None
         self._old: ProvisionedKey | None = None

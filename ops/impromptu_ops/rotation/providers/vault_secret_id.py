@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from impromptu_ops import contract
 from impromptu_ops.atomic import write_text
 from impromptu_ops.errors import AuthError, ConfigError, OpsError, TransportError
 from impromptu_ops.rotation.provider import KeyRef, NewKey, label_rotation, rotation_label
@@ -82,7 +83,7 @@ class VaultSecretIdProvider:
     """
 
     name = "vault-secret-id"
-    secret = "vault-secret-id"  # noqa: S105 - the name of a secret, not a value
+    secret = contract.VAULT_SECRET_ID
     idempotent_create = False
 
     def __init__(self, addr: str, token: Secret, role: str, *, mount: str = "approle",
@@ -203,7 +204,7 @@ class VaultSecretIdProvider:
         value, accessor = data.get("secret_id"), data.get("secret_id_accessor")
         if not isinstance(value, str) or not isinstance(accessor, str) or not accessor:
             raise OpsError("Vault minted a secret_id without a value or an accessor")
-        return NewKey(accessor, Secret(value, "vault-secret-id"))
+        return NewKey(accessor, Secret(value, contract.VAULT_SECRET_ID))
 
     def _create_wrapped(self, body: dict[str, Any], rotation_id: str, label: str) -> NewKey:
         where = f"POST /v1/{self._role_path}/secret-id (wrapped)"
@@ -217,7 +218,7 @@ class VaultSecretIdProvider:
         token = info.get("token") if isinstance(info, dict) else None
         if not isinstance(token, str) or not token:
             raise OpsError(f"Vault {where}: the answer holds no wrapping token")
-        value = Secret(token, "vault-secret-id")
+        value = Secret(token, contract.VAULT_SECRET_ID)
         accessor = info.get("wrapped_accessor") if isinstance(info, dict) else None
         if not isinstance(accessor, str) or not accessor:
             # Not every server names the wrapped accessor: find it by the label we set.
