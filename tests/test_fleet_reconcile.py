@@ -127,10 +127,20 @@ def test_getlogs_calls_for_many_wallets_match_one_wallets(
         many_calls = len(proxy.getlogs_calls)
     assert many.getlogs_calls == many_calls and one.getlogs_calls == one_calls
     assert one_calls > 2 and many_calls <= 1.2 * one_calls, (one_calls, many_calls)
+    # chain.max_filter_wallets = 2: two groups of two wallets, one scan each
+    with LimitProxy(forward_to(anvil.url), **limits) as proxy:  # type: ignore[arg-type]
+        grouped = _run(fleet, ledger_sandbox, proxy.url, tmp_path / "grouped",
+                       **{"chain.max_filter_wallets": 2})
+        grouped_calls = len(proxy.getlogs_calls)
+        wallet_lists = [c for c in proxy.filters if isinstance(c, list)]
+    assert one_calls < grouped_calls <= 2.4 * one_calls, (one_calls, grouped_calls)
+    assert wallet_lists and max(len(w) for w in wallet_lists) == 2
     direct = _run(fleet, ledger_sandbox, anvil.url, tmp_path / "direct")
-    for limited, plain in zip(many.outcomes, direct.outcomes, strict=True):
+    for limited, plain, split in zip(many.outcomes, direct.outcomes, grouped.outcomes,
+                                     strict=True):
         assert limited.report.discrepancies == plain.report.discrepancies
         assert limited.report.totals == plain.report.totals
+        assert split.report.discrepancies == plain.report.discrepancies
 
 
 def test_an_agent_that_cannot_be_checked_does_not_stop_the_others(

@@ -152,6 +152,9 @@ class ChainSettings:
     wallet_address: str = ""
     confirmations: int = 12
     max_block_range: int = 10_000
+    # fleet reconcile: the most wallets listed in one eth_getLogs topic filter (a fleet
+    # larger than this is scanned once per group of this many wallets)
+    max_filter_wallets: int = 1_000
     rpc_timeout: float = 20.0
     max_response_bytes: int = 32 * MiB
     start_block: int = 0  # where a first reconciliation starts without --from-block/--since
@@ -338,6 +341,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "chain.decimals": (0, 77),  # 10**77 < 2**256
     "chain.confirmations": (0, 100_000),
     "chain.max_block_range": (1, 10_000_000),
+    "chain.max_filter_wallets": (1, 100_000),
     "chain.rate_limit_retries": (0, 100),
     "chain.registration_fee": (0, 2**256 - 1),
     "chain.max_response_bytes": (1024, 1 << 32),

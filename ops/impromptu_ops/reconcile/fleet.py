@@ -161,7 +161,8 @@ def reconcile_fleet(members: Sequence[Member], rpc: JsonRpcClient, window: Windo
             _, policy = check_chain_settings(m.settings)
             plans.append((m, prepare_run(m.settings, rpc, window, policy, wallet, heads)))
         scanner = LogScanner(rpc, min(m.settings.chain.max_block_range for m, _ in ready))
-        scan_wallets([p for _, p in plans], scanner, progress=progress)
+        scan_wallets([p for _, p in plans], scanner, progress=progress,
+                     max_filter_wallets=chain.max_filter_wallets)
         scanned = sum(b - a + 1 for a, b in merge_ranges([g for _, p in plans for g in p.gaps]))
         shared = {"wallets": len(plans), "blocks": scanned,
                   "rpcCalls": rpc.calls - calls_before,

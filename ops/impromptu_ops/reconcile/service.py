@@ -321,65 +321,32 @@ def _address_filter(wallets: Sequence[str]) -> str | list[str]:
 
 
 def scan_wallets(plans: Sequence[Plan], scanner: LogScanner, *,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None,
+                 max_filter_wallets: int | None = None) -> None:
     """Scan the blocks any plan lacks, once for all their wallets, into each plan's cache.
 
     The incoming query puts every wallet in topics[2] and the outgoing one every wallet
     in topics[1] (OR within a position), so N wallets cost the calls of one as long as the
     provider's result cap is not reached (beyond it the scanner splits the range as for
-    one busy wallet). Every plan shares the chain, token and heads of ``plans[0]``; the
-    blocks scanned are recorded in every cache (each wallet's logs in them are known).
+    one busy wallet). More than ``max_filter_wallets`` wallets (``chain.max_filter_wallets``)
+    are scanned in groups of that many, one scan per group. Every plan shares the chain,
+    token and heads of ``plans[0]``; the blocks scanned are recorded in the cache of every
+    wallet of the group (each wallet's logs in them are known).
 
     Raises:
         ChainError: the chain could not be read; what was scanned stays in the caches.
     """
     if not plans:
         return
-    heads = plans[0].heads
-    token = plans[0].policy.token
-    by_wallet = {p.wallet: p for p in plans}
-    gaps = merge_ranges([g for p in plans for g in p.gaps])
-    total = sum(b - a + 1 for a, b in gaps)
+    size = max_filter_wallets or len(plans)
+    ordered = sorted(plans, key=lambda p: p.wallet)
+    groups = [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    totals = [sum(b - a + 1 for a, b in merge_ranges([g for p in group for g in p.gaps]))
+              for group in groups]
     done = 0
-    wallets = sorted(by_wallet)
-    topics = [contract.ERC20_TRANSFER_TOPIC, None, _address_filter(wallets)]
-    # The wallet's statement needs what left it too (opening + in - out = closing): the
-    # token's transfers *from* the wallets, one more query per range (a log filter cannot
-    # OR two topic positions).
-    out_topics = [contract.ERC20_TRANSFER_TOPIC, _address_filter(wallets)]
-    chunks = 0
     try:
-        for lo, hi in gaps:
-            for chunk in scanner.scan(lo, hi, topics=topics):
-                for raw in chunk.logs:
-                    if raw.get("removed") is True:
-                        continue
-                    t = erc20.decode_transfer_log(raw)
-                    plan = by_wallet.get(t.recipient) if t is not None else None
-                    if t is not None and plan is not None:
-                        plan.cache.transfers[t.key] = SeenTransfer(
-                            t, heads.is_final(t.block_number))
-                # the same blocks, outgoing, before the range counts as scanned
-                for out_chunk in scanner.scan(chunk.first, chunk.last, address=token,
-                                              topics=out_topics):
-                    for raw in out_chunk.logs:
-                        if raw.get("removed") is True:
-                            continue
-                        t = erc20.decode_transfer_log(raw)
-                        plan = by_wallet.get(t.sender) if t is not None else None
-                        if t is not None and plan is not None and t.token == token:
-                            plan.cache.outgoing[t.key] = SeenTransfer(
-                                t, heads.is_final(t.block_number))
-                if chunk.first <= heads.final:
-                    for p in plans:
-                        p.cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
-                done += chunk.last - chunk.first + 1
-                chunks += 1
-                if progress is not None:
-                    progress(done, total)
-                if chunks % SAVE_EVERY_CHUNKS == 0:
-                    for p in plans:
-                        p.cache.save()
+        for group in groups:
+            done = _scan_group(group, scanner, progress, done, sum(totals))
     except ChainError:
         # What was scanned stays scanned: the rerun resumes where this run stopped (every
         # recorded range is complete and final). Provisional transfers not seen again yet
@@ -389,6 +356,53 @@ def scan_wallets(plans: Sequence[Plan], scanner: LogScanner, *,
                 p.cache.transfers.setdefault(key, seen)
             p.cache.save()
         raise
+
+
+def _scan_group(plans: Sequence[Plan], scanner: LogScanner,
+                progress: Callable[[int, int], None] | None, done: int, total: int) -> int:
+    heads = plans[0].heads
+    token = plans[0].policy.token
+    by_wallet = {p.wallet: p for p in plans}
+    gaps = merge_ranges([g for p in plans for g in p.gaps])
+    wallets = sorted(by_wallet)
+    topics = [contract.ERC20_TRANSFER_TOPIC, None, _address_filter(wallets)]
+    # The wallet's statement needs what left it too (opening + in - out = closing): the
+    # token's transfers *from* the wallets, one more query per range (a log filter cannot
+    # OR two topic positions).
+    out_topics = [contract.ERC20_TRANSFER_TOPIC, _address_filter(wallets)]
+    chunks = 0
+    for lo, hi in gaps:
+        for chunk in scanner.scan(lo, hi, topics=topics):
+            for raw in chunk.logs:
+                if raw.get("removed") is True:
+                    continue
+                t = erc20.decode_transfer_log(raw)
+                plan = by_wallet.get(t.recipient) if t is not None else None
+                if t is not None and plan is not None:
+                    plan.cache.transfers[t.key] = SeenTransfer(
+                        t, heads.is_final(t.block_number))
+            # the same blocks, outgoing, before the range counts as scanned
+            for out_chunk in scanner.scan(chunk.first, chunk.last, address=token,
+                                          topics=out_topics):
+                for raw in out_chunk.logs:
+                    if raw.get("removed") is True:
+                        continue
+                    t = erc20.decode_transfer_log(raw)
+                    plan = by_wallet.get(t.sender) if t is not None else None
+                    if t is not None and plan is not None and t.token == token:
+                        plan.cache.outgoing[t.key] = SeenTransfer(
+                            t, heads.is_final(t.block_number))
+            if chunk.first <= heads.final:
+                for p in plans:
+                    p.cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
+            done += chunk.last - chunk.first + 1
+            chunks += 1
+            if progress is not None:
+                progress(done, total)
+            if chunks % SAVE_EVERY_CHUNKS == 0:
+                for p in plans:
+                    p.cache.save()
+    return done
 
 
 def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, window: Window,
