@@ -62,7 +62,7 @@ def h(kind: str, n: int) -> str:
 class FakeChain:
     """Answers the JSON-RPC methods the reconciler uses, from memory."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, wallets: tuple[str, ...] = (WALLET,)) -> None:
         rng = random.Random(seed)
         # 800 payouts spread out, 1,200 in a 300-block burst (a batch payout run)
         spread = [rng.randrange(1, BLOCKS) for _ in range(PAYOUTS - 1_200)]
@@ -78,7 +78,7 @@ class FakeChain:
             self.logs.append({
                 "address": TOKEN, "topics": [contract.ERC20_TRANSFER_TOPIC,
                                              erc20.address_topic(TREASURY),
-                                             erc20.address_topic(WALLET)],
+                                             erc20.address_topic(wallets[i % len(wallets)])],
                 "data": "0x" + erc20.encode_uint256(amount), "blockNumber": hex(block),
                 "logIndex": hex(index), "transactionHash": h("tx", i),
                 "blockHash": h("block", block), "removed": False})
@@ -87,21 +87,25 @@ class FakeChain:
     def block(self, n: int) -> dict[str, Any]:
         return {"number": hex(n), "hash": h("block", n), "timestamp": hex(T0 + 2 * n)}
 
-    def balance(self, block: int) -> int:
-        """The wallet's token balance after ``block`` (every log pays the wallet)."""
+    def balance(self, block: int, owner: str = WALLET) -> int:
+        """``owner``'s token balance after ``block`` (every log pays one of the wallets)."""
         end = bisect.bisect_right(self.blocks, block)
-        return sum(int(log["data"], 16) for log in self.logs[:end])
+        topic = erc20.address_topic(owner)
+        return sum(int(log["data"], 16) for log in self.logs[:end] if log["topics"][2] == topic)
 
     def matching(self, logs: list[dict[str, Any]], flt: Mapping[str, Any]
                  ) -> list[dict[str, Any]]:
-        """A node applies the filter's address and topics (null = any position)."""
+        """A node applies the filter's address and topics (null = any; a list = any of
+        them: Ethereum JSON-RPC spec, eth_newFilter topics, "each topic can also be an
+        array of DATA with 'or' options")."""
         address = flt.get("address")
         topics = flt.get("topics") or []
         out = []
         for log in logs:
             if address and log["address"] != str(address).lower():
                 continue
-            if all(t is None or log["topics"][i] == t for i, t in enumerate(topics)):
+            if all(t is None or (log["topics"][i] in t if isinstance(t, list)
+                                 else log["topics"][i] == t) for i, t in enumerate(topics)):
                 out.append(log)
         return out
 
@@ -125,7 +129,8 @@ class FakeChain:
                     b"IMPRMPT".hex().ljust(64, "0")
             elif data.startswith(erc20.SELECTOR_BALANCE_OF):
                 block = BLOCKS - 1 if tag == "latest" else int(tag, 16)
-                result = "0x" + erc20.encode_uint256(self.balance(block))
+                owner = "0x" + data[-40:]
+                result = "0x" + erc20.encode_uint256(self.balance(block, owner))
             else:
                 result = "0x" + erc20.encode_uint256(18)
         elif method == "eth_getLogs":
@@ -145,17 +150,19 @@ class FakeChain:
 class Ledger:
     """2,000 PAYOUT entries (one per transfer) and an old credit that covers them."""
 
-    def __init__(self, chain: FakeChain) -> None:
-        total = sum(int(log["data"], 16) for log in chain.logs)
+    def __init__(self, chain: FakeChain, wallet: str = WALLET) -> None:
+        topic = erc20.address_topic(wallet)
+        mine = [(i, log) for i, log in enumerate(chain.logs) if log["topics"][2] == topic]
+        total = sum(int(log["data"], 16) for _, log in mine)
         self._entries: list[Mapping[str, Any]] = [{
             "id": "credit", "type": "ENGAGEMENT", "amount": str(total), "token": TOKEN,
             "createdAt": "2025-01-01T00:00:00Z"}]
-        for i, log in enumerate(chain.logs):
+        for i, log in mine:
             self._entries.append({
                 "id": f"payout-{i}", "type": "PAYOUT", "amount": str(int(log["data"], 16)),
                 "token": TOKEN, "createdAt": "2026-01-01T00:00:00Z",
                 "txHash": log["transactionHash"], "logIndex": int(log["logIndex"], 16),
-                "chainId": 8453, "toAddress": WALLET})
+                "chainId": 8453, "toAddress": wallet})
 
     def entries(self) -> list[Mapping[str, Any]]:
         return self._entries

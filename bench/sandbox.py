@@ -1,7 +1,8 @@
 """Benchmark: the sandbox's answer latency and a registration at ``sandbox serve`` defaults.
 
 Prints figures; it is not a timed test. Run: ``.venv/bin/python bench/sandbox.py``
-(``--requests N``, default 300).
+(``--requests N``, default 300; ``--agents N`` first creates a fleet of N agents with the
+bulk control, default 0, and prints how long that took and the size of ``state.json``).
 
 Measured, in this process, over one keep-alive httpx client on loopback:
 
@@ -50,16 +51,27 @@ def show(name: str, samples: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--agents", type=int, default=0)
+    parser.add_argument("--skip-registration", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, \
             SandboxServer(SandboxConfig(burst_window_seconds=0.001),  # no 429s mid-bench
                           Path(tmp) / "state") as sb, \
             httpx.Client(timeout=120) as client:
+        if args.agents:
+            start = time.perf_counter()
+            fleet = sb.control("POST", "agents/bulk", {"count": args.agents})["agents"]
+            took = time.perf_counter() - start
+            size = (Path(tmp) / "state" / "state.json").stat().st_size
+            print(f"bulk-create {len(fleet)} agents            {took:7.2f} s   "
+                  f"state.json {size / 1024:.0f} KiB")
         made = sb.control("POST", "agents", {"tier": "PARTNER"})
         auth = {"Authorization": f"Bearer {made['apiKey']}"}
         show("GET /health", timed(client, sb.base_url + "/health", args.requests, {}))
         show("GET /v1/agent/budget (auth+write)",
              timed(client, sb.base_url + "/v1/agent/budget", args.requests, auth))
+        if args.skip_registration:
+            return
 
         start = time.perf_counter()
         wire = client.post(sb.base_url + "/v1/agents/register/challenge").json()

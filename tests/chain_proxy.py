@@ -54,6 +54,7 @@ class LimitProxy:
         self.rate_limit = rate_limit
         self.http_requests = 0
         self.getlogs_calls: list[tuple[int, int, str]] = []  # (from, to, "ok"|"refused")
+        self.filters: list[Any] = []  # every OR-list of topics an eth_getLogs asked for
         self.rate_limited = 0
         self._lock = threading.Lock()
         proxy = self
@@ -110,6 +111,7 @@ class LimitProxy:
         if req.get("method") != "eth_getLogs":
             return self.upstream(req)
         flt = req["params"][0]
+        self.filters.extend(t for t in flt.get("topics") or [] if isinstance(t, list))
         lo, hi = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
         if self.max_blocks is not None and hi - lo + 1 > self.max_blocks:
             self.getlogs_calls.append((lo, hi, "refused"))

@@ -144,3 +144,9 @@ def keys_location(settings: Settings) -> str:
         base = "/".join(p for p in (s.vault_prefix.strip("/"), s.agent) if p)
         return f"vault {s.vault_mount}/data/{base}/"
     return f"local {settings.local_store_path}"
+
+
+def this_shard(base: Settings, env: Mapping[str, str]) -> list[str]:
+    """The agents this process serves: every agent, or its shard of an Indexed Job."""
+    index, shards = shard_from_env(env, base)
+    return select_shard(fleet_names(base), index, shards)

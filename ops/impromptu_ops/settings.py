@@ -157,6 +157,9 @@ class ChainSettings:
     wallet_address: str = ""
     confirmations: int = 12
     max_block_range: int = 10_000
+    # fleet reconcile: the most wallets listed in one eth_getLogs topic filter (a fleet
+    # larger than this is scanned once per group of this many wallets)
+    max_filter_wallets: int = 1_000
     rpc_timeout: float = 20.0
     max_response_bytes: int = 32 * MiB
     start_block: int = 0  # where a first reconciliation starts without --from-block/--since

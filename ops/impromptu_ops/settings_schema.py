@@ -67,6 +67,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "jobs.ping_backoff": (0, 3600),
     "gate.max_clock_skew": (0, 7 * 24 * 3600),
     "chain.display_decimals": (0, 77),
+    "chain.max_filter_wallets": (1, 100_000),
     "fleet.concurrency": (1, 1024),
     "fleet.max_requests": (1, 4096),
     "fleet.shards": (1, 100_000),

@@ -180,6 +180,7 @@ class JsonRpcClient:
         self.calls = 0
         self.elements = 0
         self.answered = 0
+        self._by_method: dict[str, int] = {}  # single requests sent, per method
 
     def close(self) -> None:
         self._http.close()
@@ -271,6 +272,7 @@ class JsonRpcClient:
             headers: Mapping[str, str] = {}
             error: ChainError | None
             self.elements += 1
+            self._by_method[method] = self._by_method.get(method, 0) + 1
             try:
                 status, headers, answer = self._post(payload, method)
                 error = self._error_of(method, status, answer)
@@ -284,6 +286,10 @@ class JsonRpcClient:
             if not isinstance(answer, dict) or "result" not in answer:
                 raise ChainError(f"{method} at {self.endpoint}: not a JSON-RPC answer")
             return answer["result"]
+
+    def method_calls(self, method: str) -> int:
+        """How many single requests of ``method`` were sent (retries included)."""
+        return self._by_method.get(method, 0)
 
     def batch(self, calls: Sequence[tuple[str, Params]]) -> list[Any]:
         """Several calls in one HTTP request (JSON-RPC batch); results in call order.
@@ -354,13 +360,18 @@ class JsonRpcClient:
         return [parse_block(a) for a in answers]
 
     def get_logs(self, *, from_block: int, to_block: int, address: str | None = None,
-                 topics: Sequence[str | None] = ()) -> list[dict[str, Any]]:
-        """``eth_getLogs`` over an inclusive block range."""
+                 topics: Sequence[str | Sequence[str] | None] = ()) -> list[dict[str, Any]]:
+        """``eth_getLogs`` over an inclusive block range.
+
+        A topic position holds one topic, ``None`` (any) or a list of topics (any of
+        them: the filter's OR within a position, Ethereum JSON-RPC spec ``eth_getLogs``).
+        """
         flt: dict[str, Any] = {"fromBlock": to_hex(from_block), "toBlock": to_hex(to_block)}
         if address:
             flt["address"] = address
         if topics:
-            flt["topics"] = list(topics)
+            flt["topics"] = [t if t is None or isinstance(t, str) else list(t)
+                             for t in topics]
         result = self.request("eth_getLogs", [flt])
         if not isinstance(result, list) or not all(isinstance(x, dict) for x in result):
             raise ChainError(f"eth_getLogs at {self.endpoint}: not a list of logs")

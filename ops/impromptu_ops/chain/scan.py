@@ -157,7 +157,7 @@ class LogScanner:
         return min(self.max_span, self.learned_span or self.max_span)
 
     def scan(self, first: int, last: int, *, address: str | None = None,
-             topics: Sequence[str | None] = ()) -> Iterator[Chunk]:
+             topics: Sequence[str | Sequence[str] | None] = ()) -> Iterator[Chunk]:
         """Yield chunks covering ``[first, last]`` in order, each fetched in one call.
 
         Raises:

@@ -31,6 +31,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                      "impromptu-ops fleet health --format prometheus > /var/lib/node_exporter/"
                      "textfile_collector/impromptu-fleet.prom"),
     "fleet heartbeat": ("impromptu-ops fleet heartbeat --json",),
+    "fleet reconcile": ("impromptu-ops fleet reconcile --since 2026-01-01",
+                        "impromptu-ops fleet reconcile --format json --output-dir "
+                        "~/earnings/2026 --report-format html"),
     "fleet rotate": ("impromptu-ops fleet rotate --if-due",
                      "impromptu-ops fleet rotate --if-due --provider openrouter --json"),
     "health": ("impromptu-ops health",

@@ -29,11 +29,10 @@ from impromptu_ops.settings import Settings
 
 def _roster(app: App) -> tuple[Settings, list[str]]:
     """The unselected settings and this process's agents (its shard of the fleet)."""
-    from impromptu_ops.roster import fleet_names, select_shard, shard_from_env
+    from impromptu_ops.roster import this_shard
 
     base = app.file_settings()
-    index, shards = shard_from_env(os.environ, base)
-    return base, select_shard(fleet_names(base), index, shards)
+    return base, this_shard(base, os.environ)
 
 
 @click.group("fleet")
@@ -192,3 +191,13 @@ def _rotate_lines(run: AgentRun[list[Any]]) -> list[str]:
     if run.error is not None:
         return [f"{run.agent}: failed: {run.error.diagnostics()}"]
     return [f"{run.agent}: {o.provider}: {o.message}" for o in run.value or []]
+
+
+def _add_reconcile() -> None:
+    """``fleet reconcile`` lives in its own module (issue 17, one chain scan)."""
+    from impromptu_ops.cli.fleet_reconcile import reconcile_cmd
+
+    fleet.add_command(reconcile_cmd)
+
+
+_add_reconcile()

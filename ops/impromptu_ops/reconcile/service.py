@@ -34,7 +34,7 @@ from impromptu_ops.errors import (
 )
 from impromptu_ops.locks import ProcessLock
 from impromptu_ops.reconcile import match
-from impromptu_ops.reconcile.cache import ScanCache, SeenTransfer
+from impromptu_ops.reconcile.cache import ScanCache, SeenTransfer, merge_ranges
 from impromptu_ops.reconcile.model import (
     MAX_TEXT,
     BalanceCheck,
@@ -232,10 +232,37 @@ def reconcile_earnings(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSou
                            calls_before, elements_before)
 
 
-def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, window: Window,
-                policy: Policy, wallet: str, now: datetime,
-                progress: Callable[[int, int], None] | None, calls_before: int,
-                elements_before: int) -> Report:
+@dataclass
+class Plan:
+    """One wallet's run after its preparation: what :func:`scan_wallets` fills and
+    :func:`finish_run` turns into a report. Several plans share one chain scan in
+    ``fleet reconcile`` (:mod:`impromptu_ops.reconcile.fleet`)."""
+
+    settings: Settings
+    policy: Policy
+    wallet: str
+    cache: ScanCache
+    decimals: int
+    heads: finality.Heads
+    clock: BlockTimes
+    first: int
+    last: int
+    date_lookups: int
+    provisional: dict[tuple[str, int], SeenTransfer]
+    suspects: dict[tuple[str, int], Transfer]
+    gaps: list[tuple[int, int]]
+    window: Window
+
+
+def prepare_run(settings: Settings, rpc: JsonRpcClient, window: Window, policy: Policy,
+                wallet: str, heads: finality.Heads | None = None) -> Plan:
+    """Open the wallet's cache, resolve the window to blocks, set provisional transfers
+    aside for their reorg check, and list the block ranges the cache does not hold.
+
+    Args:
+        heads: the chain heads to judge finality by (a fleet run reads them once for all
+            its wallets); ``None`` reads them here.
+    """
     chain = settings.chain
     cache = ScanCache.open(settings.paths.state_dir, chain.chain_id, policy.token, wallet)
     if chain.decimals is not None:
@@ -246,7 +273,9 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         decimals = cache.decimals
     if cache.symbol is None:
         cache.symbol = erc20.read_symbol(rpc, policy.token)
-    heads = finality.read_heads(rpc, chain.confirmations, use_tags=chain.use_finality_tags)
+    if heads is None:
+        heads = finality.read_heads(rpc, chain.confirmations,
+                                    use_tags=chain.use_finality_tags)
     latest = heads.latest.number
     clock = BlockTimes(rpc, cache.timestamps, heads.latest)
     date_lookups = 0
@@ -278,53 +307,138 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         del cache.transfers[key]  # above the old final head: rescanned below in any case
     suspects = {k: s.transfer for k, s in provisional.items()
                 if s.transfer.block_number in changed}
-
-    # Scan what the cache does not hold (everything above the final head is rescanned).
-    scanner = LogScanner(rpc, chain.max_block_range)
     gaps = cache.gaps(first, last) if first <= last else []
-    total = sum(b - a + 1 for a, b in gaps)
+    return Plan(settings, policy, wallet, cache, decimals, heads, clock, first, last,
+                date_lookups, provisional, suspects, gaps, window)
+
+
+def _address_filter(wallets: Sequence[str]) -> str | list[str]:
+    """One indexed-address topic, or a list of them: ``eth_getLogs`` reads a list in a
+    topic position as "any of these" (Ethereum JSON-RPC spec, ``eth_getLogs`` filter
+    topics: "each topic can also be an array of DATA with 'or' options")."""
+    topics = [erc20.address_topic(w) for w in wallets]
+    return topics[0] if len(topics) == 1 else topics
+
+
+def scan_wallets(plans: Sequence[Plan], scanner: LogScanner, *,
+                 progress: Callable[[int, int], None] | None = None,
+                 max_filter_wallets: int | None = None) -> None:
+    """Scan the blocks any plan lacks, once for all their wallets, into each plan's cache.
+
+    The incoming query puts every wallet in topics[2] and the outgoing one every wallet
+    in topics[1] (OR within a position), so N wallets cost the calls of one as long as the
+    provider's result cap is not reached (beyond it the scanner splits the range as for
+    one busy wallet). More than ``max_filter_wallets`` wallets (``chain.max_filter_wallets``)
+    are scanned in groups of that many, one scan per group. Every plan shares the chain,
+    token and heads of ``plans[0]``; the blocks scanned are recorded in the cache of every
+    wallet of the group (each wallet's logs in them are known).
+
+    Raises:
+        ChainError: the chain could not be read; what was scanned stays in the caches.
+    """
+    if not plans:
+        return
+    size = max_filter_wallets or len(plans)
+    ordered = sorted(plans, key=lambda p: p.wallet)
+    groups = [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    totals = [sum(b - a + 1 for a, b in merge_ranges([g for p in group for g in p.gaps]))
+              for group in groups]
     done = 0
-    topics = [contract.ERC20_TRANSFER_TOPIC, None, erc20.address_topic(wallet)]
-    # The wallet's statement needs what left it too (opening + in - out = closing): the
-    # token's transfers *from* the wallet, one more query per range (a log filter cannot
-    # OR two topic positions).
-    out_topics = [contract.ERC20_TRANSFER_TOPIC, erc20.address_topic(wallet)]
-    chunks = 0
     try:
-        for lo, hi in gaps:
-            for chunk in scanner.scan(lo, hi, topics=topics):
-                for raw in chunk.logs:
-                    if raw.get("removed") is True:
-                        continue
-                    t = erc20.decode_transfer_log(raw)
-                    if t is not None and t.recipient == wallet:
-                        cache.transfers[t.key] = SeenTransfer(t, heads.is_final(t.block_number))
-                # the same blocks, outgoing, before the range counts as scanned
-                for out_chunk in scanner.scan(chunk.first, chunk.last, address=policy.token,
-                                              topics=out_topics):
-                    for raw in out_chunk.logs:
-                        if raw.get("removed") is True:
-                            continue
-                        t = erc20.decode_transfer_log(raw)
-                        if t is not None and t.sender == wallet and t.token == policy.token:
-                            cache.outgoing[t.key] = SeenTransfer(
-                                t, heads.is_final(t.block_number))
-                if chunk.first <= heads.final:
-                    cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
-                done += chunk.last - chunk.first + 1
-                chunks += 1
-                if progress is not None:
-                    progress(done, total)
-                if chunks % SAVE_EVERY_CHUNKS == 0:
-                    cache.save()
+        for group in groups:
+            done = _scan_group(group, scanner, progress, done, sum(totals))
     except ChainError:
         # What was scanned stays scanned: the rerun resumes where this run stopped (every
         # recorded range is complete and final). Provisional transfers not seen again yet
         # go back as they were, so the next run still re-checks their block hashes.
-        for key, seen in provisional.items():
-            cache.transfers.setdefault(key, seen)
-        cache.save()
+        for p in plans:
+            for key, seen in p.provisional.items():
+                p.cache.transfers.setdefault(key, seen)
+            p.cache.save()
         raise
+
+
+def _scan_group(plans: Sequence[Plan], scanner: LogScanner,
+                progress: Callable[[int, int], None] | None, done: int, total: int) -> int:
+    heads = plans[0].heads
+    token = plans[0].policy.token
+    by_wallet = {p.wallet: p for p in plans}
+    gaps = merge_ranges([g for p in plans for g in p.gaps])
+    wallets = sorted(by_wallet)
+    topics = [contract.ERC20_TRANSFER_TOPIC, None, _address_filter(wallets)]
+    # The wallet's statement needs what left it too (opening + in - out = closing): the
+    # token's transfers *from* the wallets, one more query per range (a log filter cannot
+    # OR two topic positions).
+    out_topics = [contract.ERC20_TRANSFER_TOPIC, _address_filter(wallets)]
+    chunks = 0
+    for lo, hi in gaps:
+        for chunk in scanner.scan(lo, hi, topics=topics):
+            for raw in chunk.logs:
+                if raw.get("removed") is True:
+                    continue
+                t = erc20.decode_transfer_log(raw)
+                plan = by_wallet.get(t.recipient) if t is not None else None
+                if t is not None and plan is not None:
+                    plan.cache.transfers[t.key] = SeenTransfer(
+                        t, heads.is_final(t.block_number))
+            # the same blocks, outgoing, before the range counts as scanned
+            for out_chunk in scanner.scan(chunk.first, chunk.last, address=token,
+                                          topics=out_topics):
+                for raw in out_chunk.logs:
+                    if raw.get("removed") is True:
+                        continue
+                    t = erc20.decode_transfer_log(raw)
+                    plan = by_wallet.get(t.sender) if t is not None else None
+                    if t is not None and plan is not None and t.token == token:
+                        plan.cache.outgoing[t.key] = SeenTransfer(
+                            t, heads.is_final(t.block_number))
+            if chunk.first <= heads.final:
+                for p in plans:
+                    p.cache.mark_scanned(chunk.first, min(chunk.last, heads.final))
+            done += chunk.last - chunk.first + 1
+            chunks += 1
+            if progress is not None:
+                progress(done, total)
+            if chunks % SAVE_EVERY_CHUNKS == 0:
+                for p in plans:
+                    p.cache.save()
+    return done
+
+
+def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, window: Window,
+                policy: Policy, wallet: str, now: datetime,
+                progress: Callable[[int, int], None] | None, calls_before: int,
+                elements_before: int) -> Report:
+    plan = prepare_run(settings, rpc, window, policy, wallet)
+    scanner = LogScanner(rpc, settings.chain.max_block_range)
+    scan_wallets([plan], scanner, progress=progress)
+    return finish_run(plan, rpc, ledger, now, scanned_blocks=sum(
+        b - a + 1 for a, b in plan.gaps), splits=scanner.splits, calls_before=calls_before,
+        elements_before=elements_before)
+
+
+def finish_run(plan: Plan, rpc: JsonRpcClient, ledger: LedgerSource, now: datetime, *,
+               scanned_blocks: int, splits: int, calls_before: int,
+               elements_before: int, shared_scan: Mapping[str, int] | None = None) -> Report:
+    """After the scan: reorg verdicts, the ledger, receipts of payouts outside the scan,
+    matching, dates, the balance check; saves the cache and returns the report.
+
+    Args:
+        shared_scan: when the scan served several wallets (``fleet reconcile``), what it
+            covered and cost (``wallets``, ``rpcCalls``), recorded in the context as
+            ``sharedScan``; the report's own ``rpcCalls`` then count from
+            ``calls_before`` (this agent's part).
+
+    Raises:
+        ChainError, MalformedResponse, OpsError: as :func:`reconcile_earnings`.
+    """
+    settings, policy, wallet, cache = plan.settings, plan.policy, plan.wallet, plan.cache
+    chain = settings.chain
+    heads, clock, first, last = plan.heads, plan.clock, plan.first, plan.last
+    latest = heads.latest.number
+    decimals, date_lookups, suspects = plan.decimals, plan.date_lookups, plan.suspects
+    window = plan.window
+    total = scanned_blocks
 
     for key, t in suspects.items():
         if key not in cache.transfers:
@@ -404,9 +518,11 @@ def _locked_run(settings: Settings, rpc: JsonRpcClient, ledger: LedgerSource, wi
         "rpcElements": rpc.elements - elements_before,
         "blockLookups": block_lookups, "dateLookups": date_lookups,
         "receiptLookups": len(wanted),
-        "splits": scanner.splits, "generatedAt": now.replace(microsecond=0).isoformat(),
+        "splits": splits, "generatedAt": now.replace(microsecond=0).isoformat(),
         "sendersChecked": policy.payout_senders is not None,
     }
+    if shared_scan is not None:
+        context["sharedScan"] = dict(shared_scan)
     return replace(report, context=context, outgoing=tuple(sorted(sent)),
                    block_times=times, balances=balances)
 

@@ -74,21 +74,24 @@ def key_view(state: State, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def agent_keys(state: State, agent_id: str) -> list[dict[str, Any]]:
-    keys = [k for k in state.data["keys"].values() if k["agentId"] == agent_id]
+    records = state.data["keys"]  # one agent's keys, marked; not all of them
+    keys = [records[k["id"]] for k in records.peek() if k["agentId"] == agent_id]
     return sorted(keys, key=lambda k: (k["createdAt"], k["id"]))
 
 
 def find_key(state: State, token: str) -> dict[str, Any] | None:
     digest = sha256_hex(token)
     record: dict[str, Any]
-    for record in state.data["keys"].values():
+    found: dict[str, Any]
+    for record in state.data["keys"].peek():
         if secrets.compare_digest(record["sha256"], digest):
-            return record
+            found = state.data["keys"][record["id"]]  # marked: the caller may change it
+            return found
     return None
 
 
 def name_taken(state: State, name: str) -> bool:
-    return any(a["name"].lower() == name.lower() for a in state.data["agents"].values())
+    return any(a["name"].lower() == name.lower() for a in state.data["agents"].peek())
 
 
 def create_agent(state: State, *, name: str, description: str = "",

@@ -42,6 +42,7 @@ class SandboxConfig:
         budget_low_fraction: security-status warns BUDGET_LOW below this share of the max.
         max_body_bytes: larger request bodies are refused.
         max_skill_bytes: cap on one published skill file.
+        max_bulk_agents: the most agents one ``/_sandbox/agents/bulk`` request creates.
         burst_window_seconds: the window of the per-key burst limit.
         idle_timeout_seconds: a connection silent this long (between or inside requests)
             is closed.
@@ -67,6 +68,7 @@ class SandboxConfig:
     budget_low_fraction: float = 0.2
     max_body_bytes: int = 1024 * 1024
     max_skill_bytes: int = 4 * 1024 * 1024
+    max_bulk_agents: int = 10_000
     burst_window_seconds: float = 1.0
     idle_timeout_seconds: float = 120.0
 
@@ -78,7 +80,7 @@ class SandboxConfig:
             raise ConfigError("sandbox PoW needs memory >= 8 KiB, iterations >= 1, rounds >= 1")
         if not 1 <= self.pow_difficulty <= 64:
             raise ConfigError("sandbox PoW difficulty must be 1..64 bits")
-        if self.registration_fee < 0 or self.max_body_bytes < 1:
+        if self.registration_fee < 0 or self.max_body_bytes < 1 or self.max_bulk_agents < 1:
             raise ConfigError("sandbox fee and body cap must not be negative")
         if self.chain_rpc and not self.chain_rpc.startswith(("http://", "https://")):
             raise ConfigError(f"sandbox chain RPC {self.chain_rpc!r} is not an http(s) URL")

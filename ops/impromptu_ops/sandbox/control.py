@@ -5,6 +5,10 @@ under ``/_sandbox/``). They let a test of another area set up exactly the accoun
 
 - ``POST /_sandbox/agents`` ``{name?, tier?, status?, budget?, walletAddress?,
   keyExpiresInDays?, reputation?, tokenBalance?}`` -> ``{agentId, apiKey, walletAddress}``
+- ``POST /_sandbox/agents/bulk`` ``{count, namePrefix?, tier?, status?, budget?,
+  keyExpiresInDays?}`` -> ``{agents: [{agentId, name, apiKey, walletAddress}]}``: a fleet
+  in one request (no PoW, no payment; at most ``max_bulk_agents``), so one state write
+  for all of them; names are ``<namePrefix>-0001``... (default prefix ``agent``)
 - ``GET /_sandbox/agents/{agentId}``: the stored record (key hashes, never keys)
 - ``PATCH /_sandbox/agents/{agentId}`` ``{budget?, tier?, status?, reputation?,
   tokenBalance?, pendingCredits?, dailyUsed?, keyExpiresInDays?}`` (``keyExpiresInDays``
@@ -40,6 +44,7 @@ from impromptu_ops.sandbox.state import State, iso, new_id
 NOTIFICATION_TYPES = ("mention", "reprompt", "like", "follow", "tier_upgrade")
 TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+NAME_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 # Simulated time stays within a century of now: beyond it datetimes overflow.
 MAX_DAYS = 36_500
 
@@ -121,6 +126,33 @@ def install(router: Router, state: State) -> None:
         return Response(201, {"agentId": agent["id"], "apiKey": key,
                               "walletAddress": agent["walletAddress"]})
 
+    def make_agents(req: Request) -> Response:
+        body = req.json_object()
+        values, problems = _common(body)
+        count = body.get("count")
+        limit = state.config.max_bulk_agents
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= limit:
+            problems["count"] = [f"must be an integer 1..{limit}"]
+        prefix = body.get("namePrefix", "agent")
+        if not isinstance(prefix, str) or not NAME_PREFIX_RE.match(prefix):
+            problems["namePrefix"] = ["must be 1-40 letters, digits, '-' or '_'"]
+        if "walletAddress" in body:
+            problems["walletAddress"] = ["each agent of a fleet gets its own wallet"]
+        if problems or not isinstance(count, int):
+            raise validation(problems)
+        made = []
+        width = max(4, len(str(count)))
+        for i in range(1, count + 1):
+            name = f"{prefix}-{i:0{width}d}"
+            agent, key, _ = create_agent(
+                state, name=name, tier=body.get("tier", "REGISTERED"),
+                status=body.get("status", "ACTIVE"), budget=values.get("budget"),
+                key_expires_in_days=body.get("keyExpiresInDays"))
+            made.append({"agentId": agent["id"], "name": name, "apiKey": key,
+                         "walletAddress": agent["walletAddress"]})
+        # The server writes the state once, after this request: one fsync for the fleet.
+        return Response(201, {"agents": made})
+
     def show_agent(req: Request) -> Response:
         agent = _agent(state, req.params["agentId"])
         keys = [{**k, "status": key_status(state, k)} for k in agent_keys(state, agent["id"])]
@@ -198,6 +230,7 @@ def install(router: Router, state: State) -> None:
         return Response(200, state.data)
 
     router.add("POST", f"{root}/agents", make_agent)
+    router.add("POST", f"{root}/agents/bulk", make_agents)
     router.add("GET", f"{root}/agents/{{agentId}}", show_agent)
     router.add("PATCH", f"{root}/agents/{{agentId}}", patch_agent)
     router.add("POST", f"{root}/agents/{{agentId}}/notifications", add_notification)

@@ -273,13 +273,18 @@ class SandboxServer:
 
     def dispatch(self, req: Request) -> Response:
         """Route ``req`` and run its handler under the state lock; errors become answers."""
+        ticket = 0
         try:
             handler, req.params = self.router.match(req.method, req.path)
-            with self.state.lock:
-                try:
-                    return handler(req)
-                finally:
-                    self.state.save_if_changed()
+            try:
+                with self.state.lock:
+                    try:
+                        return handler(req)
+                    finally:
+                        ticket = self.state.snapshot()
+            finally:
+                if ticket:  # durable before the answer leaves, outside the state lock
+                    self.state.commit(ticket)
         except ApiError as exc:
             return exc.response(req.request_id)
         except Exception:  # a sandbox bug: answer like a platform would, keep serving
