@@ -39,6 +39,7 @@ INVOCATIONS: dict[str, list[list[str]]] = {
                      ["fleet", "health", "--format", "prometheus"]],
     "fleet heartbeat": [["fleet", "heartbeat", "--json"]],
     "fleet rotate": [["fleet", "rotate", "--if-due", "--json"]],
+    "fleet reconcile": [["fleet", "reconcile"]],
     "api status": [["api", "status"]],
     "config path": [["config", "path"]],
     "config show": [["config", "show"], ["config", "show", "--json"]],

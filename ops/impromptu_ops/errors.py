@@ -9,6 +9,7 @@ retry) from "the network failed" (:class:`TransportError`: retry under a deadlin
 
     OpsError                          1   base; diagnostics() tells a person what to do
     ├── ConfigError                  78   bad settings, config file or flag combination
+    ├── InternalError                70   a bug of ours, kept as one fleet agent's outcome
     ├── InputError                   65   bad operator input (a file, stdin, an argument)
     ├── IntegrityError               65   data is bad or hostile: refuse, never retry
     │   ├── MalformedResponse        65   a peer sent a body we cannot parse or trust
@@ -80,6 +81,13 @@ class ConfigError(OpsError):
     """The configuration (file, env, flags) is invalid or incomplete."""
 
     exit_code = 78
+
+
+class InternalError(OpsError):
+    """A bug of ours caught where one part's failure must not stop the others (one agent's
+    job in a fleet run), kept as that part's outcome; exit 70 as the CLI's own catch."""
+
+    exit_code = 70
 
 
 class InputError(OpsError):

@@ -1,4 +1,4 @@
-"""The settings schema: how one setting's raw value is read and checked.
+"""Private: the settings schema: how one setting's raw value is read and checked.
 
 Types come from the section dataclasses of :mod:`impromptu_ops.settings`; this module turns
 a raw value (a flag's or an environment variable's string, a TOML value) into that type and
@@ -224,6 +224,8 @@ def coerce(key: str, hint: Any, raw: Any, src: str) -> Any:
             if _FILE_NAME.search(key) and path.name in ("", ".", ".."):
                 raise bad("names a folder, and a file is needed here")
             return path
+        if key in CHECKS and not CHECKS[key][0](raw):
+            raise ConfigError(f"{where}: must be {CHECKS[key][1]}, got {shown}{origin_note}")
         if key in CHOICES and raw not in CHOICES[key]:
             raise ConfigError(f"{where}: {shown} is not one of "
                               + ", ".join(repr(c) for c in CHOICES[key]) + origin_note)

@@ -116,3 +116,19 @@ def rotate(verdict: Verdict) -> int:
 
     return {Verdict.DONE: ROTATE_DONE, Verdict.FAILED_SAFE: ROTATE_FAILED_SAFE,
             Verdict.KEY_AT_RISK: ROTATE_KEY_AT_RISK, Verdict.BUSY: ROTATE_TRY_LATER}[verdict]
+
+
+# fleet heartbeat: the most severe first (a refused key outranks bad data, config, an
+# outage, a failure)
+FLEET_HEARTBEAT_SEVERITY: Final = (77, 65, 78, 69, 74, INTERNAL, FAILURE)
+
+
+def fleet_heartbeat(codes: set[int], any_run: bool) -> int:
+    """``fleet heartbeat``: 0 when every agent ran or was skipped on purpose; the most
+    severe failure's code otherwise; 75 when every agent was skipped."""
+    failed = next((c for c in FLEET_HEARTBEAT_SEVERITY if c in codes), None)
+    if failed is not None:
+        return failed
+    if codes - {OK, SKIPPED}:
+        return FAILURE
+    return SKIPPED if any_run and codes == {SKIPPED} else OK

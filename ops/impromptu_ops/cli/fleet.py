@@ -99,7 +99,7 @@ def heartbeat_cmd(ctx: click.Context, app: App, as_json: bool,
     target = metrics_file or base.jobs.metrics_file
     if target is not None:
         jobs.write_fleet_metrics(target, runs)
-    code = jobs.heartbeat_exit(runs)
+    code = exitcodes.fleet_heartbeat({jobs.heartbeat_code(r) for r in runs}, bool(runs))
     if as_json:
         out_json({"exitCode": code, "agents": [_heartbeat_json(r) for r in runs]})
     else:

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import click
 
+from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.earnings import _since, _to_block, _until
 from impromptu_ops.cli.output import err, out
 from impromptu_ops.errors import OpsError
 
-EXIT_UNKNOWN = 3
+EXIT_UNKNOWN = exitcodes.RECONCILE_UNKNOWN
 
 
 @click.command("reconcile")
@@ -84,7 +85,7 @@ def reconcile_cmd(ctx: click.Context, app: App, from_block: int | None, since: s
             raise
         err(f"impromptu-ops: UNKNOWN: could not reconcile the fleet: {why}")
         ctx.exit(EXIT_UNKNOWN)
-    ctx.exit(verdict(result))
+    ctx.exit(exitcodes.reconcile(verdict(result)))
 
 
 # Usage errors (bad flags) mean "could not check" for this command: exit 3, not click's 2.

@@ -24,15 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from impromptu_ops.errors import EXIT_SKIPPED
 from impromptu_ops.fleet.run import AgentRun, run_each
 from impromptu_ops.settings import Settings
 
 if TYPE_CHECKING:
     from impromptu_ops.rotation.outcome import Verdict
 
-EXIT_SKIPPED = 75
-# The most severe first: a refused key outranks bad data, config, an outage, a failure.
-_HEARTBEAT_SEVERITY = (77, 65, 78, 69, 74, 70, 1)
 AGENT_PLACEHOLDER = "{agent}"
 HEARTBEAT_SLACK = 5.0  # seconds past an agent's own deadline before it counts as overrun
 
@@ -95,18 +93,6 @@ def heartbeat_code(run: AgentRun[Any]) -> int:
     if run.error is not None:
         return run.error.exit_code
     return int(run.value.exit_code) if run.value is not None else EXIT_SKIPPED
-
-
-def heartbeat_exit(runs: Sequence[AgentRun[Any]]) -> int:
-    """0 when every agent ran or was skipped on purpose; the most severe failure's code
-    otherwise; 75 when every agent was skipped."""
-    codes = {heartbeat_code(r) for r in runs}
-    failed = next((c for c in _HEARTBEAT_SEVERITY if c in codes), None)
-    if failed is not None:
-        return failed
-    if codes - {0, EXIT_SKIPPED}:
-        return 1
-    return EXIT_SKIPPED if runs and codes == {EXIT_SKIPPED} else 0
 
 
 def write_fleet_metrics(path: Path, runs: Sequence[AgentRun[Any]]) -> None:

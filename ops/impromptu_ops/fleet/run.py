@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from impromptu_ops.errors import DeadlineExceeded, OpsError
+from impromptu_ops.errors import DeadlineExceeded, InternalError, OpsError
 from impromptu_ops.secret import REDACTOR
 
 T = TypeVar("T")
@@ -45,19 +45,13 @@ class AgentRun(Generic[T]):
         return self.error is None and not self.skipped
 
 
-class _InternalError(OpsError):
-    """A bug in one agent's job, kept as that agent's outcome (exit 70, as the CLI's)."""
-
-    exit_code = 70
-
-
 def _guarded(job: Callable[[str], T], name: str) -> tuple[T | None, OpsError | None]:
     try:
         return job(name), None
     except OpsError as exc:
         return None, exc
     except Exception as exc:
-        return None, _InternalError(REDACTOR.redact(
+        return None, InternalError(REDACTOR.redact(
             f"internal error: {type(exc).__name__}: {exc}"))
 
 

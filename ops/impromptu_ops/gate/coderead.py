@@ -1,4 +1,4 @@
-"""Reading a shell or Python file as code, in a forked child (parser isolation).
+"""Private: reading a shell or Python file as code, in a forked child (parser isolation).
 
 The parsers (tree-sitter, ``ast``) are C code fed hostile input: :func:`code_events` runs
 them in a forked child that sends its events back as JSON and leaves with ``os._exit``, so

@@ -1,4 +1,4 @@
-"""The judge's record and the effects that need no recursion (pure).
+"""Private: the judge's record and the effects that need no recursion (pure).
 
 :class:`EffectRecorder` holds what a file did so far (events, fetched and written files,
 aliases, assignments) and judges the commands whose effect is direct: network calls and

@@ -1,4 +1,4 @@
-"""What a line really holds: hidden characters shown, base64 and hex blobs decoded. Pure.
+"""Private: what a line really holds: hidden characters shown, base64 and hex blobs decoded. Pure.
 
 :func:`visible` shows every control, format, bidi and invisible character as ``<U+XXXX>``
 (excerpts and the rendered diff use it, so a reviewer sees what is really there);

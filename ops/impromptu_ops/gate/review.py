@@ -1,4 +1,4 @@
-"""The values of an update review, and the rule that decides whether it may be approved.
+"""Private: the values of an update review, and the rule that decides whether it may be approved.
 
 :class:`Review` is what a person needs to decide (diff, findings, the digest that names it);
 :class:`Status` what is installed and waiting; :func:`check_approval` the pure approval rule

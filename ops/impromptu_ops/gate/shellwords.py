@@ -1,4 +1,4 @@
-"""What simple shell commands print, computed without running anything. Pure.
+"""Private: what simple shell commands print, computed without running anything. Pure.
 
 :mod:`.shell` asks here for the output of ``echo``, ``printf``, ``rev``, ``base64 -d``,
 ``xxd -r`` and ``tr`` when every input is known (:func:`literal_output`), so that a command

@@ -1,4 +1,4 @@
-"""The capability vocabulary of the update gate: classes, tool names, values, events. Pure.
+"""Private: the capability vocabulary of the update gate: classes, tool names, values, events. Pure.
 
 :data:`CLASSES` names what code can do (see :mod:`.capabilities`); the tool sets name the
 commands of each kind; :class:`Val` is a normalised word with its taints, :class:`Event` a

@@ -1,4 +1,4 @@
-"""The heartbeat's report: what one run did, and its renderings (lines, metrics).
+"""Private: the heartbeat's report: what one run did, and its renderings (lines, metrics).
 
 Values and pure functions only: :class:`HeartbeatReport` is built by
 :mod:`impromptu_ops.jobs.heartbeat`; :func:`lines` is the human output, :func:`samples` the

@@ -1,4 +1,4 @@
-"""Check states: the verdict every threshold evaluation returns. Pure values.
+"""Private: check states: the verdict every threshold evaluation returns. Pure values.
 
 States follow the Monitoring Plugins guidelines (OK, WARNING, CRITICAL, UNKNOWN). The worst
 of several is ordered OK < WARNING < UNKNOWN < CRITICAL (the service-state severity Icinga

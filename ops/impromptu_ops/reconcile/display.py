@@ -1,4 +1,4 @@
-"""How a reconciliation report's amounts, dates and verdicts are shown, in every format.
+"""Private: how a reconciliation report's amounts, dates and verdicts are shown, in every format.
 
 Shared by the tables, CSV and JSON (:mod:`.render`) and the HTML page (:mod:`.page`):
 constants, exact amount text (integers of base units, never a float), verdict sentences.

@@ -1,4 +1,4 @@
-"""``fleet reconcile``: one chain scan for every agent's wallet, split per agent afterwards.
+"""Private: ``fleet reconcile``: one chain scan for every agent's wallet, split per agent.
 
 This module owns the fleet run around :mod:`.service`: it validates each agent's chain
 settings (an agent that cannot be checked is reported, not fatal to the others), checks
@@ -9,7 +9,8 @@ topics[2] / topics[1] as a list, the JSON-RPC filter's OR within a topic positio
 finishes each agent's report from its own ledger (:func:`.service.finish_run`).
 
 It does not print or exit, and does not choose the agents: the caller passes the members
-(name, settings, ledger). The pure :func:`verdict` gives the fleet's exit code.
+(name, settings, ledger). The pure :func:`verdict` gives the fleet's verdict (the CLI
+maps it to a code).
 
 Exit codes: 0 every agent reconciled; 1 at least one agent has discrepancies (a finding
 outranks an agent that could not be checked: both are named in the summary); 3 no
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from impromptu_ops.platform.client import PlatformClient
 
 log = logging.getLogger(__name__)
-EXIT_RECONCILED, EXIT_DISCREPANCIES, EXIT_UNKNOWN = 0, 1, 3
 
 
 @dataclass(frozen=True)
@@ -89,13 +89,15 @@ class FleetResult:
         return [o.name for o in self.outcomes if o.status == status]
 
 
-def verdict(result: FleetResult) -> int:
-    """The fleet's exit code (see the module docstring). Pure."""
+def verdict(result: FleetResult) -> bool | None:
+    """The fleet's verdict: False when any agent has discrepancies (they win over "could
+    not check"), None when an agent could not be checked (or there was none), True when
+    every agent reconciles. The CLI maps it like ``earnings reconcile``'s. Pure."""
     if result.named("discrepancies"):
-        return EXIT_DISCREPANCIES
+        return False
     if result.named("unknown") or not result.outcomes:
-        return EXIT_UNKNOWN
-    return EXIT_RECONCILED
+        return None
+    return True
 
 
 def _same_chain(first: Settings, other: Settings) -> bool:

@@ -1,4 +1,4 @@
-"""The fleet reconciliation's outputs: one report file per agent, and the fleet summary.
+"""Private: the fleet reconciliation's outputs: one report file per agent, and the fleet summary.
 
 This module owns the file names of the per-agent reports (``<agent>.<ext>`` in a folder
 the operator names, written atomically by :func:`.render.write_report`) and the summary's

@@ -1,4 +1,4 @@
-"""The HTML report: one self-contained page with an inline SVG chart.
+"""Private: the HTML report: one self-contained page with an inline SVG chart.
 
 Inline CSS (screen and print) and an inline SVG chart; no script and no external resource;
 links only to the configured block explorer; every text is HTML-escaped. Amounts show a

@@ -1,4 +1,4 @@
-"""Who may run a rotation: identities, the record's lease, and "busy".
+"""Private: who may run a rotation: identities, the record's lease, and "busy".
 
 Two runs must never drive one rotation at once. The local lock
 (:class:`~impromptu_ops.locks.ProcessLock`) is the fast path on one machine; the record's

@@ -1,4 +1,4 @@
-"""The state one rotation run carries, and the small acts every step is built from.
+"""Private: the state one rotation run carries, and the small acts every step is built from.
 
 :class:`RunState` holds the injected provider, store, audit log, clock and test hooks, and
 the record as this run last wrote it. Its methods are the bricks of the steps: save the

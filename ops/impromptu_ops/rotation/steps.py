@@ -1,4 +1,4 @@
-"""The steps of a rotation: create and store, verify, activate, promote, retire, sweep,
+"""Private: the steps of a rotation: create and store, verify, activate, promote, retire, sweep,
 and the way back (rollback).
 
 Each step is idempotent or checks before it acts, so a resumed run replays the recorded
