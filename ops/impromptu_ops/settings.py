@@ -230,7 +230,7 @@ class ExecSettings:
 class FleetSettings:
     """``fleet`` commands (see :mod:`impromptu_ops.fleet`)."""
 
-    concurrency: int = 8  # agents served at once (each agent's own checks run beside it)
+    concurrency: int = 32  # agents served at once (each agent's own checks run beside it)
     max_requests: int = 16  # fleet health: platform requests in flight at once, all agents
     include_default: bool = True  # the agent ``default`` is part of the fleet
     shards: int = 1  # shard count (Kubernetes sets IMPROMPTU_FLEET_SHARDS in the bundle)
