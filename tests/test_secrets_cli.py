@@ -241,8 +241,9 @@ def test_vault_backend_round_trip(bao_server: BaoServer, unique_agent: str,
 def test_policy_renders_for_an_agent(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["secrets", "policy", "rotation", "--agent", "a7"], capsys)
     assert code == 0 and 'path "secret/data/impromptu/a7/*"' in out and "${" not in out
+    # --agent is the global agent option now: a name that is not plain is a usage error
     code, _, err = _run(["secrets", "policy", "rotation", "--agent", "../x"], capsys)
-    assert code == 65 and "invalid secret name" in err
+    assert code == 2 and "is not a plain name" in err
 
 
 def test_passphrase_store_through_the_environment(
