@@ -59,6 +59,15 @@ SERVER_MODULES = frozenset({
     "test_secrets_exec", "test_startup_imports", "test_store_contract", "test_store_vault",
 })
 SERVER_TESTS: dict[str, frozenset[str]] = {
+    "test_api": frozenset({"test_importing_the_api_imports_no_use_case"}),
+    "test_fleet_shards": frozenset({
+        "test_the_sharded_bundle_is_an_indexed_job_and_validates",
+        "test_a_sharded_fleet_without_vault_is_refused",
+    }),
+    "test_layers": frozenset({
+        "test_the_import_layers_hold",
+        "test_an_import_that_runs_back_up_breaks_the_contract",
+    }),
     "test_foundation_files": frozenset({
         "test_lock_is_exclusive_across_processes",
     }),
