@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
 from impromptu_ops.cli.output import err, out
 from impromptu_ops.errors import OpsError
+
+if TYPE_CHECKING:
+    from impromptu_ops.reconcile.service import Window
 
 
 def _since(ctx: click.Context, value: str | None, hint: str = "--since") -> datetime | None:
@@ -55,6 +58,23 @@ def _until(ctx: click.Context, value: str | None) -> datetime | None:
     when = _since(ctx, value, "--until")
     assert when is not None
     return when.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def scan_window(ctx: click.Context, from_block: int | None, to_block: str,
+                since: str | None, until: str | None) -> Window:
+    """The period to reconcile from the four options (blocks or UTC dates, not both at an
+    end); a contradiction is a usage error."""
+    from impromptu_ops.reconcile.service import Window
+
+    if from_block is not None and since is not None:
+        raise click.UsageError("give --from-block or --since, not both", ctx=ctx)
+    if until is not None and to_block != "latest":
+        raise click.UsageError("give --to-block or --until, not both", ctx=ctx)
+    window = Window(from_block=from_block, to_block=_to_block(ctx, to_block),
+                    since=_since(ctx, since), until=_until(ctx, until))
+    if window.since is not None and window.until is not None and window.until <= window.since:
+        raise click.UsageError("--until is before --since", ctx=ctx)
+    return window
 
 
 def _to_block(ctx: click.Context, value: str) -> int | None:
@@ -123,16 +143,7 @@ def reconcile(ctx: click.Context, app: App, from_block: int | None, since: str |
     """
     from impromptu_ops.api import Agent
     from impromptu_ops.reconcile import render
-    from impromptu_ops.reconcile.service import Window
-
-    if from_block is not None and since is not None:
-        raise click.UsageError("give --from-block or --since, not both", ctx=ctx)
-    if until is not None and to_block != "latest":
-        raise click.UsageError("give --to-block or --until, not both", ctx=ctx)
-    window = Window(from_block=from_block, to_block=_to_block(ctx, to_block),
-                    since=_since(ctx, since), until=_until(ctx, until))
-    if window.since is not None and window.until is not None and window.until <= window.since:
-        raise click.UsageError("--until is before --since", ctx=ctx)
+    window = scan_window(ctx, from_block, to_block, since, until)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         if output is not None:

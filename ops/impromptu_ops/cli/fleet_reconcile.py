@@ -24,7 +24,7 @@ import click
 
 from impromptu_ops.cli import exitcodes
 from impromptu_ops.cli.app import App, pass_app
-from impromptu_ops.cli.earnings import _since, _to_block, _until
+from impromptu_ops.cli.earnings import scan_window
 from impromptu_ops.cli.output import err, out
 from impromptu_ops.errors import OpsError
 
@@ -57,17 +57,9 @@ def reconcile_cmd(ctx: click.Context, app: App, from_block: int | None, since: s
     from impromptu_ops.fleet.roster import agent_settings
     from impromptu_ops.reconcile import fleet_render
     from impromptu_ops.reconcile.fleet import run_fleet_reconciliation, verdict
-    from impromptu_ops.reconcile.service import Window
     from impromptu_ops.roster import this_shard
 
-    if from_block is not None and since is not None:
-        raise click.UsageError("give --from-block or --since, not both", ctx=ctx)
-    if until is not None and to_block != "latest":
-        raise click.UsageError("give --to-block or --until, not both", ctx=ctx)
-    window = Window(from_block=from_block, to_block=_to_block(ctx, to_block),
-                    since=_since(ctx, since), until=_until(ctx, until))
-    if window.since is not None and window.until is not None and window.until <= window.since:
-        raise click.UsageError("--until is before --since", ctx=ctx)
+    window = scan_window(ctx, from_block, to_block, since, until)
     try:
         if output_dir is not None:
             fleet_render.check_folder(output_dir)  # before a long scan, not after it
