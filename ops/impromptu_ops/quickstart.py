@@ -144,7 +144,8 @@ Next, against the real platform:
   3. Check everything before you schedule anything:
        impromptu-ops health --format text
   4. Install the schedule (systemd timer, cron, launchd or Kubernetes):
-       impromptu-ops install --scheduler systemd --dry-run   # review, then without --dry-run
+       impromptu-ops install --scheduler systemd --scope user --dry-run   # review, then without
+     (a machine-wide schedule: --scope system --create-user, never as root)
   5. Run your agent with only its runtime keys, its output masked, restarted on rotation:
        impromptu-ops secrets exec --restart-on-change -- ./my-agent
   6. Rotate keys after testing, and on a schedule (the old key keeps working through the
