@@ -347,16 +347,9 @@ class CommandJudge(EffectRecorder):
             script = args[i]
             break
         if code is not None:
-            if code.untrusted:
-                self.event("fetch-exec", line, f"{name} runs code fetched or decoded at run "
-                           "time "
-                           f"({code.text[:60]})", code)
-            elif shell:
-                self.nested("shell", code, line, depth)
-            elif py:
-                self.nested("python", code, line, depth)
-            else:
-                self.script_code(name, code, line)
+            self._exec_text(name, code, line, depth, shell, py,
+                            f"{name} runs code fetched or decoded at run time "
+                            f"({code.text[:60]})")
             return
         if script is not None:
             path = script.text.removeprefix("./")
@@ -378,15 +371,21 @@ class CommandJudge(EffectRecorder):
 
     def _stdin_exec(self, name: str, stdin: Val, line: int, depth: int, shell: bool,
                     py: bool) -> None:
-        if stdin.untrusted:
-            self.event("fetch-exec", line, f"pipes content fetched, decoded or computed at run "
-                       f"time into {name}", stdin)
+        self._exec_text(name, stdin, line, depth, shell, py,
+                        f"pipes content fetched, decoded or computed at run time into {name}")
+
+    def _exec_text(self, name: str, text: Val, line: int, depth: int, shell: bool, py: bool,
+                   untrusted_note: str) -> None:
+        """Code an interpreter runs from text (``-c CODE`` or stdin): fetched or decoded text
+        is a fetch-exec; known text is read again as shell, Python or a one-liner."""
+        if text.untrusted:
+            self.event("fetch-exec", line, untrusted_note, text)
         elif shell:
-            self.nested("shell", stdin, line, depth)
+            self.nested("shell", text, line, depth)
         elif py:
-            self.nested("python", stdin, line, depth)
+            self.nested("python", text, line, depth)
         else:
-            self.script_code(name, stdin, line)
+            self.script_code(name, text, line)
 
     def script_code(self, name: str, code: Val, line: int, depth: int = 0) -> None:
         """Perl, Ruby, Node, PHP, awk one-liners: sockets, HTTP clients, process spawns
