@@ -85,7 +85,8 @@ class Steps(Reporting):
                     (p.disable if step is Step.OLD_DISABLED else p.delete)(rec.old.key_id)
                 else:  # nothing was sent: the audit says so, not "disabled"/"deleted"
                     self._log("old-unidentified", reason=f"{step.value} skipped: the old key "
-                              "could not be identified at the provider; it still works")
+                              "could not be identified at the provider, so nothing was "
+                              "disabled or deleted")
                 self._advance(step, note="" if rec.old.key_id else "old key unidentified")
             else:  # DONE
                 self.records.delete_pending(rec.secret)
