@@ -46,7 +46,9 @@ def reachable(*paths: Path) -> Iterator[None]:
     """Let others enter every folder above ``paths`` (o+x), restoring the modes after."""
     changed: dict[Path, int] = {}
     for path in paths:
-        for folder in path.resolve().parents:
+        # abspath, not resolve(): .venv/bin/python is a symlink, and resolving it would skip
+        # the checkout's own folders (a 0700 checkout, e.g. from mktemp -d, stayed shut)
+        for folder in Path(os.path.abspath(path)).parents:
             mode = folder.stat().st_mode
             if folder not in changed and not mode & stat.S_IXOTH:
                 changed[folder] = stat.S_IMODE(mode)
